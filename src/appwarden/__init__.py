@@ -1,0 +1,1 @@
+"""appwarden: the security system around a POS platform's app marketplace."""

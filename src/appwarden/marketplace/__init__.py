@@ -1,0 +1,1 @@
+"""The app marketplace: vendors, apps, approved scopes and listing states."""

@@ -1,0 +1,91 @@
+"""Platform tables. The tenant is the contract company; customers are shared by its stores."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import partial
+
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from appwarden.db.base import Base, UTCDateTime, public_id, utcnow
+
+
+class Company(Base):
+    """A contract company (契約): the tenant that owns stores and customers."""
+
+    __tablename__ = "companies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=partial(public_id, "co"))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Store(Base):
+    """A store of a contract company; email is None for stores that gave none."""
+
+    __tablename__ = "stores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=partial(public_id, "st"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+
+
+class User(Base):
+    """Someone who logs in to the console: a company owner, a security admin, a reviewer or a vendor."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=partial(public_id, "usr"))
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(30))  # company_owner | security_admin | reviewer | vendor
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Customer(Base):
+    """A member (会員) of a company. ``id`` is dense (bitmaps); ``public_id`` is what apps see."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=partial(public_id, "cus"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    home_store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_kana: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    email: Mapped[str | None] = mapped_column(String(320))
+    address: Mapped[str | None] = mapped_column(String(400))
+    birthday: Mapped[date | None] = mapped_column(Date)
+    gender: Mapped[str | None] = mapped_column(String(10))
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    rank: Mapped[str | None] = mapped_column(String(20))
+    is_canary: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    # Cursor pages walk (company_id, id): one index serves every tenant-scoped page.
+    __table_args__ = (Index("ix_customers_company_id_id", "company_id", "id"),)
+
+
+class Transaction(Base):
+    """A sale at a store, optionally by a member."""
+
+    __tablename__ = "transactions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=partial(public_id, "txn"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_transactions_company_id_id", "company_id", "id"),)
