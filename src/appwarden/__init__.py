@@ -1,1 +1,3 @@
 """appwarden: the security system around a POS platform's app marketplace."""
+
+__version__ = "0.1.0"

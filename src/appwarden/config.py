@@ -16,11 +16,21 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="APPWARDEN_", extra="ignore")
 
-    data_dir: Path = Field(default=Path(".appwarden"), description="Where the embedded database and keys live.")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in data_dir when unset.")
-    redis_url: str | None = Field(default=None, description="Redis for cross-worker revocation and rate limits.")
-    secret_key: str | None = Field(default=None, description="Master key; generated into data_dir when unset.")
-    admin_api_key: str | None = Field(default=None, description="Bearer key for /admin; generated when unset.")
+    data_dir: Path = Field(
+        default=Path(".appwarden"), description="Where the embedded database and keys live."
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite in data_dir when unset."
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for cross-worker revocation and rate limits."
+    )
+    secret_key: str | None = Field(
+        default=None, description="Master key; generated into data_dir when unset."
+    )
+    admin_api_key: str | None = Field(
+        default=None, description="Bearer key for /admin; generated when unset."
+    )
     smtp_url: str | None = None
     base_url: str = "http://127.0.0.1:8000"
 

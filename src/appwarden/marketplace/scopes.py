@@ -9,7 +9,15 @@ from enum import StrEnum
 from appwarden.errors import InvalidInput
 
 CUSTOMER_FIELDS: tuple[str, ...] = (
-    "name", "name_kana", "phone", "email", "address", "birthday", "gender", "points", "rank",
+    "name",
+    "name_kana",
+    "phone",
+    "email",
+    "address",
+    "birthday",
+    "gender",
+    "points",
+    "rank",
 )
 PII_FIELDS: frozenset[str] = frozenset(CUSTOMER_FIELDS[:6])
 RESOURCE_SCOPES: frozenset[str] = frozenset({"transactions:read", "products:read", "stores:read"})
@@ -66,7 +74,8 @@ def parse_scopes(scopes: Iterable[str] | str) -> list[str]:
             previous = seen_fields.get(parsed.field)
             if previous is not None and previous != str(parsed):
                 raise InvalidInput(
-                    f"field {parsed.field!r} requested in two modes ({previous}, {parsed})", code="invalid_scope"
+                    f"field {parsed.field!r} requested in two modes ({previous}, {parsed})",
+                    code="invalid_scope",
                 )
             seen_fields[parsed.field] = str(parsed)
         if str(parsed) not in out:

@@ -1,0 +1,99 @@
+"""The ``appwarden`` command line: one Typer app composing each capability's commands.
+
+Exit codes: 0 ok, 1 user error (one line on stderr), 2 usage.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from appwarden.errors import AppwardenError
+
+app = typer.Typer(
+    name="appwarden",
+    help="The security system around a POS platform's app marketplace.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply migrations to the configured database (SQLite under ./.appwarden by default)."""
+    from appwarden.config import get_settings
+    from appwarden.db.migrate import upgrade
+    from appwarden.terminal import stderr
+
+    settings = get_settings()
+    if settings.database_url is None:
+        settings.ensure_data_dir()
+    upgrade(settings.resolved_database_url, revision)
+    stderr.print(f"database at {_redact(settings.resolved_database_url)} is at {revision}")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the data API, OAuth server, admin API and console."""
+    import uvicorn
+
+    from appwarden.config import get_settings
+    from appwarden.db.migrate import upgrade
+
+    settings = get_settings()
+    if settings.database_url is None:
+        settings.ensure_data_dir()
+    upgrade(settings.resolved_database_url)
+    uvicorn.run("appwarden.asgi:app", host=host, port=port, workers=workers, log_level="warning")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _register() -> None:
+    from appwarden.demo.cli import demo
+    from appwarden.ledger.cli import ledger_app
+    from appwarden.marketplace.cli import apps_app
+
+    app.add_typer(apps_app, name="apps")
+    app.add_typer(ledger_app, name="ledger")
+    app.command("demo")(demo)
+
+
+_register()
+
+
+def run(argv: list[str]) -> int:
+    """Run the CLI on ``argv``; domain errors become one line on stderr and exit code 1."""
+    try:
+        result = app(args=argv, prog_name="appwarden", standalone_mode=False)
+    except AppwardenError as exc:
+        sys.stderr.write(f"error: {exc.detail}\n")
+        return exc.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("aborted\n")
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run(sys.argv[1:]))

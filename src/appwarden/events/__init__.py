@@ -1,0 +1,1 @@
+"""Security events: one table of enumerated ``source:subject:action`` tags, recorded in one place."""

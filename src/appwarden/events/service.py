@@ -1,0 +1,62 @@
+"""Recording and reading security events. Every tag is enumerated here."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appwarden.events.models import SecurityEvent
+
+
+class EventTag(StrEnum):
+    """Every security event the system records, as ``source:subject:action``."""
+
+    APP_REGISTERED = "app:listing:registered"
+    APP_SUSPENDED = "app:listing:suspended"
+    APP_DELISTED = "app:listing:delisted"
+    APP_RELISTED = "app:listing:relisted"
+    APP_SCOPE_APPROVED = "app:scope:approved"
+    APP_SECRET_ROTATED = "app:secret:rotated"
+    CONNECTION_CREATED = "connection:grant:created"
+    CONNECTION_UPDATED = "connection:grant:updated"
+    CONNECTION_REVOKED = "connection:grant:revoked"
+    TOKEN_ISSUED = "connection:token:issued"
+    TOKEN_REFRESHED = "connection:token:refreshed"
+    TOKEN_REVOKED = "connection:token:revoked"
+    TOKEN_REUSED = "connection:token:reuse-detected"
+    USER_LOGIN = "user:session:login"
+    USER_LOGIN_FAILED = "user:session:login-failed"
+    DETOKENIZE = "broker:token:detokenized"
+    LEDGER_WRITE_FAILED = "ledger:entry:write-failed"
+    LEDGER_VERIFIED = "ledger:chain:verified"
+    LEDGER_TAMPERED = "ledger:chain:tamper-detected"
+
+
+def record(
+    session: Session,
+    tag: EventTag,
+    *,
+    actor: str | None = None,
+    app_id: int | None = None,
+    company_id: int | None = None,
+    **data: Any,
+) -> SecurityEvent:
+    """Add a security event to the session's transaction (it commits with the change it describes)."""
+    event = SecurityEvent(tag=tag.value, actor=actor, app_id=app_id, company_id=company_id, data=data)
+    session.add(event)
+    return event
+
+
+def history(
+    session: Session, *, app_id: int | None = None, company_id: int | None = None, limit: int = 200
+) -> list[SecurityEvent]:
+    """Newest-first events, optionally for one app or company."""
+    query = select(SecurityEvent).order_by(SecurityEvent.id.desc()).limit(limit)
+    if app_id is not None:
+        query = query.where(SecurityEvent.app_id == app_id)
+    if company_id is not None:
+        query = query.where(SecurityEvent.company_id == company_id)
+    return list(session.scalars(query))

@@ -1,0 +1,133 @@
+"""Opaque bearer tokens: issued by Authlib's generator, stored as SHA-256 only, resolved to a grant.
+
+The OAuth endpoints (``oauth.server``) and the broker both go through these functions, so there is
+exactly one place that decides whether a presented token is good.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from authlib.common.security import generate_token
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appwarden.db.base import utcnow
+from appwarden.errors import Forbidden, Unauthenticated
+from appwarden.marketplace.models import App, ListingState
+from appwarden.marketplace.scopes import Mode, effective_scopes, field_modes
+from appwarden.oauth.models import Connection, ConnectionStatus, Token
+
+TOKEN_BYTES = 48
+
+
+def token_hash(token: str) -> str:
+    """The stored form of a token or code."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh opaque token (Authlib's CSPRNG generator)."""
+    return generate_token(TOKEN_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessContext:
+    """Who is calling the data API, for which company, with which effective grant."""
+
+    token_id: int
+    app_id: int
+    app_slug: str
+    company_id: int
+    connection_id: int
+    scopes: tuple[str, ...]  # approved ∩ consented ∩ token scope
+
+    @property
+    def field_modes(self) -> dict[str, Mode]:
+        return field_modes(self.scopes)
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise Forbidden(f"this token lacks the scope {scope!r}", required_scope=scope)
+
+
+def issue_token(
+    session: Session,
+    connection: Connection,
+    scope: str,
+    *,
+    access_ttl: int,
+    refresh_ttl: int | None,
+    family_id: str | None = None,
+    user_id: int | None = None,
+    now: datetime | None = None,
+) -> dict[str, str | int]:
+    """Create an access (and refresh) token for ``connection``; return the RFC 6749 token response."""
+    now = now or utcnow()
+    access = new_token()
+    refresh = new_token() if refresh_ttl else None
+    session.add(
+        Token(
+            access_token_hash=token_hash(access),
+            refresh_token_hash=token_hash(refresh) if refresh else None,
+            family_id=family_id or generate_token(24),
+            app_id=connection.app_id,
+            connection_id=connection.id,
+            company_id=connection.company_id,
+            user_id=user_id,
+            scope=scope,
+            issued_at=now,
+            access_expires_at=now + timedelta(seconds=access_ttl),
+            refresh_expires_at=now + timedelta(seconds=refresh_ttl) if refresh_ttl else None,
+        )
+    )
+    response: dict[str, str | int] = {
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": access_ttl,
+        "scope": scope,
+    }
+    if refresh:
+        response["refresh_token"] = refresh
+    return response
+
+
+def authenticate(session: Session, bearer: str | None, *, now: datetime | None = None) -> AccessContext:
+    """Resolve a presented bearer token to its :class:`AccessContext`, or fail closed.
+
+    401 for a missing, unknown, expired or revoked token; 403 ``app_delisted`` / ``connection_inactive``
+    when the token is fine but the app or the company's connection is not.
+    """
+    if not bearer:
+        raise Unauthenticated("missing bearer token")
+    now = now or utcnow()
+    row = session.execute(
+        select(Token, Connection, App)
+        .join(Connection, Token.connection_id == Connection.id)
+        .join(App, Token.app_id == App.id)
+        .where(Token.access_token_hash == token_hash(bearer))
+    ).first()
+    if row is None:
+        raise Unauthenticated("unknown access token")
+    token, connection, app = row
+    if token.revoked_at is not None:
+        raise Unauthenticated("access token has been revoked")
+    if token.access_expires_at <= now:
+        raise Unauthenticated("access token has expired", code="token_expired")
+    if app.listing_state != ListingState.LISTED.value:
+        raise Forbidden(f"app {app.slug!r} is {app.listing_state}", code=f"app_{app.listing_state}")
+    if connection.status != ConnectionStatus.ACTIVE.value:
+        raise Forbidden(f"the connection is {connection.status}", code="connection_inactive")
+    granted = effective_scopes(app.approved_scopes, connection.scopes)
+    in_token = set(token.scope.split())
+    scopes = tuple(s for s in granted if s in in_token)
+    return AccessContext(
+        token_id=token.id,
+        app_id=app.id,
+        app_slug=app.slug,
+        company_id=connection.company_id,
+        connection_id=connection.id,
+        scopes=scopes,
+    )
