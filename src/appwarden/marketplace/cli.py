@@ -57,9 +57,8 @@ def list_(json_mode: JsonOpt = False) -> None:
         return
     table = Table("slug", "name", "state", "approved scopes")
     for row in rows:
-        table.add_row(
-            str(row["slug"]), str(row["name"]), str(row["listing_state"]), " ".join(row["approved_scopes"])
-        )  # type: ignore[arg-type]
+        scopes = " ".join(str(s) for s in row["approved_scopes"])  # type: ignore[attr-defined]
+        table.add_row(str(row["slug"]), str(row["name"]), str(row["listing_state"]), scopes)
     out(False).print(table)
 
 
