@@ -8,8 +8,9 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import click
 import typer
+
+from sqlalchemy.exc import DBAPIError
 
 from appwarden.errors import AppwardenError
 
@@ -79,19 +80,23 @@ _register()
 def run(argv: list[str]) -> int:
     """Run the CLI on ``argv``; domain errors become one line on stderr and exit code 1."""
     try:
-        result = app(args=argv, prog_name="appwarden", standalone_mode=False)
+        app(args=argv, prog_name="appwarden")
+    except SystemExit as exc:  # Typer/Click finished: usage errors exit 2 with their message printed
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except AppwardenError as exc:
         sys.stderr.write(f"error: {exc.detail}\n")
         return exc.exit_code
-    except click.exceptions.Abort:
-        sys.stderr.write("aborted\n")
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except DBAPIError as exc:
+        # Usually an unmigrated or unreachable database; never show a traceback to the operator.
+        reason = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
+        sys.stderr.write(
+            f"error: database error: {reason} (is it reachable and migrated? `appwarden db upgrade`)\n"
+        )
         return 1
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 def main() -> None:

@@ -72,6 +72,12 @@ def get_database(settings: Settings | None = None) -> Database:
         settings.ensure_data_dir()
     url = settings.resolved_database_url
     if url not in _databases:
+        if settings.database_url is None:
+            # The embedded default upgrades itself so the first command just works; PostgreSQL is
+            # migrated explicitly by the operator (`appwarden db upgrade`).
+            from appwarden.db.migrate import upgrade
+
+            upgrade(url)
         _databases[url] = Database(url)
     return _databases[url]
 
