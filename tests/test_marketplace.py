@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 
 from appwarden.cli import run
 from appwarden.db.session import Database
+from appwarden.errors import InvalidInput
 from appwarden.events.models import SecurityEvent
 from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import effective_scopes, parse_scopes
-from appwarden.errors import InvalidInput
 
 
 def register_args(

@@ -9,7 +9,6 @@ import sys
 from typing import Annotated
 
 import typer
-
 from sqlalchemy.exc import DBAPIError
 
 from appwarden.errors import AppwardenError
