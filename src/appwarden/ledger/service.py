@@ -1,0 +1,318 @@
+"""The access ledger: record every delivery before it leaves, and answer who received whom.
+
+``record_delivery`` appends one hash-chained entry per response and ORs the delivered people into the
+per (app, company, field, mode) bitmap index, all in one transaction that it commits before returning.
+Any failure raises :class:`~appwarden.errors.Unavailable` (``ledger_unavailable``) so the broker answers
+503 and sends nothing: no record, no data.
+
+An empty delivery (a page with no people, a detokenize of nothing) still gets an entry: the request
+happened and the chain should say so; it just adds nobody to the index.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from pyroaring import BitMap
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from appwarden.config import Settings, get_settings
+from appwarden.db.base import utcnow
+from appwarden.db.session import Database
+from appwarden.errors import InvalidInput, NotFound, Unavailable
+from appwarden.ledger.chain import (
+    GENESIS,
+    EntryContent,
+    Key,
+    chain_key,
+    decode_payload,
+    encode_payload,
+    entry_hash,
+    iter_payload,
+    to_bitmap,
+)
+from appwarden.ledger.models import LedgerEntry, LedgerHead, LedgerIndex
+
+log = logging.getLogger(__name__)
+
+KINDS = frozenset({"delivery", "detokenize"})
+MODES = frozenset({"raw", "masked", "token"})
+HEAD_ID = 1
+
+_entries = LedgerEntry.__table__
+_head = LedgerHead.__table__
+_index = LedgerIndex.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerReceipt:
+    """Proof that a delivery is in the ledger: its position, chain hash and time."""
+
+    seq: int
+    hash: str
+    recorded_at: datetime
+
+
+_key_cache: tuple[Settings, bytes] | None = None
+
+
+def current_chain_key() -> bytes:
+    """The chain key for the process settings (cached: ``master_key`` may read a file)."""
+    global _key_cache
+    settings = get_settings()
+    if _key_cache is None or _key_cache[0] is not settings:
+        _key_cache = (settings, chain_key(settings.master_key))
+    return _key_cache[1]
+
+
+def record_delivery(
+    db: Database,
+    *,
+    request_id: str,
+    app_id: int,
+    company_id: int,
+    connection_id: int | None,
+    endpoint: str,
+    kind: str,
+    deliveries: Mapping[tuple[str, str], BitMap | Iterable[int] | np.ndarray[Any, Any]],
+    now: datetime | None = None,
+) -> LedgerReceipt:
+    """Append one entry for a response and update the index, committed before returning.
+
+    ``deliveries`` maps (field, mode) to the internal ids of the customers whose field went out in that
+    mode. Raises ``Unavailable(code="ledger_unavailable")`` if anything fails; nothing partial is kept.
+    """
+    if kind not in KINDS:
+        raise InvalidInput(f"unknown ledger kind {kind!r}")
+    bitmaps: dict[Key, BitMap] = {}
+    for (field, mode), ids in deliveries.items():
+        if mode not in MODES:
+            raise InvalidInput(f"unknown delivery mode {mode!r}")
+        bitmap = to_bitmap(ids)
+        if bitmap:
+            bitmaps[(field, mode)] = bitmap
+    recorded_at = now or utcnow()
+    try:
+        key = current_chain_key()
+        with db.session() as session:
+            return _append(
+                session.connection(),
+                key,
+                EntryContent(
+                    seq=0,  # filled in under the head lock
+                    recorded_at=recorded_at,
+                    request_id=request_id,
+                    app_id=app_id,
+                    company_id=company_id,
+                    connection_id=connection_id,
+                    endpoint=endpoint,
+                    kind=kind,
+                    persons=len(BitMap.union(*bitmaps.values())) if bitmaps else 0,
+                    payload=encode_payload(bitmaps),
+                ),
+                bitmaps,
+            )
+    except Exception as exc:
+        log.exception("ledger write failed for request %s", request_id)
+        _note_failure(db, request_id=request_id, app_id=app_id, company_id=company_id, error=exc)
+        raise Unavailable(
+            "the access ledger could not record this delivery", code="ledger_unavailable"
+        ) from exc
+
+
+def _lock_head(conn: Connection) -> tuple[int, str]:
+    """The head (seq, hash), locked until commit; created on first use.
+
+    On PostgreSQL ``FOR UPDATE`` makes concurrent appenders queue here, so the chain never forks; SQLite
+    already serialises writers with ``BEGIN IMMEDIATE`` (SQLAlchemy drops ``FOR UPDATE`` there).
+    """
+    query = select(_head.c.seq, _head.c.hash).where(_head.c.id == HEAD_ID).with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        ins = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        conn.execute(
+            ins(_head)
+            .values(id=HEAD_ID, seq=0, hash=GENESIS, updated_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        row = conn.execute(query).one()
+    return int(row.seq), str(row.hash)
+
+
+def _append(
+    conn: Connection, key: bytes, draft: EntryContent, bitmaps: Mapping[Key, BitMap]
+) -> LedgerReceipt:
+    head_seq, head_hash = _lock_head(conn)
+    content = EntryContent(**{**_fields(draft), "seq": head_seq + 1})
+    digest = entry_hash(key, head_hash, content)
+    conn.execute(insert(_entries).values(**_fields(content), prev_hash=head_hash, hash=digest))
+    conn.execute(
+        update(_head)
+        .where(_head.c.id == HEAD_ID)
+        .values(seq=content.seq, hash=digest, updated_at=content.recorded_at)
+    )
+    update_index(conn, content.app_id, content.company_id, bitmaps, content.recorded_at)
+    return LedgerReceipt(seq=content.seq, hash=digest, recorded_at=content.recorded_at)
+
+
+def _fields(content: EntryContent) -> dict[str, Any]:
+    return {name: getattr(content, name) for name in EntryContent.__slots__}
+
+
+def merge_into(serialised: bytes | None, new: BitMap) -> tuple[bytes | None, int]:
+    """OR ``new`` into a serialised bitmap: (new bytes, or None when nobody was added; cardinality)."""
+    if serialised is None:
+        merged = BitMap(new)
+    else:
+        merged = BitMap.deserialize(serialised)
+        before = len(merged)
+        merged |= new
+        if len(merged) == before:
+            # Nobody new (an app re-reading the same people): skip re-serialising and rewriting the blob.
+            return None, before
+    merged.run_optimize()
+    return merged.serialize(), len(merged)
+
+
+def update_index(
+    conn: Connection, app_id: int, company_id: int, bitmaps: Mapping[Key, BitMap], at: datetime
+) -> None:
+    """OR the delivered people into the index rows of (app, company, field, mode), creating missing rows.
+
+    Runs inside the appending transaction, after the head lock, so index writers are serialised too.
+    """
+    if not bitmaps:
+        return
+    fields = sorted({field for field, _ in bitmaps})
+    rows = conn.execute(
+        select(_index.c.id, _index.c.field, _index.c.mode, _index.c.bitmap).where(
+            _index.c.app_id == app_id, _index.c.company_id == company_id, _index.c.field.in_(fields)
+        )
+    ).all()
+    existing = {(row.field, row.mode): row for row in rows}
+    for key, bitmap in bitmaps.items():
+        row = existing.get(key)
+        blob, cardinality = merge_into(None if row is None else row.bitmap, bitmap)
+        if row is None:
+            conn.execute(
+                insert(_index).values(
+                    app_id=app_id,
+                    company_id=company_id,
+                    field=key[0],
+                    mode=key[1],
+                    bitmap=blob,
+                    cardinality=cardinality,
+                    first_at=at,
+                    last_at=at,
+                )
+            )
+        elif blob is None:
+            conn.execute(update(_index).where(_index.c.id == row.id).values(last_at=at))
+        else:
+            conn.execute(
+                update(_index)
+                .where(_index.c.id == row.id)
+                .values(bitmap=blob, cardinality=cardinality, last_at=at)
+            )
+
+
+def _note_failure(db: Database, *, request_id: str, app_id: int, company_id: int, error: Exception) -> None:
+    """Best effort: leave a security event about the failed write (the database may be what failed)."""
+    from appwarden.events.service import EventTag, record
+
+    try:
+        with db.session() as session:
+            record(
+                session,
+                EventTag.LEDGER_WRITE_FAILED,
+                actor="ledger",
+                app_id=app_id,
+                company_id=company_id,
+                request_id=request_id,
+                error=type(error).__name__,
+            )
+    except Exception:
+        log.warning("could not record the ledger failure event either", exc_info=True)
+
+
+def persons(session: Session, *, app_id: int, field: str, mode: str, company_id: int | None = None) -> BitMap:
+    """Everyone app ``app_id`` received ``field`` of in ``mode`` (in one company or all), from the index."""
+    query = select(LedgerIndex.bitmap).where(
+        LedgerIndex.app_id == app_id, LedgerIndex.field == field, LedgerIndex.mode == mode
+    )
+    if company_id is not None:
+        query = query.where(LedgerIndex.company_id == company_id)
+    result = BitMap()
+    for blob in session.scalars(query):
+        result |= BitMap.deserialize(blob)
+    return result
+
+
+def who_has(db: Database, customer_public_id: str) -> list[dict[str, Any]]:
+    """Every app, field and mode the customer's data went to, with first/last time and entry count.
+
+    The index narrows the scan to the (app, field, mode) keys whose bitmap holds the person; only those
+    apps' entries in the customer's company are then read to get the times and counts.
+    """
+    from appwarden.marketplace.models import App
+    from appwarden.platform.models import Customer
+
+    with db.sessionmaker() as session:
+        customer = session.scalar(select(Customer).where(Customer.public_id == customer_public_id))
+        if customer is None:
+            raise NotFound(f"no customer {customer_public_id!r}", code="customer_not_found")
+        wanted: dict[int, set[Key]] = {}
+        index_rows = session.execute(
+            select(LedgerIndex.app_id, LedgerIndex.field, LedgerIndex.mode, LedgerIndex.bitmap).where(
+                LedgerIndex.company_id == customer.company_id
+            )
+        )
+        for app_id, field, mode, blob in index_rows:
+            if customer.id in BitMap.deserialize(blob):
+                wanted.setdefault(app_id, set()).add((field, mode))
+        if not wanted:
+            return []
+        app_rows = session.execute(select(App.id, App.slug).where(App.id.in_(list(wanted))))
+        slugs = {app_id: slug for app_id, slug in app_rows}
+        found: dict[tuple[int, str, str], dict[str, Any]] = {}
+        scan = (
+            select(LedgerEntry.app_id, LedgerEntry.recorded_at, LedgerEntry.payload)
+            .where(LedgerEntry.company_id == customer.company_id, LedgerEntry.app_id.in_(list(wanted)))
+            .order_by(LedgerEntry.seq)
+            .execution_options(yield_per=1000)
+        )
+        for app_id, recorded_at, payload in session.execute(scan):
+            keys = wanted[app_id]
+            for key, raw in iter_payload(payload):
+                if key in keys and customer.id in BitMap.deserialize(bytes(raw)):
+                    item = found.setdefault(
+                        (app_id, *key),
+                        {
+                            "app": slugs.get(app_id, str(app_id)),
+                            "field": key[0],
+                            "mode": key[1],
+                            "first_at": recorded_at,
+                            "last_at": recorded_at,
+                            "entries": 0,
+                        },
+                    )
+                    item["last_at"] = recorded_at
+                    item["entries"] += 1
+    return sorted(found.values(), key=lambda item: (item["app"], item["field"], item["mode"]))
+
+
+__all__ = [
+    "LedgerReceipt",
+    "decode_payload",
+    "persons",
+    "record_delivery",
+    "who_has",
+]
