@@ -15,11 +15,11 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pyroaring import BitMap
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -47,9 +47,10 @@ KINDS = frozenset({"delivery", "detokenize"})
 MODES = frozenset({"raw", "masked", "token"})
 HEAD_ID = 1
 
-_entries = LedgerEntry.__table__
-_head = LedgerHead.__table__
-_index = LedgerIndex.__table__
+# Core statements on the tables: the append path is hot and needs no ORM unit of work.
+_entries = cast(Table, LedgerEntry.__table__)
+_head = cast(Table, LedgerHead.__table__)
+_index = cast(Table, LedgerIndex.__table__)
 
 
 @dataclass(frozen=True, slots=True)
