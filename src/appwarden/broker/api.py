@@ -1,5 +1,426 @@
-"""HTTP routes."""
+"""The data API for marketplace apps under ``/v1``.
 
-from fastapi import APIRouter
+Every route follows the same order, which is the broker's security contract:
 
-router = APIRouter()
+1. authenticate the bearer token (401/403, fail closed) and plan the projection from its grant;
+2. read exactly the rows and columns needed, scoped to the token's company;
+3. record in the ledger — committed — which people's which fields went out in which mode;
+   if that fails the app gets 503 ``ledger_unavailable`` and no data;
+4. only then mask/tokenise and serialise the body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
+
+import orjson
+from authlib.common.security import generate_token
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appwarden.broker import cursor as cursors
+from appwarden.broker import pseudonym, service
+from appwarden.config import Settings
+from appwarden.db.session import Database
+from appwarden.errors import Forbidden, InvalidInput, NotFound, Unavailable
+from appwarden.events.service import EventTag, record
+from appwarden.ledger import service as ledger
+from appwarden.marketplace.scopes import Mode
+from appwarden.oauth.tokens import AccessContext, authenticate
+from appwarden.platform.models import Customer, Store, Transaction
+from appwarden.web.deps import DatabaseDep, SettingsDep, bearer_token
+
+router = APIRouter(prefix="/v1", tags=["data API"])
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "`invalid_token` (missing, unknown, revoked) or `token_expired`."},
+    403: {"description": "`insufficient_scope`, `app_suspended`, `app_delisted` or `connection_inactive`."},
+    422: {"description": "`invalid_parameter` or `invalid_cursor`."},
+    503: {"description": "`ledger_unavailable`: the delivery could not be recorded, so nothing was sent."},
+}
+
+
+# --- response models (documentation only: bodies are serialised with orjson directly) -------------
+
+
+class CustomerOut(BaseModel):
+    """One customer as this app sees it. Fields not granted are absent; granted but missing are null."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(description="This app's own stable pseudonymous id for the person (`cus_…`).")
+
+
+class CustomerPage(BaseModel):
+    data: list[CustomerOut]
+    next_cursor: str | None = Field(description="Opaque cursor for the next page; null on the last page.")
+
+
+class CustomerOne(BaseModel):
+    data: CustomerOut
+
+
+class TransactionOut(BaseModel):
+    id: str = Field(description="`txn_…`")
+    store: str = Field(description="`st_…`")
+    amount: int
+    occurred_at: str
+    customer: str | None = Field(description="This app's id for the customer, or null (no member).")
+
+
+class TransactionPage(BaseModel):
+    data: list[TransactionOut]
+    next_cursor: str | None
+
+
+class DetokenizeIn(BaseModel):
+    purpose: str = Field(min_length=1, max_length=500, description="Why the values are needed (audited).")
+    tokens: list[str] = Field(
+        min_length=1, max_length=1000, description="`tok_…` values this app received (1..100)."
+    )
+
+
+class DetokenizedValue(BaseModel):
+    token: str
+    field: str
+    value: Any
+
+
+class DetokenizeOut(BaseModel):
+    data: list[DetokenizedValue]
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _json(body: Any, request_id: str) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json", headers={"X-Request-Id": request_id})
+
+
+def _access(request: Request, db: DatabaseDep) -> AccessContext:
+    """Authenticate first, as a dependency, so a caller without a good token learns nothing else
+    (not even whether its parameters were valid)."""
+    with db.session() as session:
+        return authenticate(session, bearer_token(request))
+
+
+AccessDep = Annotated[AccessContext, Depends(_access)]
+
+
+def _limit(settings: Settings, limit: int) -> int:
+    if not 1 <= limit <= settings.page_limit_max:
+        raise InvalidInput(f"limit must be between 1 and {settings.page_limit_max}", parameter="limit")
+    return limit
+
+
+def _record(
+    db: Database,
+    ctx: AccessContext,
+    *,
+    request_id: str,
+    endpoint: str,
+    kind: str,
+    deliveries: Mapping[tuple[str, str], Sequence[int]],
+) -> None:
+    """Write the ledger entry (committed by the ledger) or refuse the response: fail closed."""
+    try:
+        ledger.record_delivery(
+            db,
+            request_id=request_id,
+            app_id=ctx.app_id,
+            company_id=ctx.company_id,
+            connection_id=ctx.connection_id,
+            endpoint=endpoint,
+            kind=kind,
+            deliveries=deliveries,
+        )
+    except Exception as exc:  # any failure at all means nothing may be sent
+        raise Unavailable(
+            "the delivery could not be recorded in the access ledger; no data was sent",
+            code="ledger_unavailable",
+            request_id=request_id,
+        ) from exc
+
+
+def _new_request_id() -> str:
+    return f"req_{generate_token(24)}"
+
+
+def _customer_columns(projection: service.Projection) -> list[Any]:
+    return [Customer.id, *(getattr(Customer, f) for f in projection.names)]
+
+
+def _split(rows: Sequence[Any], projection: service.Projection) -> tuple[list[int], dict[str, Sequence[Any]]]:
+    """Rows → (ids, {field: column}) — the page transposed so it can be projected column by column."""
+    if not rows:
+        return [], {f: [] for f in projection.names}
+    columns = list(zip(*rows, strict=True))
+    return list(columns[0]), dict(zip(projection.names, columns[1:], strict=True))
+
+
+# --- routes -----------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/customers",
+    summary="List the company's customers",
+    description=(
+        "Cursor-paginated customers of the company the token belongs to, ordered and stable. Each "
+        "customer carries this app's pseudonymous `id` and exactly the fields the token is granted, each "
+        "in its mode (`raw`, `masked` such as `山田 **` / `090-****-5678` / `y***@example.com`, or "
+        "`token`: a `tok_…` pseudonym stable for this app). `fields=name,phone` narrows the response. "
+        "Every response is recorded in the access ledger before it is sent; `X-Request-Id` names it."
+    ),
+    response_model=CustomerPage,
+    responses=_PROBLEMS,
+)
+def list_customers(
+    ctx: AccessDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(description="Page size, 1..500.")] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    fields: Annotated[str | None, Query(description="Comma-separated subset of the granted fields.")] = None,
+) -> Response:
+    master = settings.master_key
+    projection = service.plan_projection(ctx.field_modes, fields)
+    size = _limit(settings, limit)
+    after = 0
+    if cursor is not None:
+        after = cursors.decode(
+            master, cursor, listing="customers", app_id=ctx.app_id, company_id=ctx.company_id
+        )
+    with db.session() as session:
+        rows = session.execute(
+            select(*_customer_columns(projection))
+            .where(Customer.company_id == ctx.company_id, Customer.id > after)
+            .order_by(Customer.id)
+            .limit(size + 1)  # one extra row tells whether a next page exists
+        ).all()
+    more = len(rows) > size
+    ids, columns = _split(rows[:size], projection)
+    request_id = _new_request_id()
+    _record(
+        db,
+        ctx,
+        request_id=request_id,
+        endpoint="GET /v1/customers",
+        kind="delivery",
+        deliveries=service.deliveries(projection, ids, columns),
+    )
+    data = service.render_customers(
+        projection, ids, columns, key=pseudonym.app_key(master, ctx.app_id), company_id=ctx.company_id
+    )
+    next_cursor = (
+        cursors.encode(
+            master, listing="customers", app_id=ctx.app_id, company_id=ctx.company_id, last_id=ids[-1]
+        )
+        if more
+        else None
+    )
+    return _json({"data": data, "next_cursor": next_cursor}, request_id)
+
+
+@router.get(
+    "/customers/{customer_id}",
+    summary="Get one customer",
+    description=(
+        "One customer by this app's id for them (`cus_…` from a listing). An id of another company or "
+        "made for another app is 404 `customer_not_found`. Fields and modes as in the listing."
+    ),
+    response_model=CustomerOne,
+    responses={**_PROBLEMS, 404: {"description": "`customer_not_found`."}},
+)
+def get_customer(
+    customer_id: str,
+    ctx: AccessDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    fields: Annotated[str | None, Query(description="Comma-separated subset of the granted fields.")] = None,
+) -> Response:
+    master = settings.master_key
+    not_found = NotFound("no such customer", code="customer_not_found")
+    projection = service.plan_projection(ctx.field_modes, fields)
+    key = pseudonym.app_key(master, ctx.app_id)
+    decoded = pseudonym.decode_one(key, customer_id, pseudonym.ID_PREFIX)
+    if decoded is None or decoded.company_id != ctx.company_id:
+        raise not_found
+    with db.session() as session:
+        rows = session.execute(
+            select(*_customer_columns(projection)).where(
+                Customer.company_id == ctx.company_id, Customer.id == decoded.customer_id
+            )
+        ).all()
+    if not rows:
+        raise not_found
+    ids, columns = _split(rows, projection)
+    request_id = _new_request_id()
+    _record(
+        db,
+        ctx,
+        request_id=request_id,
+        endpoint="GET /v1/customers/{id}",
+        kind="delivery",
+        deliveries=service.deliveries(projection, ids, columns),
+    )
+    data = service.render_customers(projection, ids, columns, key=key, company_id=ctx.company_id)
+    return _json({"data": data[0]}, request_id)
+
+
+@router.get(
+    "/transactions",
+    summary="List the company's transactions",
+    description=(
+        "Cursor-paginated sales of the company's stores (scope `transactions:read`). `customer` is this "
+        "app's pseudonymous id for the member, or null."
+    ),
+    response_model=TransactionPage,
+    responses=_PROBLEMS,
+)
+def list_transactions(
+    ctx: AccessDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(description="Page size, 1..500.")] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> Response:
+    master = settings.master_key
+    ctx.require("transactions:read")
+    size = _limit(settings, limit)
+    after = 0
+    if cursor is not None:
+        after = cursors.decode(
+            master, cursor, listing="transactions", app_id=ctx.app_id, company_id=ctx.company_id
+        )
+    with db.session() as session:
+        rows = session.execute(
+            select(
+                Transaction.id,
+                Transaction.public_id,
+                Store.public_id,
+                Transaction.amount,
+                Transaction.occurred_at,
+                Transaction.customer_id,
+            )
+            .join(Store, Store.id == Transaction.store_id)
+            .where(Transaction.company_id == ctx.company_id, Transaction.id > after)
+            .order_by(Transaction.id)
+            .limit(size + 1)
+        ).all()
+    more = len(rows) > size
+    rows = rows[:size]
+    request_id = _new_request_id()
+    # No customer field leaves here (only this app's pseudonymous ids), but the call is still recorded.
+    _record(db, ctx, request_id=request_id, endpoint="GET /v1/transactions", kind="delivery", deliveries={})
+    members = [r[5] for r in rows if r[5] is not None]
+    member_ids = iter(
+        pseudonym.encode_column(pseudonym.app_key(master, ctx.app_id), ctx.company_id, [("id", members)])[0]
+    )
+    data = [
+        {
+            "id": r[1],
+            "store": r[2],
+            "amount": r[3],
+            "occurred_at": r[4].isoformat(),
+            "customer": None if r[5] is None else next(member_ids),
+        }
+        for r in rows
+    ]
+    next_cursor = (
+        cursors.encode(
+            master, listing="transactions", app_id=ctx.app_id, company_id=ctx.company_id, last_id=rows[-1][0]
+        )
+        if more
+        else None
+    )
+    return _json({"data": data, "next_cursor": next_cursor}, request_id)
+
+
+@router.post(
+    "/detokenize",
+    summary="Reveal the values behind tokens",
+    description=(
+        "Exchange `tok_…` values this app received for its own company for the real values, stating a "
+        "purpose. Only fields granted in `token` mode; 1..100 tokens; all or nothing (any token that is "
+        "not this app's for this company is 404 `token_not_found`, a field no longer granted in token "
+        "mode is 403 `insufficient_scope`). Recorded in the ledger as `raw` deliveries (kind "
+        "`detokenize`) and as a security event."
+    ),
+    response_model=DetokenizeOut,
+    responses={**_PROBLEMS, 404: {"description": "`token_not_found`."}},
+)
+def detokenize(body: DetokenizeIn, ctx: AccessDep, db: DatabaseDep, settings: SettingsDep) -> Response:
+    master = settings.master_key
+    if len(body.tokens) > settings.detokenize_max:
+        raise InvalidInput(f"at most {settings.detokenize_max} tokens per request", parameter="tokens")
+    if not body.purpose.strip():
+        raise InvalidInput("purpose must not be blank", parameter="purpose")
+    key = pseudonym.app_key(master, ctx.app_id)
+    decoded = pseudonym.decode_many(key, body.tokens, pseudonym.TOKEN_PREFIX)
+    for token, item in zip(body.tokens, decoded, strict=True):
+        if item is None or item.company_id != ctx.company_id:
+            raise NotFound(f"unknown token {token[:40]!r}", code="token_not_found", token=token[:40])
+    found = [d for d in decoded if d is not None]
+    granted = ctx.field_modes
+    refused = sorted({d.field for d in found if granted.get(d.field) is not Mode.TOKEN})
+    if refused:
+        raise Forbidden(
+            f"detokenizing needs the field granted in token mode: {', '.join(refused)}",
+            required_scope=[f"customers.{f}:token" for f in refused],
+        )
+    with db.session() as session:
+        values = _detokenize_values(session, ctx.company_id, found)
+        if any(v is _MISSING for v in values):
+            raise NotFound("a token refers to a customer that no longer exists", code="token_not_found")
+    request_id = _new_request_id()
+    by_field: dict[tuple[str, str], set[int]] = {}
+    for item, value in zip(found, values, strict=True):
+        if value is not None:
+            by_field.setdefault((item.field, Mode.RAW.value), set()).add(item.customer_id)
+    deliveries = {k: sorted(v) for k, v in by_field.items()}
+    _record(
+        db,
+        ctx,
+        request_id=request_id,
+        endpoint="POST /v1/detokenize",
+        kind="detokenize",
+        deliveries=deliveries,
+    )
+    with db.session() as session:
+        record(
+            session,
+            EventTag.DETOKENIZE,
+            actor=ctx.app_slug,
+            app_id=ctx.app_id,
+            company_id=ctx.company_id,
+            request_id=request_id,
+            purpose=body.purpose.strip(),
+            tokens=len(body.tokens),
+            fields=sorted({f for f, _ in deliveries}),
+        )
+    data = [
+        {"token": token, "field": item.field, "value": value}
+        for token, item, value in zip(body.tokens, found, values, strict=True)
+    ]
+    return _json({"data": data}, request_id)
+
+
+_MISSING = object()
+
+
+def _detokenize_values(session: Session, company_id: int, items: Sequence[pseudonym.Decoded]) -> list[Any]:
+    """Each token's current value (one query per field), ``_MISSING`` where the customer is gone."""
+    wanted: dict[str, set[int]] = {}
+    for item in items:
+        wanted.setdefault(item.field, set()).add(item.customer_id)
+    found: dict[tuple[str, int], Any] = {}
+    for field, people in wanted.items():
+        column = getattr(Customer, field)
+        for cid, value in session.execute(
+            select(Customer.id, column).where(Customer.company_id == company_id, Customer.id.in_(people))
+        ):
+            found[(field, cid)] = value
+    return [found.get((i.field, i.customer_id), _MISSING) for i in items]
