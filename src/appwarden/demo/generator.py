@@ -11,13 +11,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from faker import Faker
 from faker.providers.address.ja_JP import Provider as AddressProvider
 from faker.providers.person.ja_JP import Provider as PersonProvider
-from sqlalchemy import insert, text
+from sqlalchemy import Table, insert, text
 from sqlalchemy.orm import Session
 
 from appwarden.db.session import Database
@@ -39,6 +39,8 @@ EMAIL_P = [0.38, 0.2, 0.16, 0.1, 0.07, 0.05, 0.04]
 TRANSACTIONS_PER_CUSTOMER = 0.6
 NON_MEMBER_SALES = 0.2
 TODAY = date(2026, 1, 5)
+CUSTOMERS = cast(Table, Customer.__table__)
+TRANSACTIONS = cast(Table, Transaction.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +277,7 @@ def _insert_customers(session: Session, cust: dict[str, Any]) -> int:
             }
             for i in range(start, min(n, start + BATCH))
         ]
-        session.execute(insert(Customer.__table__), rows)
+        session.execute(insert(CUSTOMERS), rows)
     return n
 
 
@@ -312,7 +314,7 @@ def _insert_transactions(
             }
             for i in range(start, min(n, start + BATCH))
         ]
-        session.execute(insert(Transaction.__table__), rows)
+        session.execute(insert(TRANSACTIONS), rows)
     return n
 
 
