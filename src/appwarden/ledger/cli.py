@@ -1,5 +1,76 @@
-"""Ledger commands."""
+"""``appwarden ledger …``: verify the chain and index, and ask who received a customer's data."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
+
+from appwarden.db.session import get_database
+from appwarden.errors import InvalidInput
+from appwarden.terminal import out, print_json, progress
 
 ledger_app = typer.Typer(help="The access ledger.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+
+
+@ledger_app.command("verify")
+def verify_cmd(json_mode: JsonOpt = False) -> None:
+    """Check every entry's hash, the chain and the index; exit 1 and list the problems if tampered."""
+    from appwarden.ledger.verify import verify
+
+    console = out(json_mode)
+    with progress(json_mode=json_mode) as bar:
+        task = bar.add_task("verifying ledger", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = verify(get_database(), actor="cli", on_progress=on_progress)
+    if json_mode:
+        print_json(report.to_dict())
+    else:
+        console.print(report.summary())
+        if not report.intact:
+            table = Table("problem", "position", "count", "detail")
+            for problem in report.problems:
+                table.add_row(problem.kind, str(problem.position), str(problem.count), problem.detail)
+            console.print(table)
+    if not report.intact:
+        raise typer.Exit(1)
+
+
+@ledger_app.command("who-has")
+def who_has_cmd(
+    customer: Annotated[str, typer.Argument(help="The customer's public id (cus_…).")],
+    json_mode: JsonOpt = False,
+) -> None:
+    """Every app, field and mode this customer's data went to, with first and last time."""
+    from appwarden.ledger.queries import who_has
+
+    if not customer.startswith("cus_"):
+        raise InvalidInput(f"{customer!r} is not a customer public id (cus_…)")
+    rows = who_has(get_database(), customer)
+    if json_mode:
+        print_json([_jsonable(row) for row in rows])
+        return
+    console = out(False)
+    if not rows:
+        console.print(f"no app has received any of {customer}'s data")
+        return
+    table = Table("app", "field", "mode", "first", "last", "entries", title=f"who has {customer}")
+    for row in rows:
+        table.add_row(
+            row["app"],
+            row["field"],
+            row["mode"],
+            row["first_at"].isoformat(timespec="seconds"),
+            row["last_at"].isoformat(timespec="seconds"),
+            str(row["entries"]),
+        )
+    console.print(table)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "first_at": row["first_at"].isoformat(), "last_at": row["last_at"].isoformat()}

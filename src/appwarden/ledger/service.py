@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from appwarden.config import Settings, get_settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
-from appwarden.errors import InvalidInput, NotFound, Unavailable
+from appwarden.errors import InvalidInput, Unavailable
 from appwarden.ledger.chain import (
     GENESIS,
     EntryContent,
@@ -36,7 +36,6 @@ from appwarden.ledger.chain import (
     decode_payload,
     encode_payload,
     entry_hash,
-    iter_payload,
     to_bitmap,
 )
 from appwarden.ledger.models import LedgerEntry, LedgerHead, LedgerIndex
@@ -257,63 +256,7 @@ def persons(session: Session, *, app_id: int, field: str, mode: str, company_id:
     return result
 
 
-def who_has(db: Database, customer_public_id: str) -> list[dict[str, Any]]:
-    """Every app, field and mode the customer's data went to, with first/last time and entry count.
+# Read-side queries live in ``queries``; re-exported so callers have one import.
+from appwarden.ledger.queries import who_has  # noqa: E402
 
-    The index narrows the scan to the (app, field, mode) keys whose bitmap holds the person; only those
-    apps' entries in the customer's company are then read to get the times and counts.
-    """
-    from appwarden.marketplace.models import App
-    from appwarden.platform.models import Customer
-
-    with db.sessionmaker() as session:
-        customer = session.scalar(select(Customer).where(Customer.public_id == customer_public_id))
-        if customer is None:
-            raise NotFound(f"no customer {customer_public_id!r}", code="customer_not_found")
-        wanted: dict[int, set[Key]] = {}
-        index_rows = session.execute(
-            select(LedgerIndex.app_id, LedgerIndex.field, LedgerIndex.mode, LedgerIndex.bitmap).where(
-                LedgerIndex.company_id == customer.company_id
-            )
-        )
-        for app_id, field, mode, blob in index_rows:
-            if customer.id in BitMap.deserialize(blob):
-                wanted.setdefault(app_id, set()).add((field, mode))
-        if not wanted:
-            return []
-        app_rows = session.execute(select(App.id, App.slug).where(App.id.in_(list(wanted))))
-        slugs = {app_id: slug for app_id, slug in app_rows}
-        found: dict[tuple[int, str, str], dict[str, Any]] = {}
-        scan = (
-            select(LedgerEntry.app_id, LedgerEntry.recorded_at, LedgerEntry.payload)
-            .where(LedgerEntry.company_id == customer.company_id, LedgerEntry.app_id.in_(list(wanted)))
-            .order_by(LedgerEntry.seq)
-            .execution_options(yield_per=1000)
-        )
-        for app_id, recorded_at, payload in session.execute(scan):
-            keys = wanted[app_id]
-            for key, raw in iter_payload(payload):
-                if key in keys and customer.id in BitMap.deserialize(bytes(raw)):
-                    item = found.setdefault(
-                        (app_id, *key),
-                        {
-                            "app": slugs.get(app_id, str(app_id)),
-                            "field": key[0],
-                            "mode": key[1],
-                            "first_at": recorded_at,
-                            "last_at": recorded_at,
-                            "entries": 0,
-                        },
-                    )
-                    item["last_at"] = recorded_at
-                    item["entries"] += 1
-    return sorted(found.values(), key=lambda item: (item["app"], item["field"], item["mode"]))
-
-
-__all__ = [
-    "LedgerReceipt",
-    "decode_payload",
-    "persons",
-    "record_delivery",
-    "who_has",
-]
+__all__ = ["LedgerReceipt", "decode_payload", "persons", "record_delivery", "who_has"]

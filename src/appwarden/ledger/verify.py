@@ -1,0 +1,320 @@
+"""Verifying the ledger: the keyed hash chain, the head, and the index against the entries.
+
+The walk streams entries in ``seq`` order (keyset batches) and classifies each problem with its position:
+
+- ``altered``: an entry's HMAC does not match its content, but the chain still runs through it (its
+  successor, or the head, links to its stored hash) — the content was edited in place.
+- ``inserted``: an entry that does not verify and that the chain skips over (its successor links to its
+  predecessor), or that sits beyond the head. Entries renumbered to make room for it are recognised as
+  authentic under their original number and counted in the problem's detail.
+- ``removed``: a gap in ``seq``; an authentic entry whose predecessor is missing (removal hidden by
+  renumbering); or a head that says more entries exist than do (tail truncation).
+- ``index_mismatch``: an index bitmap that differs from the union of the entries' payloads for its key.
+
+Only the holder of the master key can compute entry hashes, so none of this can be papered over with
+database write access alone. (Truncating the tail *and* rolling the head back to an older, genuine
+(seq, hash) cannot be seen from inside the database; the ``ledger:chain:verified`` events, which carry the
+head, are the external anchor for that.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pyroaring import BitMap
+from sqlalchemy import Row, func, select
+
+from appwarden.db.session import Database
+from appwarden.ledger.chain import GENESIS, EntryContent, entry_hash, hashes_equal, iter_payload
+from appwarden.ledger.models import LedgerEntry, LedgerHead, LedgerIndex
+from appwarden.ledger.service import HEAD_ID, current_chain_key
+
+BATCH = 2000
+IndexKey = tuple[int, int, str, str]  # (app, company, field, mode)
+
+
+@dataclass
+class Problem:
+    """One thing wrong with the ledger, at ``position`` (an entry's seq; 0 for the chain as a whole)."""
+
+    kind: str  # altered | inserted | removed | index_mismatch
+    position: int
+    detail: str
+    count: int = 1
+    key: dict[str, Any] | None = None
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of :func:`verify`."""
+
+    entries: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    index_keys: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        """One line for people."""
+        if self.intact:
+            return f"ledger intact: {self.entries} entries, head {self.head_seq} {self.head_hash[:16]}…"
+        kinds: dict[str, int] = {}
+        for problem in self.problems:
+            kinds[problem.kind] = kinds.get(problem.kind, 0) + 1
+        found = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        return f"ledger TAMPERED: {found} (of {self.entries} entries, head {self.head_seq})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "intact": self.intact,
+            "entries": self.entries,
+            "head": {"seq": self.head_seq, "hash": self.head_hash},
+            "index_keys": self.index_keys,
+            "problems": [asdict(p) for p in self.problems],
+        }
+
+
+_COLUMNS = (
+    LedgerEntry.seq,
+    LedgerEntry.recorded_at,
+    LedgerEntry.request_id,
+    LedgerEntry.app_id,
+    LedgerEntry.company_id,
+    LedgerEntry.connection_id,
+    LedgerEntry.endpoint,
+    LedgerEntry.kind,
+    LedgerEntry.persons,
+    LedgerEntry.payload,
+    LedgerEntry.prev_hash,
+    LedgerEntry.hash,
+)
+
+
+def _stream(db: Database) -> Iterator[Any]:
+    """Entries in seq order, a keyset batch per short read transaction (never one huge result)."""
+    after = None
+    while True:
+        query = select(*_COLUMNS).order_by(LedgerEntry.seq).limit(BATCH)
+        if after is not None:
+            query = query.where(LedgerEntry.seq > after)
+        with db.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].seq
+
+
+def _content(row: Row[Any], seq: int) -> EntryContent:
+    return EntryContent(
+        seq=seq,
+        recorded_at=row.recorded_at,
+        request_id=row.request_id,
+        app_id=row.app_id,
+        company_id=row.company_id,
+        connection_id=row.connection_id,
+        endpoint=row.endpoint,
+        kind=row.kind,
+        persons=row.persons,
+        payload=row.payload,
+    )
+
+
+class _Walker:
+    """The chain walk's state, fed one entry at a time with a one-entry lookahead."""
+
+    def __init__(self, key: bytes, report: VerifyReport, head: tuple[int, str] | None) -> None:
+        self.key = key
+        self.report = report
+        self.head = head
+        self.prev_hash = GENESIS  # stored hash of the last entry the chain runs through
+        self.expected = 1  # next seq we expect to see
+        self.shift = 0  # entries renumbered by an insertion (+) or removal (-) hidden that way
+        self.renumbered: Problem | None = None  # the insertion/removal that the shift belongs to
+        self.last_original_seq = 0
+        self.last_hash = GENESIS
+
+    def _valid(self, row: Row[Any], seq: int) -> bool:
+        try:
+            return hashes_equal(entry_hash(self.key, row.prev_hash, _content(row, seq)), row.hash)
+        except (ValueError, TypeError, AttributeError):
+            return False
+
+    def add(self, kind: str, position: int, detail: str, count: int = 1) -> Problem:
+        problem = Problem(kind, position, detail, count)
+        self.report.problems.append(problem)
+        return problem
+
+    def step(self, row: Row[Any], nxt: Row[Any] | None) -> bool:
+        """Check one entry; False when it is not part of the chain (a forged insertion)."""
+        seq = row.seq
+        gap = seq - self.expected
+        if gap > 0:
+            last = seq - 1
+            where = f"seq {self.expected}" if gap == 1 else f"seq {self.expected}..{last}"
+            self.add("removed", self.expected, f"{where} missing (gap in the chain)", gap)
+        self.expected = seq + 1
+        links = row.prev_hash == self.prev_hash
+        if self._valid(row, seq - self.shift):
+            if self.shift and self.renumbered is not None:
+                self.renumbered.detail = self._renumber_note()
+            if not links and gap <= 0:
+                self.add("removed", seq, f"the entry before seq {seq} is missing (later entries renumbered)")
+            self._accept(row, seq - self.shift)
+            return True
+        # Removal hidden by renumbering: the entry verifies under the number it had before.
+        if not links and gap <= 0 and self._valid(row, seq - self.shift + 1):
+            self.shift -= 1
+            self.renumbered = self.add("removed", seq, f"the entry before seq {seq} is missing")
+            self._accept(row, seq - self.shift)
+            return True
+        successor_hash = nxt.prev_hash if nxt is not None else (self.head[1] if self.head else None)
+        if successor_hash is not None and successor_hash == row.hash:
+            self.add("altered", seq, f"seq {seq}: content does not match its hash (edited in place)")
+            self._accept(row, seq - self.shift)
+        elif successor_hash is not None and successor_hash == self.prev_hash:
+            self.shift += 1
+            self.renumbered = self.add("inserted", seq, f"seq {seq}: forged entry the chain skips over")
+            return False
+        elif self.head is not None and nxt is None and seq - self.shift > self.head[0]:
+            self.add("inserted", seq, f"seq {seq}: beyond the head (seq {self.head[0]})")
+            return False
+        else:
+            # Content and hash both replaced: trust the successor's (HMAC-covered) link so one edit is
+            # reported once instead of cascading down the chain.
+            self.add("altered", seq, f"seq {seq}: content and hash replaced")
+            self._accept(row, seq - self.shift, successor_hash)
+        return True
+
+    def _renumber_note(self) -> str:
+        assert self.renumbered is not None
+        base = self.renumbered.detail.split(";")[0]
+        return f"{base}; later entries renumbered by {self.shift:+d} to hide it"
+
+    def _accept(self, row: Row[Any], original_seq: int, chained_hash: str | None = None) -> None:
+        self.prev_hash = chained_hash or row.hash
+        self.last_original_seq = original_seq
+        self.last_hash = self.prev_hash
+
+    def finish(self) -> None:
+        if self.head is None:
+            if self.report.entries:
+                self.add("removed", 0, "the chain head row is missing")
+            return
+        head_seq, head_hash = self.head
+        if head_seq > self.last_original_seq:
+            missing = head_seq - self.last_original_seq
+            first = self.last_original_seq + 1
+            self.add(
+                "removed", first, f"tail truncated: head is at seq {head_seq}, entries end before", missing
+            )
+        elif head_seq == self.last_original_seq and head_hash != self.last_hash:
+            self.add("altered", head_seq, "the chain head's hash does not match the last entry")
+
+
+def verify(
+    db: Database, *, actor: str = "ledger", on_progress: Callable[[int, int], None] | None = None
+) -> VerifyReport:
+    """Walk and check the whole ledger; record ``ledger:chain:verified`` or ``…:tamper-detected``.
+
+    ``on_progress(done, total)`` is called every batch (the CLI draws a progress bar with it).
+    """
+    from appwarden.events.service import EventTag, record
+
+    report = VerifyReport()
+    with db.sessionmaker() as session:
+        head_row = session.execute(
+            select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.id == HEAD_ID)
+        ).first()
+        total = session.scalar(select(func.count()).select_from(LedgerEntry)) or 0
+    head = (int(head_row.seq), str(head_row.hash)) if head_row is not None else None
+    if head is not None:
+        report.head_seq, report.head_hash = head
+    walker = _Walker(current_chain_key(), report, head)
+    unions: dict[IndexKey, BitMap] = {}
+    stream = _stream(db)
+    row = next(stream, None)
+    while row is not None:
+        nxt = next(stream, None)
+        if walker.step(row, nxt):
+            _add_to_unions(unions, row)
+        report.entries += 1
+        if on_progress is not None and (report.entries % BATCH == 0 or nxt is None):
+            on_progress(report.entries, total)
+        row = nxt
+    walker.finish()
+    _check_index(db, unions, report)
+    with db.session() as session:
+        tag = EventTag.LEDGER_VERIFIED if report.intact else EventTag.LEDGER_TAMPERED
+        record(
+            session,
+            tag,
+            actor=actor,
+            entries=report.entries,
+            head_seq=report.head_seq,
+            head_hash=report.head_hash,
+            problems=len(report.problems),
+        )
+    return report
+
+
+def _add_to_unions(unions: dict[IndexKey, BitMap], row: Row[Any]) -> None:
+    try:
+        for (fld, mode), raw in iter_payload(row.payload):
+            key = (row.app_id, row.company_id, fld, mode)
+            bitmap = unions.get(key)
+            if bitmap is None:
+                unions[key] = BitMap.deserialize(bytes(raw))
+            else:
+                bitmap |= BitMap.deserialize(bytes(raw))
+    except (ValueError, TypeError):
+        pass  # a mangled payload is already reported by its failing hash
+
+
+def _check_index(db: Database, unions: dict[IndexKey, BitMap], report: VerifyReport) -> None:
+    """Every index bitmap must equal the union of its key's payloads (and no key may be missing)."""
+    seen: set[IndexKey] = set()
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                LedgerIndex.app_id,
+                LedgerIndex.company_id,
+                LedgerIndex.field,
+                LedgerIndex.mode,
+                LedgerIndex.bitmap,
+            ).execution_options(yield_per=500)
+        )
+        for app_id, company_id, fld, mode, blob in rows:
+            key = (app_id, company_id, fld, mode)
+            seen.add(key)
+            try:
+                indexed = BitMap.deserialize(blob)
+            except (ValueError, TypeError):
+                indexed = BitMap()
+            _compare(report, key, indexed, unions.get(key, BitMap()))
+    for key in unions.keys() - seen:
+        _compare(report, key, BitMap(), unions[key])
+    report.index_keys = len(seen | unions.keys())
+
+
+def _compare(report: VerifyReport, key: IndexKey, indexed: BitMap, entries: BitMap) -> None:
+    if indexed == entries:
+        return
+    missing = len(entries - indexed)
+    extra = len(indexed - entries)
+    app_id, company_id, fld, mode = key
+    report.problems.append(
+        Problem(
+            "index_mismatch",
+            0,
+            f"index for app {app_id} company {company_id} {fld}:{mode}: "
+            f"{missing} people missing, {extra} not in any entry",
+            key={"app_id": app_id, "company_id": company_id, "field": fld, "mode": mode},
+        )
+    )
