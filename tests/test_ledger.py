@@ -5,6 +5,8 @@ Runs on SQLite and (with ``APPWARDEN_TEST_DATABASE_URL``) on PostgreSQL, against
 
 from __future__ import annotations
 
+import functools
+import itertools
 import random
 import threading
 from datetime import UTC, datetime, timedelta
@@ -80,19 +82,21 @@ def test_inputs_of_every_shape_and_empty_delivery(world: World) -> None:
     ids = [c.id for c in t.customers[:4]]
     app_id = world.apps["loyalty-stamp"][0]
     common = dict(app_id=app_id, company_id=t.company.id, connection_id=None, endpoint="/v1/customers")
-    record_delivery(world.db, request_id="a", kind="delivery", deliveries={("name", "masked"): BitMap(ids)}, **common)
-    record_delivery(world.db, request_id="b", kind="delivery", deliveries={("points", "raw"): np.array(ids)}, **common)
-    empty = record_delivery(world.db, request_id="c", kind="detokenize", deliveries={}, **common)
+    rec = functools.partial(record_delivery, world.db, **common)
+    rec(request_id="a", kind="delivery", deliveries={("name", "masked"): BitMap(ids)})
+    rec(request_id="b", kind="delivery", deliveries={("points", "raw"): np.array(ids)})
+    empty = rec(request_id="c", kind="detokenize", deliveries={})
     assert empty.seq == 3  # the request happened, so it is in the chain, with nobody in it
     with world.db.session() as session:
         assert persons(session, app_id=app_id, field="name", mode="masked") == BitMap(ids)
-        assert persons(session, app_id=app_id, field="points", mode="raw", company_id=t.company.id) == BitMap(ids)
+        in_company = persons(session, app_id=app_id, field="points", mode="raw", company_id=t.company.id)
+        assert in_company == BitMap(ids)
         assert persons(session, app_id=app_id, field="phone", mode="token") == BitMap()
         assert session.get(LedgerEntry, 3).persons == 0  # type: ignore[union-attr]
     with pytest.raises(InvalidInput):
-        record_delivery(world.db, request_id="d", kind="bogus", deliveries={}, **common)
+        rec(request_id="d", kind="bogus", deliveries={})
     with pytest.raises(InvalidInput):
-        record_delivery(world.db, request_id="d", kind="delivery", deliveries={("name", "plain"): ids}, **common)
+        rec(request_id="d", kind="delivery", deliveries={("name", "plain"): ids})
     assert verify(world.db).intact
 
 
@@ -233,9 +237,9 @@ def _insert_forged(world: World, *, seq: int, prev_hash: str) -> None:
     t = world.tenants[0]
     _exec(
         world.db,
-        "INSERT INTO ledger_entries (seq, recorded_at, request_id, app_id, company_id, endpoint, kind, persons,"
-        " payload, prev_hash, hash) VALUES (:seq, :at, 'forged', :app, :co, '/v1/customers', 'delivery', 0,"
-        " :payload, :prev, :hash)",
+        "INSERT INTO ledger_entries (seq, recorded_at, request_id, app_id, company_id, endpoint, kind,"
+        " persons, payload, prev_hash, hash)"
+        " VALUES (:seq, :at, 'forged', :app, :co, '/v1/customers', 'delivery', 0, :payload, :prev, :hash)",
         seq=seq,
         at=datetime.now(UTC).replace(tzinfo=None),
         app=world.apps["booking-go"][0],
@@ -266,7 +270,8 @@ def test_failing_write_raises_unavailable_and_leaves_nothing(world: World, table
     assert [e.hash for e in _entries(world.db)] == [e.hash for e in before]
     with world.db.session() as session:
         assert session.execute(select(LedgerHead.seq, LedgerHead.hash)).one() == head_before
-        assert session.execute(select(LedgerIndex.id, LedgerIndex.bitmap, LedgerIndex.last_at)).all() == index_before
+        index_after = session.execute(select(LedgerIndex.id, LedgerIndex.bitmap, LedgerIndex.last_at)).all()
+        assert index_after == index_before
         tags = session.scalars(select(SecurityEvent.tag)).all()
     assert "ledger:entry:write-failed" in tags
     assert verify(world.db).intact
@@ -290,7 +295,10 @@ def _install_failing_trigger(db: Database, table: str) -> None:
                 )
             )
             session.execute(
-                text(f"CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION fail_write()")
+                text(
+                    f"CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} "
+                    "FOR EACH ROW EXECUTE FUNCTION fail_write()"
+                )
             )
 
 
@@ -312,7 +320,8 @@ def test_concurrent_writers_keep_one_chain(world: World) -> None:
         try:
             start.wait()
             for i in range(per_thread):
-                _record(world, ["invoice-plus", "loyalty-stamp"][n % 2], n % 2, name_raw=[i % 12], phone_raw=[n])
+                slug = ["invoice-plus", "loyalty-stamp"][n % 2]
+                _record(world, slug, n % 2, name_raw=[i % 12], phone_raw=[n])
         except BaseException as exc:  # collected and re-raised in the main thread
             errors.append(exc)
 
@@ -324,5 +333,5 @@ def test_concurrent_writers_keep_one_chain(world: World) -> None:
     assert errors == []
     entries = _entries(world.db)
     assert [e.seq for e in entries] == list(range(1, threads * per_thread + 1))
-    assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
     assert verify(world.db).intact
