@@ -53,6 +53,38 @@ class AccessContext:
             raise Forbidden(f"this token lacks the scope {scope!r}", required_scope=scope)
 
 
+def store_token(
+    session: Session,
+    connection: Connection,
+    *,
+    access_token: str,
+    refresh_token: str | None,
+    scope: str,
+    access_ttl: int,
+    refresh_ttl: int | None,
+    family_id: str | None = None,
+    user_id: int | None = None,
+    now: datetime | None = None,
+) -> Token:
+    """Store the hashes of freshly generated tokens for ``connection`` (the plaintext is never kept)."""
+    now = now or utcnow()
+    row = Token(
+        access_token_hash=token_hash(access_token),
+        refresh_token_hash=token_hash(refresh_token) if refresh_token else None,
+        family_id=family_id or generate_token(24),
+        app_id=connection.app_id,
+        connection_id=connection.id,
+        company_id=connection.company_id,
+        user_id=user_id,
+        scope=scope,
+        issued_at=now,
+        access_expires_at=now + timedelta(seconds=access_ttl),
+        refresh_expires_at=now + timedelta(seconds=refresh_ttl) if refresh_token and refresh_ttl else None,
+    )
+    session.add(row)
+    return row
+
+
 def issue_token(
     session: Session,
     connection: Connection,
@@ -65,23 +97,19 @@ def issue_token(
     now: datetime | None = None,
 ) -> dict[str, str | int]:
     """Create an access (and refresh) token for ``connection``; return the RFC 6749 token response."""
-    now = now or utcnow()
     access = new_token()
     refresh = new_token() if refresh_ttl else None
-    session.add(
-        Token(
-            access_token_hash=token_hash(access),
-            refresh_token_hash=token_hash(refresh) if refresh else None,
-            family_id=family_id or generate_token(24),
-            app_id=connection.app_id,
-            connection_id=connection.id,
-            company_id=connection.company_id,
-            user_id=user_id,
-            scope=scope,
-            issued_at=now,
-            access_expires_at=now + timedelta(seconds=access_ttl),
-            refresh_expires_at=now + timedelta(seconds=refresh_ttl) if refresh_ttl else None,
-        )
+    store_token(
+        session,
+        connection,
+        access_token=access,
+        refresh_token=refresh,
+        scope=scope,
+        access_ttl=access_ttl,
+        refresh_ttl=refresh_ttl,
+        family_id=family_id,
+        user_id=user_id,
+        now=now,
     )
     response: dict[str, str | int] = {
         "access_token": access,

@@ -1,0 +1,328 @@
+"""OAuth persistence rules: codes, connections, token lookup, rotation, reuse and revocation.
+
+Everything here works on one SQLAlchemy session (the request's transaction) and a clock, so the
+Authlib grant classes in ``oauth.server`` stay thin and tests can pass an explicit time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from appwarden.events.service import EventTag, record
+from appwarden.marketplace.models import App, ListingState
+from appwarden.marketplace.scopes import CUSTOMER_FIELDS, PII_FIELDS, RESOURCE_SCOPES, Mode, effective_scopes
+from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, Token
+from appwarden.oauth.tokens import token_hash
+from appwarden.platform.models import Company, User
+
+TokenKind = Literal["access_token", "refresh_token"]
+
+
+def all_scopes() -> list[str]:
+    """Every scope this server knows: each customer field in each mode it may take, then resources."""
+    scopes: list[str] = []
+    for field in CUSTOMER_FIELDS:
+        modes = list(Mode) if field in PII_FIELDS else [Mode.RAW]
+        scopes.extend(f"customers.{field}:{mode.value}" for mode in modes)
+    return scopes + sorted(RESOURCE_SCOPES)
+
+
+def family_for_code(code: AuthorizationCode) -> str:
+    """The token family of everything issued from ``code``.
+
+    Derived from the stored code hash (not the code) so that a replayed code can find and revoke
+    every token descended from it, refreshes included, without another column.
+    """
+    return f"code_{code.code_hash[:35]}"
+
+
+@dataclass(slots=True)
+class TokenMatch:
+    """A stored token row and which of its two tokens was presented."""
+
+    row: Token
+    kind: TokenKind
+
+
+class OAuthStore:
+    """Database operations of the authorisation server for one transaction."""
+
+    def __init__(self, session: Session, *, now: datetime) -> None:
+        self.session = session
+        self.now = now
+
+    # -- clients and users ---------------------------------------------------------------------
+
+    def app_by_client_id(self, client_id: str) -> App | None:
+        return self.session.scalar(select(App).where(App.client_id == client_id))
+
+    def user(self, user_id: int) -> User | None:
+        return self.session.get(User, user_id)
+
+    def company(self, company_id: int) -> Company | None:
+        return self.session.get(Company, company_id)
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def connection(self, app_id: int, company_id: int) -> Connection | None:
+        return self.session.scalar(
+            select(Connection).where(Connection.app_id == app_id, Connection.company_id == company_id)
+        )
+
+    def grant_connection(self, app: App, user: User, consented: list[str]) -> Connection:
+        """Create or update the company's connection to ``app`` with what the owner ticked."""
+        assert user.company_id is not None
+        scopes = effective_scopes(app.approved_scopes, consented)
+        conn = self.connection(app.id, user.company_id)
+        if conn is None:
+            conn = Connection(
+                company_id=user.company_id,
+                app_id=app.id,
+                granted_by_user_id=user.id,
+                scopes=scopes,
+                status=ConnectionStatus.ACTIVE.value,
+                created_at=self.now,
+                updated_at=self.now,
+            )
+            self.session.add(conn)
+            self.session.flush()
+            tag = EventTag.CONNECTION_CREATED
+            previous: list[str] = []
+        else:
+            previous = list(conn.scopes)
+            conn.scopes = scopes
+            conn.status = ConnectionStatus.ACTIVE.value
+            conn.granted_by_user_id = user.id
+            conn.updated_at = self.now
+            tag = EventTag.CONNECTION_UPDATED
+        record(
+            self.session,
+            tag,
+            actor=user.username,
+            app_id=app.id,
+            company_id=user.company_id,
+            connection=conn.public_id,
+            scopes=scopes,
+            previous_scopes=previous,
+        )
+        return conn
+
+    # -- authorisation codes -------------------------------------------------------------------
+
+    def save_code(
+        self,
+        code: str,
+        *,
+        app: App,
+        user: User,
+        redirect_uri: str,
+        scope: str,
+        challenge: str,
+        method: str,
+        ttl: int,
+    ) -> None:
+        """Store a new code's hash with its PKCE challenge and exact redirect URI."""
+        assert user.company_id is not None
+        self.session.add(
+            AuthorizationCode(
+                code_hash=token_hash(code),
+                app_id=app.id,
+                company_id=user.company_id,
+                user_id=user.id,
+                redirect_uri=redirect_uri,
+                scope=scope,
+                code_challenge=challenge,
+                code_challenge_method=method,
+                created_at=self.now,
+                expires_at=self.now + timedelta(seconds=ttl),
+            )
+        )
+
+    def consume_code(self, code: str, app: App) -> AuthorizationCode | None:
+        """Claim a code for ``app`` exactly once; None if unknown, expired or already used.
+
+        The claim is a conditional UPDATE, so two concurrent exchanges cannot both win. A second
+        use revokes every token issued from the code (RFC 6749 §4.1.2) and is recorded.
+        """
+        digest = token_hash(code)
+        claimed = self.session.execute(
+            update(AuthorizationCode)
+            .where(
+                AuthorizationCode.code_hash == digest,
+                AuthorizationCode.app_id == app.id,
+                AuthorizationCode.used_at.is_(None),
+                AuthorizationCode.expires_at > self.now,
+            )
+            .values(used_at=self.now)
+            .execution_options(synchronize_session=False)
+        )
+        row = self.session.scalar(
+            select(AuthorizationCode).where(
+                AuthorizationCode.code_hash == digest, AuthorizationCode.app_id == app.id
+            )
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            if row is not None:
+                self.session.refresh(row)
+            return row
+        if row is not None and row.used_at is not None:
+            family = family_for_code(row)
+            revoked = self.revoke_family(family)
+            record(
+                self.session,
+                EventTag.TOKEN_REUSED,
+                actor=app.slug,
+                app_id=app.id,
+                company_id=row.company_id,
+                kind="authorization_code",
+                family=family,
+                tokens_revoked=revoked,
+            )
+        return None
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    def find_token(self, token: str, hint: str | None = None) -> TokenMatch | None:
+        """The stored row for a presented access or refresh token (the hint only orders the lookups)."""
+        digest = token_hash(token)
+        kinds: list[TokenKind] = ["access_token", "refresh_token"]
+        if hint == "refresh_token":
+            kinds.reverse()
+        for kind in kinds:
+            column = Token.access_token_hash if kind == "access_token" else Token.refresh_token_hash
+            row = self.session.scalar(select(Token).where(column == digest))
+            if row is not None:
+                return TokenMatch(row, kind)
+        return None
+
+    def usable_connection(self, app: App, connection_id: int) -> Connection | None:
+        """The connection if both it and the app may still receive tokens, else None."""
+        conn = self.session.get(Connection, connection_id)
+        if conn is None or conn.status != ConnectionStatus.ACTIVE.value:
+            return None
+        if app.listing_state != ListingState.LISTED.value:
+            return None
+        return conn
+
+    def refresh_candidate(self, refresh_token: str, app: App) -> Token | None:
+        """The token row a refresh token may be exchanged from, or None.
+
+        Presenting a refresh token that was already rotated is reuse: the whole family is revoked.
+        """
+        match = self.find_token(refresh_token, "refresh_token")
+        if match is None or match.kind != "refresh_token" or match.row.app_id != app.id:
+            return None
+        row = match.row
+        if row.rotated_at is not None:
+            self.reuse_detected(row, app, kind="refresh_token")
+            return None
+        if row.revoked_at is not None:
+            return None
+        if row.refresh_expires_at is None or row.refresh_expires_at <= self.now:
+            return None
+        return row
+
+    def claim_rotation(self, row: Token, app: App) -> bool:
+        """Mark ``row``'s refresh token used, once; losing a concurrent race counts as reuse."""
+        claimed = self.session.execute(
+            update(Token)
+            .where(Token.id == row.id, Token.rotated_at.is_(None), Token.revoked_at.is_(None))
+            .values(rotated_at=self.now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            row.rotated_at = self.now
+            return True
+        self.reuse_detected(row, app, kind="refresh_token")
+        return False
+
+    def reuse_detected(self, row: Token, app: App, *, kind: str) -> None:
+        revoked = self.revoke_family(row.family_id)
+        record(
+            self.session,
+            EventTag.TOKEN_REUSED,
+            actor=app.slug,
+            app_id=app.id,
+            company_id=row.company_id,
+            kind=kind,
+            family=row.family_id,
+            tokens_revoked=revoked,
+        )
+
+    def revoke_family(self, family_id: str) -> int:
+        """Revoke every access and refresh token of one grant; return how many rows changed."""
+        result = self.session.execute(
+            update(Token)
+            .where(Token.family_id == family_id, Token.revoked_at.is_(None))
+            .values(revoked_at=self.now)
+            .execution_options(synchronize_session=False)
+        )
+        self.session.expire_all()
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def revoke(self, match: TokenMatch, app: App) -> int:
+        """RFC 7009 revocation: a refresh token takes its whole family with it; an access token
+        takes its own row (its paired refresh token too, which §2.1 permits)."""
+        if match.kind == "refresh_token":
+            revoked = self.revoke_family(match.row.family_id)
+        else:
+            revoked = 0
+            if match.row.revoked_at is None:
+                match.row.revoked_at = self.now
+                revoked = 1
+        record(
+            self.session,
+            EventTag.TOKEN_REVOKED,
+            actor=app.slug,
+            app_id=app.id,
+            company_id=match.row.company_id,
+            kind=match.kind,
+            family=match.row.family_id,
+            tokens_revoked=revoked,
+        )
+        return revoked
+
+    def is_active(self, match: TokenMatch) -> bool:
+        """Whether the presented token would be accepted right now (the RFC 7662 ``active``)."""
+        row = match.row
+        if row.revoked_at is not None:
+            return False
+        if match.kind == "refresh_token":
+            if row.rotated_at is not None:
+                return False
+            expires = row.refresh_expires_at
+        else:
+            expires = row.access_expires_at
+        if expires is None or expires <= self.now:
+            return False
+        app = self.session.get(App, row.app_id)
+        return app is not None and self.usable_connection(app, row.connection_id) is not None
+
+    def introspect(self, match: TokenMatch, *, issuer: str) -> dict[str, object]:
+        """The RFC 7662 response for an active token: effective scope, owner ids and times."""
+        row = match.row
+        app = self.session.get(App, row.app_id)
+        conn = self.session.get(Connection, row.connection_id)
+        company = self.session.get(Company, row.company_id)
+        assert app is not None and conn is not None and company is not None
+        granted = effective_scopes(app.approved_scopes, conn.scopes)
+        in_token = set(row.scope.split())
+        expires = row.access_expires_at if match.kind == "access_token" else row.refresh_expires_at
+        assert expires is not None
+        return {
+            "active": True,
+            "scope": " ".join(s for s in granted if s in in_token),
+            "client_id": app.client_id,
+            # RFC 7662 takes token types from RFC 6749 §5.1; refresh tokens have none there.
+            "token_type": "Bearer" if match.kind == "access_token" else "refresh_token",
+            "exp": int(expires.timestamp()),
+            "iat": int(row.issued_at.timestamp()),
+            "sub": conn.public_id,
+            "company": company.public_id,
+            "iss": issuer,
+        }
