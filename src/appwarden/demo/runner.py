@@ -1,0 +1,139 @@
+"""The whole demo run: fresh database → platform → apps and owners → live server → OAuth installs →
+app traffic → summary read back from the ledger."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from functools import partial
+from typing import Any
+
+from rich.progress import Progress
+from sqlalchemy import func, select
+
+from appwarden.app import create_app
+from appwarden.config import Settings
+from appwarden.demo import summary as summaries
+from appwarden.demo.catalog import APPS, APPS_BY_SLUG, Plan
+from appwarden.demo.fresh import fresh_database
+from appwarden.demo.generator import build_platform
+from appwarden.demo.traffic import PAGE, Credentials, LiveServer, drive, install, run_parallel
+from appwarden.marketplace import service as marketplace
+from appwarden.platform import service as platform
+from appwarden.platform.models import Company, Customer, Transaction
+from appwarden.terminal import stderr
+
+WORKERS = 4  # client threads: the server overlaps one request's SQL with another's Python
+
+
+def run_demo(settings: Settings, plan: Plan, *, progress: Progress, workers: int = WORKERS) -> dict[str, Any]:
+    """Build ``plan`` into a fresh database and drive its traffic through a live server; return the
+    summary (the ``--json`` document)."""
+    started = time.perf_counter()
+    db, wiped = fresh_database(settings)
+    if wiped:
+        stderr.print(f"demo: {wiped} (a demo run always starts from a fresh database)")
+
+    step = progress.add_task("generating the platform", total=1)
+    built = build_platform(db, plan)
+    progress.advance(step)
+
+    credentials: dict[str, Credentials] = {}
+    logins: list[dict[str, str]] = []
+    with db.session() as session:
+        for spec in APPS:
+            reg = marketplace.register_app(
+                session,
+                slug=spec.slug,
+                name=spec.name,
+                redirect_uris=[spec.redirect_uri],
+                scopes=list(spec.scopes),
+                vendor_name=spec.vendor,
+                actor="demo",
+            )
+            credentials[spec.slug] = Credentials(reg.app.client_id, reg.client_secret)
+        for i, company_id in enumerate(built.company_ids):
+            company = session.get(Company, company_id)
+            assert company is not None
+            username, password = f"owner{i + 1:02d}", secrets.token_urlsafe(12)
+            platform.create_user(session, username, password, role="company_owner", company=company)
+            logins.append(
+                {
+                    "role": "company_owner",
+                    "company": company.name,
+                    "company_id": company.public_id,
+                    "username": username,
+                    "password": password,
+                }
+            )
+        customers_of: dict[int, int] = {
+            c: n
+            for c, n in session.execute(
+                select(Customer.company_id, func.count()).group_by(Customer.company_id)
+            )
+        }
+        sales_of: dict[int, int] = {
+            c: n
+            for c, n in session.execute(
+                select(Transaction.company_id, func.count()).group_by(Transaction.company_id)
+            )
+        }
+
+    def expected_rows(company: int, slug: str, untick: tuple[str, ...]) -> int:
+        spec, company_id = APPS_BY_SLUG[slug], built.company_ids[company]
+        rows = customers_of.get(company_id, 0) if set(spec.customer_scopes) - set(untick) else 0
+        sales = sales_of.get(company_id, 0)
+        if spec.transaction_pages:
+            rows += sales if spec.transaction_pages < 0 else min(sales, spec.transaction_pages * PAGE)
+        return rows
+
+    # The biggest syncs first, so the threads finish together.
+    order = sorted(plan.connections, key=lambda c: -expected_rows(c.company, c.slug, c.untick))
+    installing = progress.add_task("installing apps (owner login + consent)", total=len(order))
+    traffic = progress.add_task(
+        "app traffic (rows received)", total=sum(expected_rows(c.company, c.slug, c.untick) for c in order)
+    )
+    app = create_app(settings, db)
+    with LiveServer(app) as server:
+
+        def install_one(i: int) -> dict[str, Any]:
+            c = order[i]
+            token = install(
+                server.base_url,
+                APPS_BY_SLUG[c.slug],
+                credentials[c.slug],
+                username=logins[c.company]["username"],
+                password=logins[c.company]["password"],
+                untick=c.untick,
+            )
+            progress.advance(installing)
+            return token
+
+        tokens = run_parallel([partial(install_one, i) for i in range(len(order))], workers)
+
+        def drive_one(i: int) -> int:
+            c = order[i]
+            return drive(
+                server.base_url,
+                APPS_BY_SLUG[c.slug],
+                tokens[i],
+                seed=plan.seed * 1000 + i,
+                advance=lambda n: progress.advance(traffic, n),
+            )
+
+        requests = sum(run_parallel([partial(drive_one, i) for i in range(len(order))], workers))
+
+    with db.session() as session:
+        result: dict[str, Any] = {
+            "scenario": plan.scenario,
+            "apps": summaries.app_summaries(session),
+            "logins": logins,
+            **summaries.platform_counts(session),
+            "transactions": built.transactions,
+            "requests": requests,
+            "ledger": summaries.ledger_state(session),
+        }
+    result["base_url"] = settings.base_url
+    result["admin_api_key"] = settings.admin_key
+    result["elapsed_seconds"] = round(time.perf_counter() - started, 2)
+    return result

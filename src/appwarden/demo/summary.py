@@ -1,0 +1,109 @@
+"""The demo's summary, read back from the ledger (entries and the bitmap index), never from the generator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pyroaring import BitMap
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from appwarden.demo.catalog import APPS, INVOICE_PLUS
+from appwarden.ledger import service as ledger
+from appwarden.ledger.models import LedgerEntry, LedgerHead, LedgerIndex
+from appwarden.marketplace.models import App
+from appwarden.marketplace.scopes import CUSTOMER_FIELDS
+from appwarden.platform.models import Company, Customer, Store
+
+
+def app_summaries(session: Session) -> list[dict[str, Any]]:
+    """Per demo app: companies it received data from, distinct home stores of the people it received,
+    and distinct people per field across modes (``ledger.service.persons``)."""
+    ids, homes = _home_stores(session)
+    out: list[dict[str, Any]] = []
+    for spec in APPS:
+        app = session.scalar(select(App).where(App.slug == spec.slug))
+        if app is None:
+            continue
+        companies = session.scalar(
+            select(func.count(distinct(LedgerEntry.company_id))).where(LedgerEntry.app_id == app.id)
+        )
+        keys = session.execute(
+            select(LedgerIndex.field, LedgerIndex.mode).where(LedgerIndex.app_id == app.id).distinct()
+        ).all()
+        everyone = BitMap()
+        fields: dict[str, int] = {}
+        for field in CUSTOMER_FIELDS:  # in the canonical order
+            people = BitMap()
+            for f, mode in keys:
+                if f == field:
+                    people |= ledger.persons(session, app_id=app.id, field=field, mode=mode)
+            if people:
+                fields[field] = len(people)
+                everyone |= people
+        received = np.array(everyone.to_array(), dtype=np.int64)
+        stores = int(np.unique(homes[np.searchsorted(ids, received)]).size) if received.size else 0
+        out.append({"slug": spec.slug, "companies": int(companies or 0), "stores": stores, "fields": fields})
+    return out
+
+
+def _home_stores(session: Session) -> tuple[np.ndarray, np.ndarray]:
+    """Every customer's (id, home store id), sorted by id, for vectorised lookups."""
+    rows = session.execute(select(Customer.id, Customer.home_store_id).order_by(Customer.id)).all()
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    arr = np.array(rows, dtype=np.int64)
+    return arr[:, 0], arr[:, 1]
+
+
+def ledger_state(session: Session) -> dict[str, Any]:
+    """How many entries the ledger holds and the hash at its head."""
+    entries = session.scalar(select(func.count()).select_from(LedgerEntry)) or 0
+    head = session.scalar(select(LedgerHead.hash).order_by(LedgerHead.id).limit(1))
+    return {"entries": int(entries), "head": head}
+
+
+def platform_counts(session: Session) -> dict[str, int]:
+    return {
+        "customers": int(session.scalar(select(func.count()).select_from(Customer)) or 0),
+        "companies": int(session.scalar(select(func.count()).select_from(Company)) or 0),
+        "stores": int(session.scalar(select(func.count()).select_from(Store)) or 0),
+    }
+
+
+def render(summary: dict[str, Any], console: Console) -> None:
+    """The people-facing summary: one row per app, then logins and where to look."""
+    shown = [f for f in CUSTOMER_FIELDS if any(f in a["fields"] for a in summary["apps"])]
+    table = Table(title="Apps and what the ledger says they received (distinct people)")
+    table.add_column("app")
+    table.add_column("companies", justify="right")
+    table.add_column("stores", justify="right")
+    for field in shown:
+        table.add_column(field, justify="right")
+    for app in summary["apps"]:
+        cells = [f"{app['fields'][f]:,}" if f in app["fields"] else "-" for f in shown]
+        table.add_row(app["slug"], str(app["companies"]), str(app["stores"]), *cells)
+    console.print(table)
+    console.print(
+        f"platform: {summary['companies']} companies, {summary['stores']} stores, "
+        f"{summary['customers']:,} customers; ledger: {summary['ledger']['entries']:,} entries, "
+        f"head {summary['ledger']['head']}"
+    )
+    invoice = next((a for a in summary["apps"] if a["slug"] == INVOICE_PLUS), None)
+    if invoice is not None:
+        console.print(
+            f"[bold]{INVOICE_PLUS}[/bold] received, per the ledger index: "
+            f"{invoice['fields'].get('name', 0):,} names and {invoice['fields'].get('phone', 0):,} phone "
+            f"numbers from {invoice['companies']} companies ({invoice['stores']} stores)"
+        )
+    logins = Table(title="Company owner logins (demo data only)")
+    for column in ("company", "company_id", "username", "password"):
+        logins.add_column(column)
+    for login in summary["logins"]:
+        logins.add_row(login["company"], login["company_id"], login["username"], login["password"])
+    console.print(logins)
+    console.print(f"admin API key: {summary['admin_api_key']}")
+    console.print(f"built in {summary['elapsed_seconds']:.1f} s")

@@ -1,0 +1,169 @@
+"""``appwarden demo``: the real CLI on a small platform, its JSON checked against the database it built.
+
+The summary's counts come from the ledger index; here they are recomputed independently from the
+platform tables and the connections the owners consented to, so a broker that leaked an unconsented
+field, or a ledger that missed a page, would show up as a mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import pytest
+from rich.progress import Progress
+from sqlalchemy import func, select
+
+from appwarden.cli import run
+from appwarden.config import Settings
+from appwarden.db.session import get_database
+from appwarden.demo.catalog import APPS, INVOICE_PLUS, plan_incident
+from appwarden.demo.runner import run_demo
+from appwarden.ledger.models import LedgerEntry, LedgerHead
+from appwarden.marketplace.models import App
+from appwarden.marketplace.scopes import CUSTOMER_FIELDS, effective_scopes, field_modes
+from appwarden.oauth.models import Connection
+from appwarden.platform.models import Company, Customer, Store, User
+from appwarden.platform.service import authenticate_user
+
+
+def _demo_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    code = run(["demo", "--no-serve", "--json", *args])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return dict(json.loads(captured.out))  # stdout is exactly one JSON document
+
+
+def _expected_from_db(settings: Settings) -> dict[str, dict[str, Any]]:
+    """What each app could see given its consent: per field, the people of its connected companies who
+    have a value; the distinct home stores of those people; the number of connected companies."""
+    db = get_database(settings)
+    expected: dict[str, dict[str, Any]] = {}
+    with db.session() as session:
+        columns = [getattr(Customer, f) for f in CUSTOMER_FIELDS]
+        rows = session.execute(select(Customer.company_id, Customer.home_store_id, *columns)).all()
+        by_company: dict[int, list[Any]] = defaultdict(list)
+        for row in rows:
+            by_company[row[0]].append(row)
+        for app in session.scalars(select(App)):
+            conns = list(session.scalars(select(Connection).where(Connection.app_id == app.id)))
+            fields: dict[str, int] = defaultdict(int)
+            stores: set[int] = set()
+            for conn in conns:
+                granted = field_modes(effective_scopes(app.approved_scopes, conn.scopes))
+                for row in by_company[conn.company_id]:
+                    values = dict(zip(CUSTOMER_FIELDS, row[2:], strict=True))
+                    present = [f for f in granted if values[f] is not None]
+                    for f in present:
+                        fields[f] += 1
+                    if present:
+                        stores.add(row[1])
+            expected[app.slug] = {"companies": len(conns), "stores": len(stores), "fields": dict(fields)}
+    return expected
+
+
+def test_small_demo_json_matches_the_database(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    summary = _demo_json(capsys, "--companies", "3", "--stores", "6", "--customers", "600", "--seed", "11")
+
+    db = get_database(settings)
+    with db.session() as session:
+        assert summary["customers"] == session.scalar(select(func.count()).select_from(Customer)) == 600
+        assert summary["companies"] == session.scalar(select(func.count()).select_from(Company)) == 3
+        assert summary["stores"] == session.scalar(select(func.count()).select_from(Store)) == 6
+        assert summary["ledger"]["entries"] == session.scalar(select(func.count()).select_from(LedgerEntry))
+        assert summary["ledger"]["head"] == session.scalar(select(LedgerHead.hash))
+        unticked = sum(
+            1
+            for conn, app in session.execute(select(Connection, App).join(App, App.id == Connection.app_id))
+            if set(conn.scopes) != set(app.approved_scopes)
+        )
+
+    assert [a["slug"] for a in summary["apps"]] == [a.slug for a in APPS]
+    expected = _expected_from_db(settings)
+    for app in summary["apps"]:
+        assert app == {"slug": app["slug"], **expected[app["slug"]]}, app["slug"]
+    # Some owners unticked a field, and the ledger shows they were respected (checked above).
+    assert unticked >= 1
+    invoice = next(a for a in summary["apps"] if a["slug"] == INVOICE_PLUS)
+    assert (
+        set(invoice["fields"]) == {"name", "phone"} and invoice["fields"]["phone"] < invoice["fields"]["name"]
+    )
+
+
+def test_demo_logins_work_and_belong_to_their_company(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = _demo_json(capsys, "--companies", "2", "--stores", "3", "--customers", "120")
+    assert len(summary["logins"]) == 2
+    with get_database(settings).session() as session:
+        for login in summary["logins"]:
+            assert login["role"] == "company_owner"
+            user = authenticate_user(session, login["username"], login["password"])
+            assert user is not None and user.role == "company_owner"
+            company = session.get(Company, user.company_id)
+            assert company is not None
+            assert (company.public_id, company.name) == (login["company_id"], login["company"])
+            assert authenticate_user(session, login["username"], login["password"] + "x") is None
+        assert session.scalar(select(func.count()).select_from(User)) == 2
+    assert summary["admin_api_key"] == settings.admin_key
+
+
+def test_demo_rerun_wipes_and_rebuilds(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("--companies", "2", "--stores", "2", "--customers", "80")
+    first = _demo_json(capsys, *args)
+    code = run(["demo", "--no-serve", "--json", *args])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "wiped" in captured.err
+    second = json.loads(captured.out)
+    # The same seed builds the same platform, not a doubled one.
+    assert second["customers"] == first["customers"] == 80
+    assert second["apps"] == first["apps"]
+    assert second["ledger"]["entries"] == first["ledger"]["entries"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scenario", "nope"], "unknown scenario"),
+        (["--scenario", "incident-2026", "--companies", "3"], "cannot be combined"),
+        (["--companies", "4", "--stores", "2"], "--stores must be at least"),
+        (["--companies", "0"], "--companies must be at least 1"),
+    ],
+)
+def test_demo_bad_options_are_one_line_errors(
+    settings: Settings, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code = run(["demo", "--no-serve", "--json", *args])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out == ""
+    assert message in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_incident_construction_is_exact_at_reduced_size(settings: Settings) -> None:
+    """The scenario's code path with small figures: the invoice app's ledger counts are exactly the
+    figures asked for, and only its companies are counted."""
+    plan = plan_incident(
+        seed=5, companies=5, stores=10, invoice_companies=3, names=1_537, phones=1_291, other_customers=400
+    )
+    with Progress(disable=True) as bar:
+        summary = run_demo(settings, plan, progress=bar)
+    invoice = next(a for a in summary["apps"] if a["slug"] == INVOICE_PLUS)
+    assert invoice["fields"] == {"name": 1_537, "phone": 1_291}
+    assert invoice["companies"] == 3
+    assert summary["customers"] == 1_937
+    expected = _expected_from_db(settings)
+    for app in summary["apps"]:
+        assert app == {"slug": app["slug"], **expected[app["slug"]]}, app["slug"]
+
+
+@pytest.mark.slow
+def test_incident_2026_full_size(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """The reference scenario at its real size: 136,346 names and 114,951 phones, from the ledger."""
+    summary = _demo_json(capsys, "--scenario", "incident-2026")
+    invoice = next(a for a in summary["apps"] if a["slug"] == INVOICE_PLUS)
+    assert invoice["fields"] == {"name": 136_346, "phone": 114_951}
+    assert invoice["companies"] == 8
+    assert summary["companies"] == 12
