@@ -394,3 +394,25 @@ def test_bad_client_secret_is_invalid_client(client: TestClient, world: World) -
         "/oauth/token", data=data | {"client_id": c["client_id"], "client_secret": c["client_secret"]}
     )
     assert ok.status_code == 200, ok.text
+
+
+def test_code_issued_before_suspension_cannot_be_exchanged(client: TestClient, world: World) -> None:
+    from appwarden.marketplace import service as marketplace
+    from appwarden.marketplace.models import ListingState
+
+    verifier = generate_token(64)
+    code = _code(client, world, verifier)
+    with world.db.session() as session:
+        app = marketplace.get_app(session, "invoice-plus")
+        marketplace.set_listing_state(session, app, ListingState.DELISTED, actor="test")
+    c = creds(world)
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": CALLBACK,
+        "code_verifier": verifier,
+    }
+    response = client.post("/oauth/token", data=data, auth=(c["client_id"], c["client_secret"]))
+    assert response.status_code == 400
+    assert response.json()["error"] == "unauthorized_client"
+    assert "delisted" in response.json()["error_description"]

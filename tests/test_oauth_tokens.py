@@ -50,7 +50,9 @@ def works(world: World, access_token: str) -> bool:
     return True
 
 
-def introspect(client: TestClient, creds: dict[str, str], token: str, hint: str | None = None) -> dict[str, Any]:
+def introspect(
+    client: TestClient, creds: dict[str, str], token: str, hint: str | None = None
+) -> dict[str, Any]:
     data = {"token": token} | ({"token_type_hint": hint} if hint else {})
     response = client.post("/oauth/introspect", data=data, auth=(creds["client_id"], creds["client_secret"]))
     assert response.status_code == 200, response.text
@@ -91,14 +93,22 @@ def test_refresh_may_narrow_but_not_widen_scope(
 ) -> None:
     response = client.post(
         "/oauth/token",
-        data={"grant_type": "refresh_token", "refresh_token": grant["refresh_token"], "scope": "customers.email:raw"},
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": grant["refresh_token"],
+            "scope": "customers.email:raw",
+        },
         auth=(app_creds["client_id"], app_creds["client_secret"]),
     )
     assert response.json()["error"] == "invalid_scope"
     # A refused scope does not spend the refresh token.
     narrowed = client.post(
         "/oauth/token",
-        data={"grant_type": "refresh_token", "refresh_token": grant["refresh_token"], "scope": "customers.name:raw"},
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": grant["refresh_token"],
+            "scope": "customers.name:raw",
+        },
         auth=(app_creds["client_id"], app_creds["client_secret"]),
     ).json()
     assert narrowed["scope"] == "customers.name:raw"
@@ -137,7 +147,9 @@ def test_reuse_revokes_only_its_own_family(
     assert works(world, str(other["access_token"]))
 
 
-def test_access_token_expiry(client: TestClient, world: World, app_creds: dict[str, str], grant: dict[str, Any]) -> None:
+def test_access_token_expiry(
+    client: TestClient, world: World, app_creds: dict[str, str], grant: dict[str, Any]
+) -> None:
     assert introspect(client, app_creds, grant["access_token"])["active"] is True
     with world.db.session() as session:
         session.execute(update(Token).values(access_expires_at=utcnow() - timedelta(seconds=1)))
@@ -164,7 +176,9 @@ def test_refresh_token_expiry_with_an_explicit_clock(
     assert introspect(client, app_creds, grant["refresh_token"])["active"] is True
 
 
-def test_introspection(client: TestClient, world: World, app_creds: dict[str, str], grant: dict[str, Any]) -> None:
+def test_introspection(
+    client: TestClient, world: World, app_creds: dict[str, str], grant: dict[str, Any]
+) -> None:
     body = introspect(client, app_creds, grant["access_token"])
     tenant = world.tenants[0]
     with world.db.session() as session:
@@ -183,9 +197,9 @@ def test_introspection(client: TestClient, world: World, app_creds: dict[str, st
     assert introspect(client, app_creds, "no-such-token") == {"active": False}
     # Another client cannot see this token.
     _, other_id, other_secret = world.apps["booking-go"]
-    assert introspect(client, {"client_id": other_id, "client_secret": other_secret}, grant["access_token"]) == {
-        "active": False
-    }
+    assert introspect(
+        client, {"client_id": other_id, "client_secret": other_secret}, grant["access_token"]
+    ) == {"active": False}
     # Introspection needs client authentication.
     anonymous = client.post("/oauth/introspect", data={"token": grant["access_token"]})
     assert anonymous.status_code == 401
@@ -236,7 +250,9 @@ def test_revocation_edge_cases(
     unauthenticated = client.post("/oauth/revoke", data={"token": grant["access_token"]})
     assert unauthenticated.json()["error"] == "invalid_client"
     _, other_id, other_secret = world.apps["booking-go"]
-    foreign = client.post("/oauth/revoke", data={"token": grant["access_token"]}, auth=(other_id, other_secret))
+    foreign = client.post(
+        "/oauth/revoke", data={"token": grant["access_token"]}, auth=(other_id, other_secret)
+    )
     assert foreign.status_code == 400
     assert works(world, grant["access_token"])  # another client cannot revoke it
 
@@ -279,6 +295,8 @@ def test_token_endpoint_errors_are_oauth_json(client: TestClient, app_creds: dic
     assert unsupported.json()["error"] == "unsupported_grant_type"
     missing = client.post("/oauth/token", data={"grant_type": "authorization_code"}, auth=auth)
     assert missing.json()["error"] == "invalid_request"
-    unknown = client.post("/oauth/token", data={"grant_type": "refresh_token", "refresh_token": "nope"}, auth=auth)
+    unknown = client.post(
+        "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": "nope"}, auth=auth
+    )
     assert unknown.json()["error"] == "invalid_grant"
     assert unknown.headers["content-type"].startswith("application/json")

@@ -7,19 +7,14 @@ the browser-facing pages show an HTML error and redirect only to a validated, re
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Callable, MutableMapping
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-import orjson
-from authlib.common.security import generate_token
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.util import scope_to_list
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from appwarden.config import Settings
@@ -27,18 +22,24 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.events.service import EventTag, record
 from appwarden.marketplace.models import ListingState
-from appwarden.marketplace.scopes import FieldScope, parse_scope
-from appwarden.oauth.server import AppwardenServer, HttpRequest, HttpResponse, build_server, metadata
+from appwarden.oauth.adapter import HttpRequest, HttpResponse, read_request, to_response
+from appwarden.oauth.pages import (
+    Session,
+    consent_items,
+    csrf_ok,
+    csrf_token,
+    error_page,
+    message,
+    page,
+    safe_next,
+)
+from appwarden.oauth.server import AppwardenServer, build_server, metadata
 from appwarden.platform.models import User
 from appwarden.platform.service import authenticate_user
 
 router = APIRouter(tags=["oauth"])
 T = TypeVar("T")
-Session = MutableMapping[str, Any]
 
-_templates = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
-)
 AUTHORIZE_PARAMS = (
     "response_type",
     "client_id",
@@ -48,61 +49,8 @@ AUTHORIZE_PARAMS = (
     "code_challenge",
     "code_challenge_method",
 )
-FIELD_LABELS = {
-    "name": ("氏名", "Name"),
-    "name_kana": ("フリガナ", "Name (kana)"),
-    "phone": ("電話番号", "Phone number"),
-    "email": ("メールアドレス", "Email address"),
-    "address": ("住所", "Address"),
-    "birthday": ("生年月日", "Date of birth"),
-    "gender": ("性別", "Gender"),
-    "points": ("ポイント", "Points"),
-    "rank": ("会員ランク", "Member rank"),
-}
-MODE_LABELS = {
-    "raw": ("そのままの値（全体）", "The full value"),
-    "masked": ("一部を伏せた値（例: 090-****-5678）", "Masked (e.g. 090-****-5678)"),
-    "token": ("仮名トークン（実際の値は渡しません）", "A pseudonym token (the real value is not given)"),
-}
-RESOURCE_LABELS = {
-    "transactions:read": ("取引履歴", "Transactions", "閲覧のみ", "Read only"),
-    "products:read": ("商品情報", "Products", "閲覧のみ", "Read only"),
-    "stores:read": ("店舗情報", "Stores", "閲覧のみ", "Read only"),
-}
-# The consent page must not be framed (clickjacking) nor cached.
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-}
 
-
-# -- adapter --------------------------------------------------------------------------------------
-
-
-async def read_request(request: Request) -> HttpRequest:
-    """Read everything Authlib may need from the request (the body only for form posts)."""
-    form: list[tuple[str, str]] = []
-    if request.method == "POST":
-        content_type = request.headers.get("content-type", "")
-        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-            data = await request.form()
-            form = [(k, v) for k, v in data.multi_items() if isinstance(v, str)]
-    return HttpRequest(
-        method=request.method,
-        path=request.url.path,
-        query_string=request.url.query,
-        headers=request.headers,
-        query=list(request.query_params.multi_items()),
-        form=form,
-    )
-
-
-def to_response(result: HttpResponse) -> Response:
-    """Authlib's ``(status, body, headers)`` as a Starlette response."""
-    body = orjson.dumps(result.body) if isinstance(result.body, dict) else (result.body or b"")
-    return Response(content=body, status_code=result.status, headers=dict(result.headers))
+# -- adapter ---------------------------------------------------------------------------------------
 
 
 async def _in_transaction(request: Request, work: Callable[[AppwardenServer], T]) -> T:
@@ -123,92 +71,12 @@ def _oauth_error(error: OAuth2Error) -> HttpResponse:
     return HttpResponse(status, body, headers)
 
 
-# -- pages ----------------------------------------------------------------------------------------
-
-
-def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    return HTMLResponse(_templates.get_template(template).render(**context), status, headers=PAGE_HEADERS)
-
-
-def message(status: int, title: tuple[str, str], text: tuple[str, str], **extra: Any) -> HTMLResponse:
-    return page(
-        "message.html",
-        status,
-        title_ja=title[0],
-        title_en=title[1],
-        message_ja=text[0],
-        message_en=text[1],
-        css="error" if status >= 400 else "notice",
-        **extra,
-    )
-
-
-def error_page(error: OAuth2Error) -> HTMLResponse:
-    return message(
-        error.status_code if error.status_code >= 400 else 400,
-        ("認可リクエストのエラー", "Authorisation request error"),
-        (
-            "このリクエストは処理できません。アプリには戻りません。",
-            "This request cannot be processed; you will not be sent back to the app.",
-        ),
-        error_code=error.error,
-        description=error.description,
-    )
-
-
-def csrf_token(session: Session) -> str:
-    """The session's CSRF token (synchroniser pattern), created on first use."""
-    token = session.get("csrf")
-    if not isinstance(token, str):
-        token = generate_token(32)
-        session["csrf"] = token
-    return token
-
-
-def csrf_ok(session: Session, presented: str | None) -> bool:
-    expected = session.get("csrf")
-    if not isinstance(expected, str) or not presented:
-        return False
-    return hmac.compare_digest(expected.encode(), presented.encode())
-
-
-def safe_next(target: str | None) -> str | None:
-    """Only our own authorisation endpoint is a valid place to return to after login."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or parts.path != "/oauth/authorize" or target.startswith("//"):
-        return None
-    return target
-
-
 def current_owner(server: AppwardenServer, session: Session) -> User | None:
     user_id = session.get("user_id")
     user = server.store.user(user_id) if isinstance(user_id, int) else None
     if user is None or user.role != "company_owner" or user.company_id is None:
         return None
     return user
-
-
-def consent_items(scope: str) -> list[dict[str, str]]:
-    items = []
-    for item in scope_to_list(scope) or []:
-        parsed = parse_scope(item)
-        if isinstance(parsed, FieldScope):
-            label_ja, label_en = FIELD_LABELS[parsed.field]
-            mode_ja, mode_en = MODE_LABELS[parsed.mode.value]
-        else:
-            label_ja, label_en, mode_ja, mode_en = RESOURCE_LABELS[parsed]
-        items.append(
-            {
-                "scope": item,
-                "label_ja": label_ja,
-                "label_en": label_en,
-                "mode_ja": mode_ja,
-                "mode_en": mode_en,
-            }
-        )
-    return items
 
 
 def login_redirect(params: dict[str, str]) -> RedirectResponse:

@@ -1,6 +1,6 @@
 """The OAuth 2.0 authorisation server: Authlib's server, grant and endpoint classes, bound to our tables.
 
-A thin adapter turns a Starlette request (read by the async route, see :class:`HttpRequest`) into
+A thin adapter (``oauth.adapter``) turns a Starlette request into
 Authlib's :class:`OAuth2Request` and Authlib's ``(status, body, headers)`` into a response. Authlib does
 the protocol: client authentication, redirect URI and response type checks, PKCE, grant dispatch,
 error formats. We supply persistence (``oauth.service``) and policy:
@@ -16,9 +16,8 @@ A server object is built per request around that request's DB session and clock.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -28,7 +27,6 @@ from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
-    OAuth2Payload,
     OAuth2Request,
     UnauthorizedClientError,
     grants,
@@ -48,77 +46,14 @@ from appwarden.events.service import EventTag, record
 from appwarden.marketplace.models import App, ListingState
 from appwarden.marketplace.scopes import parse_scopes
 from appwarden.marketplace.service import check_client_secret
-from appwarden.oauth.models import AuthorizationCode, Connection, Token
+from appwarden.oauth.adapter import HttpRequest, HttpResponse, StarletteOAuth2Request
+from appwarden.oauth.models import AuthorizationCode, Token
 from appwarden.oauth.service import OAuthStore, TokenMatch, all_scopes, family_for_code
 from appwarden.oauth.tokens import new_token, store_token
 from appwarden.platform.models import User
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 GRANT_TYPES = ["authorization_code", "refresh_token"]
-
-# -- the Starlette side of the adapter --------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class HttpRequest:
-    """What the async route read from the wire: enough for Authlib, safe to hand to a worker thread."""
-
-    method: str
-    path: str
-    query_string: str
-    headers: Any  # a case-insensitive mapping (Starlette ``Headers``)
-    query: list[tuple[str, str]] = field(default_factory=list)
-    form: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class HttpResponse:
-    """Authlib's answer: status, body (dict for JSON, str otherwise) and headers."""
-
-    status: int
-    body: Any
-    headers: list[tuple[str, str]]
-
-
-class _Payload(OAuth2Payload):
-    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
-        self._datalist: defaultdict[str, list[str]] = defaultdict(list)
-        for key, value in pairs:
-            self._datalist[key].append(value)
-        self._data = {key: values[0] for key, values in self._datalist.items()}
-
-    @property
-    def data(self) -> dict[str, str]:
-        return self._data
-
-    @property
-    def datalist(self) -> defaultdict[str, list[str]]:
-        return self._datalist
-
-
-class StarletteOAuth2Request(OAuth2Request):
-    """Authlib's request over a :class:`HttpRequest`: GET reads the query, POST reads the form body."""
-
-    def __init__(self, http: HttpRequest, base_url: str) -> None:
-        # The public URL is the configured base URL, not what a proxy handed us: Authlib refuses
-        # non-TLS URLs except loopback, which is exactly the policy we want.
-        uri = base_url.rstrip("/") + http.path + (f"?{http.query_string}" if http.query_string else "")
-        super().__init__(method=http.method, uri=uri, headers=http.headers)
-        self._args = dict(http.query)
-        self._form = dict(http.form)
-        self.payload = _Payload(http.form if http.method == "POST" else http.query)
-        self.consented_scope: str | None = None
-        self.connection: Connection | None = None
-        self.family_id: str | None = None
-
-    @property
-    def args(self) -> dict[str, str]:
-        return self._args
-
-    @property
-    def form(self) -> dict[str, str]:
-        return self._form
-
 
 # -- models seen through Authlib's mixins -----------------------------------------------------
 
