@@ -300,3 +300,32 @@ def test_token_endpoint_errors_are_oauth_json(client: TestClient, app_creds: dic
     )
     assert unknown.json()["error"] == "invalid_grant"
     assert unknown.headers["content-type"].startswith("application/json")
+
+
+def test_concurrent_refreshes_with_one_token_let_exactly_one_win(
+    world: World, app_creds: dict[str, str], grant: dict[str, Any]
+) -> None:
+    """Two racing uses of one refresh token: one rotation, and the other counts as reuse."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from appwarden.marketplace.models import App
+    from appwarden.oauth.service import OAuthStore
+
+    barrier = Barrier(2)
+    app_id = world.apps["invoice-plus"][0]
+
+    def attempt() -> bool:
+        barrier.wait()
+        with world.db.session() as session:
+            store = OAuthStore(session, now=utcnow())
+            app = session.get(App, app_id)
+            assert app is not None
+            row = store.refresh_candidate(grant["refresh_token"], app)
+            return row is not None and store.claim_rotation(row, app)
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(lambda _: attempt(), range(2)))
+    assert outcomes == [False, True]
+    assert not works(world, grant["access_token"])  # the loser's reuse revoked the family
+    assert "connection:token:reuse-detected" in tags(world)
