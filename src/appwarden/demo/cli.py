@@ -3,6 +3,7 @@ what the ledger recorded, then serve."""
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 import typer
@@ -59,19 +60,42 @@ def demo(
     from appwarden.terminal import progress as progress_bar
 
     plan = make_plan(scenario, companies=companies, stores=stores, customers=customers, seed=seed)
+    # Claim the serving port before the long build, so a busy port is reported at once, not after it.
+    listener = None if no_serve else _listen(host, port)
     settings = get_settings()
-    with progress_bar(json_mode=json_mode) as bar:
-        result = run_demo(settings, plan, progress=bar)
-    if json_mode:
-        print_json(result)
-    else:
-        render(result, out(json_mode))
-    if no_serve:
-        return
-    import uvicorn
+    try:
+        with progress_bar(json_mode=json_mode) as bar:
+            result = run_demo(settings, plan, progress=bar)
+        if json_mode:
+            print_json(result)
+        else:
+            render(result, out(json_mode))
+        if listener is None:
+            return
+        import uvicorn
 
-    from appwarden.app import create_app
-    from appwarden.db.session import get_database
+        from appwarden.app import create_app
+        from appwarden.db.session import get_database
 
-    out(json_mode).print(f"serving on http://{host}:{port} (Ctrl-C stops)")
-    uvicorn.run(create_app(settings, get_database(settings)), host=host, port=port, log_level="warning")
+        out(json_mode).print(f"serving on http://{host}:{port} (Ctrl-C stops)")
+        app = create_app(settings, get_database(settings))
+        config = uvicorn.Config(app, log_level="warning")
+        uvicorn.Server(config).run(sockets=[listener])
+    finally:
+        if listener is not None:
+            listener.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port), or a one-line error when it is taken."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput(
+            f"cannot serve on {host}:{port} ({exc.strerror}); pass --port or --no-serve"
+        ) from None
+    sock.listen(128)
+    return sock

@@ -13,11 +13,12 @@ from sqlalchemy import func, select
 
 from appwarden.app import create_app
 from appwarden.config import Settings
+from appwarden.db.session import Database
 from appwarden.demo import summary as summaries
 from appwarden.demo.catalog import APPS, APPS_BY_SLUG, Plan
 from appwarden.demo.fresh import fresh_database
 from appwarden.demo.generator import build_platform
-from appwarden.demo.traffic import PAGE, Credentials, LiveServer, drive, install, run_parallel
+from appwarden.demo.traffic import PAGE, Credentials, DemoError, LiveServer, drive, install, run_parallel
 from appwarden.marketplace import service as marketplace
 from appwarden.platform import service as platform
 from appwarden.platform.models import Company, Customer, Transaction
@@ -33,7 +34,21 @@ def run_demo(settings: Settings, plan: Plan, *, progress: Progress, workers: int
     db, wiped = fresh_database(settings)
     if wiped:
         stderr.print(f"demo: {wiped} (a demo run always starts from a fresh database)")
+    try:
+        result = _build_and_drive(settings, db, plan, progress=progress, workers=workers)
+    except BaseException as exc:
+        # Never leave a half-built platform behind: back to an empty, migrated database.
+        fresh_database(settings)
+        if isinstance(exc, Exception) and not isinstance(exc, DemoError):
+            raise DemoError(f"demo failed ({type(exc).__name__}: {exc}); the database was reset") from exc
+        raise
+    result["elapsed_seconds"] = round(time.perf_counter() - started, 2)
+    return result
 
+
+def _build_and_drive(
+    settings: Settings, db: Database, plan: Plan, *, progress: Progress, workers: int
+) -> dict[str, Any]:
     step = progress.add_task("generating the platform", total=1)
     built = build_platform(db, plan)
     progress.advance(step)
@@ -135,5 +150,4 @@ def run_demo(settings: Settings, plan: Plan, *, progress: Progress, workers: int
         }
     result["base_url"] = settings.base_url
     result["admin_api_key"] = settings.admin_key
-    result["elapsed_seconds"] = round(time.perf_counter() - started, 2)
     return result

@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from appwarden.demo.catalog import APPS, INVOICE_PLUS
+from appwarden.demo.catalog import APPS, APPS_BY_SLUG, INVOICE_PLUS
 from appwarden.ledger import service as ledger
 from appwarden.ledger.models import LedgerEntry, LedgerHead, LedgerIndex
 from appwarden.marketplace.models import App
@@ -76,16 +76,18 @@ def platform_counts(session: Session) -> dict[str, int]:
 
 def render(summary: dict[str, Any], console: Console) -> None:
     """The people-facing summary: one row per app, then logins and where to look."""
-    shown = [f for f in CUSTOMER_FIELDS if any(f in a["fields"] for a in summary["apps"])]
-    table = Table(title="Apps and what the ledger says they received (distinct people)")
+    table = Table(title="What each app received, per the ledger index (distinct people)")
     table.add_column("app")
+    table.add_column("vendor")
     table.add_column("companies", justify="right")
     table.add_column("stores", justify="right")
-    for field in shown:
-        table.add_column(field, justify="right")
+    table.add_column("people per field")
     for app in summary["apps"]:
-        cells = [f"{app['fields'][f]:,}" if f in app["fields"] else "-" for f in shown]
-        table.add_row(app["slug"], str(app["companies"]), str(app["stores"]), *cells)
+        spec = APPS_BY_SLUG.get(app["slug"])
+        fields = ", ".join(f"{f} {n:,}" for f, n in app["fields"].items()) or "(no customer fields)"
+        table.add_row(
+            app["slug"], spec.vendor if spec else "", str(app["companies"]), str(app["stores"]), fields
+        )
     console.print(table)
     console.print(
         f"platform: {summary['companies']} companies, {summary['stores']} stores, "

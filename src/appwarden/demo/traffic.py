@@ -114,6 +114,16 @@ def _body(response: httpx.Response, what: str) -> dict[str, Any]:
 def drive(
     base_url: str, spec: AppSpec, token: dict[str, Any], *, seed: int, advance: Callable[[int], None]
 ) -> int:
+    """:func:`_drive`, with transport failures reported as a :class:`DemoError`."""
+    try:
+        return _drive(base_url, spec, token, seed=seed, advance=advance)
+    except httpx.HTTPError as exc:
+        raise DemoError(f"{spec.slug}: {type(exc).__name__}: {exc}") from exc
+
+
+def _drive(
+    base_url: str, spec: AppSpec, token: dict[str, Any], *, seed: int, advance: Callable[[int], None]
+) -> int:
     """One connected app's traffic: a full sync of the customer list (every page), a few single
     lookups, a few detokenize calls for token-mode fields, and its transaction pages. Returns the
     number of requests made; ``advance`` is told of every customer or transaction row received."""
