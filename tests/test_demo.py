@@ -8,6 +8,7 @@ field, or a ledger that missed a page, would show up as a mismatch.
 from __future__ import annotations
 
 import json
+import socket
 from collections import defaultdict
 from typing import Any
 
@@ -73,6 +74,11 @@ def test_small_demo_json_matches_the_database(settings: Settings, capsys: pytest
         assert summary["stores"] == session.scalar(select(func.count()).select_from(Store)) == 6
         assert summary["ledger"]["entries"] == session.scalar(select(func.count()).select_from(LedgerEntry))
         assert summary["ledger"]["head"] == session.scalar(select(LedgerHead.hash))
+        # Every connection was granted by its company's owner through the consent page.
+        for conn in session.scalars(select(Connection)):
+            owner = session.get(User, conn.granted_by_user_id)
+            assert owner is not None and owner.role == "company_owner"
+            assert owner.company_id == conn.company_id
         unticked = sum(
             1
             for conn, app in session.execute(select(Connection, App).join(App, App.id == Connection.app_id))
@@ -121,6 +127,21 @@ def test_demo_rerun_wipes_and_rebuilds(settings: Settings, capsys: pytest.Captur
     assert second["customers"] == first["customers"] == 80
     assert second["apps"] == first["apps"]
     assert second["ledger"]["entries"] == first["ledger"]["entries"]
+
+
+def test_demo_refuses_a_busy_port_before_building(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code = run(["demo", "--companies", "1", "--stores", "1", "--customers", "10", "--port", str(port)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in captured.err
+    with get_database(settings).session() as session:  # nothing was built
+        assert session.scalar(select(func.count()).select_from(Company)) == 0
 
 
 @pytest.mark.parametrize(
