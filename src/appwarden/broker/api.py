@@ -11,7 +11,7 @@ Every route follows the same order, which is the broker's security contract:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -100,9 +100,46 @@ def _json(body: Any, request_id: str) -> Response:
     return Response(orjson.dumps(body), media_type="application/json", headers={"X-Request-Id": request_id})
 
 
-def _access(request: Request, db: DatabaseDep) -> AccessContext:
+class Caller:
+    """An authenticated caller and the read transaction it was authenticated in.
+
+    The page is read in the same transaction as the token check (one connection checkout, one
+    consistent snapshot: a token refused at that instant reads nothing). The transaction must be
+    ended with :meth:`done` before the ledger opens its own writing transaction.
+    """
+
+    def __init__(self, ctx: AccessContext, session: Session) -> None:
+        self.ctx = ctx
+        self._session = session
+
+    def read(self, statement: Any) -> Sequence[Any]:
+        """Run a Core select on the read transaction (no ORM unit of work on the hot path)."""
+        return self._session.connection().execute(statement).all()
+
+    def done(self) -> None:
+        """End the read transaction (idempotent)."""
+        if self._session.in_transaction():
+            self._session.commit()
+        self._session.close()
+
+
+def _caller(request: Request, db: DatabaseDep) -> Iterator[Caller]:
     """Authenticate first, as a dependency, so a caller without a good token learns nothing else
-    (not even whether its parameters were valid)."""
+    (not even whether its parameters were valid); fail closed on any error."""
+    session = db.sessionmaker()
+    try:
+        session.begin()
+        caller = Caller(authenticate(session, bearer_token(request)), session)
+        yield caller
+    finally:
+        session.close()
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+def _access(request: Request, db: DatabaseDep) -> AccessContext:
+    """Authentication alone, for routes that read in a transaction of their own."""
     with db.session() as session:
         return authenticate(session, bearer_token(request))
 
@@ -178,14 +215,14 @@ def _split(rows: Sequence[Any], projection: service.Projection) -> tuple[list[in
     responses=_PROBLEMS,
 )
 def list_customers(
-    ctx: AccessDep,
+    caller: CallerDep,
     db: DatabaseDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(description="Page size, 1..500.")] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
     fields: Annotated[str | None, Query(description="Comma-separated subset of the granted fields.")] = None,
 ) -> Response:
-    master = settings.master_key
+    ctx, master = caller.ctx, settings.master_key
     projection = service.plan_projection(ctx.field_modes, fields)
     size = _limit(settings, limit)
     after = 0
@@ -193,13 +230,13 @@ def list_customers(
         after = cursors.decode(
             master, cursor, listing="customers", app_id=ctx.app_id, company_id=ctx.company_id
         )
-    with db.engine.connect() as conn:  # Core, read-only: no ORM unit of work on the hot path
-        rows = conn.execute(
-            select(*_customer_columns(projection))
-            .where(Customer.company_id == ctx.company_id, Customer.id > after)
-            .order_by(Customer.id)
-            .limit(size + 1)  # one extra row tells whether a next page exists
-        ).all()
+    rows = caller.read(
+        select(*_customer_columns(projection))
+        .where(Customer.company_id == ctx.company_id, Customer.id > after)
+        .order_by(Customer.id)
+        .limit(size + 1)  # one extra row tells whether a next page exists
+    )
+    caller.done()
     more = len(rows) > size
     ids, columns = _split(rows[:size], projection)
     request_id = _new_request_id()
@@ -236,24 +273,24 @@ def list_customers(
 )
 def get_customer(
     customer_id: str,
-    ctx: AccessDep,
+    caller: CallerDep,
     db: DatabaseDep,
     settings: SettingsDep,
     fields: Annotated[str | None, Query(description="Comma-separated subset of the granted fields.")] = None,
 ) -> Response:
-    master = settings.master_key
+    ctx, master = caller.ctx, settings.master_key
     not_found = NotFound("no such customer", code="customer_not_found")
     projection = service.plan_projection(ctx.field_modes, fields)
     key = pseudonym.app_key(master, ctx.app_id)
     decoded = pseudonym.decode_one(key, customer_id, pseudonym.ID_PREFIX)
     if decoded is None or decoded.company_id != ctx.company_id:
         raise not_found
-    with db.engine.connect() as conn:  # Core, read-only: no ORM unit of work on the hot path
-        rows = conn.execute(
-            select(*_customer_columns(projection)).where(
-                Customer.company_id == ctx.company_id, Customer.id == decoded.customer_id
-            )
-        ).all()
+    rows = caller.read(
+        select(*_customer_columns(projection)).where(
+            Customer.company_id == ctx.company_id, Customer.id == decoded.customer_id
+        )
+    )
+    caller.done()
     if not rows:
         raise not_found
     ids, columns = _split(rows, projection)
@@ -281,13 +318,13 @@ def get_customer(
     responses=_PROBLEMS,
 )
 def list_transactions(
-    ctx: AccessDep,
+    caller: CallerDep,
     db: DatabaseDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(description="Page size, 1..500.")] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> Response:
-    master = settings.master_key
+    ctx, master = caller.ctx, settings.master_key
     ctx.require("transactions:read")
     size = _limit(settings, limit)
     after = 0
@@ -295,21 +332,21 @@ def list_transactions(
         after = cursors.decode(
             master, cursor, listing="transactions", app_id=ctx.app_id, company_id=ctx.company_id
         )
-    with db.engine.connect() as conn:  # Core, read-only: no ORM unit of work on the hot path
-        rows = conn.execute(
-            select(
-                Transaction.id,
-                Transaction.public_id,
-                Store.public_id,
-                Transaction.amount,
-                Transaction.occurred_at,
-                Transaction.customer_id,
-            )
-            .join(Store, Store.id == Transaction.store_id)
-            .where(Transaction.company_id == ctx.company_id, Transaction.id > after)
-            .order_by(Transaction.id)
-            .limit(size + 1)
-        ).all()
+    rows = caller.read(
+        select(
+            Transaction.id,
+            Transaction.public_id,
+            Store.public_id,
+            Transaction.amount,
+            Transaction.occurred_at,
+            Transaction.customer_id,
+        )
+        .join(Store, Store.id == Transaction.store_id)
+        .where(Transaction.company_id == ctx.company_id, Transaction.id > after)
+        .order_by(Transaction.id)
+        .limit(size + 1)
+    )
+    caller.done()
     more = len(rows) > size
     rows = rows[:size]
     request_id = _new_request_id()
