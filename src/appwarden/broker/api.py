@@ -18,12 +18,18 @@ import orjson
 from authlib.common.security import generate_token
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.broker import cursor as cursors
 from appwarden.broker import pseudonym, service
+from appwarden.broker.schemas import (
+    CustomerOne,
+    CustomerPage,
+    DetokenizeIn,
+    DetokenizeOut,
+    TransactionPage,
+)
 from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.errors import Forbidden, InvalidInput, NotFound, Unavailable
@@ -42,55 +48,6 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     422: {"description": "`invalid_parameter` or `invalid_cursor`."},
     503: {"description": "`ledger_unavailable`: the delivery could not be recorded, so nothing was sent."},
 }
-
-
-# --- response models (documentation only: bodies are serialised with orjson directly) -------------
-
-
-class CustomerOut(BaseModel):
-    """One customer as this app sees it. Fields not granted are absent; granted but missing are null."""
-
-    model_config = ConfigDict(extra="allow")
-    id: str = Field(description="This app's own stable pseudonymous id for the person (`cus_…`).")
-
-
-class CustomerPage(BaseModel):
-    data: list[CustomerOut]
-    next_cursor: str | None = Field(description="Opaque cursor for the next page; null on the last page.")
-
-
-class CustomerOne(BaseModel):
-    data: CustomerOut
-
-
-class TransactionOut(BaseModel):
-    id: str = Field(description="`txn_…`")
-    store: str = Field(description="`st_…`")
-    amount: int
-    occurred_at: str
-    customer: str | None = Field(description="This app's id for the customer, or null (no member).")
-
-
-class TransactionPage(BaseModel):
-    data: list[TransactionOut]
-    next_cursor: str | None
-
-
-class DetokenizeIn(BaseModel):
-    purpose: str = Field(min_length=1, max_length=500, description="Why the values are needed (audited).")
-    tokens: list[str] = Field(
-        min_length=1, max_length=1000, description="`tok_…` values this app received (1..100)."
-    )
-
-
-class DetokenizedValue(BaseModel):
-    token: str
-    field: str
-    value: Any
-
-
-class DetokenizeOut(BaseModel):
-    data: list[DetokenizedValue]
 
 
 # --- helpers ----------------------------------------------------------------------------------------
