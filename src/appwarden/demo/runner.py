@@ -131,6 +131,7 @@ def _build_and_drive(
             return drive(
                 server.base_url,
                 APPS_BY_SLUG[c.slug],
+                credentials[c.slug],
                 tokens[i],
                 seed=plan.seed * 1000 + i,
                 advance=lambda n: progress.advance(traffic, n),

@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from appwarden.demo.catalog import AppSpec
-from appwarden.demo.oauth_client import connect_app
+from appwarden.demo.oauth_client import connect_app, refresh
 from appwarden.errors import AppwardenError
 
 PAGE = 500  # the largest page the data API serves: what a syncing app asks for
@@ -99,86 +99,109 @@ def install(
             raise DemoError(f"installing {spec.slug} for {username} failed: {exc}") from exc
 
 
-def _get(http: httpx.Client, url: str, token: str, **params: Any) -> dict[str, Any]:
-    response = http.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
-    return _body(response, f"GET {url}")
+class AppSession:
+    """An app's backend calling the data API: its bearer token, refreshed (and so rotated) when the
+    server says it expired, as a well-behaved client does."""
+
+    def __init__(self, http: httpx.Client, creds: Credentials, token: dict[str, Any]) -> None:
+        self.http, self.creds, self.token = http, creds, token
+        self.requests = 0
+
+    def call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._send(method, url, **kwargs)
+        if response.status_code == 401 and _problem_code(response) == "token_expired":
+            self.token = refresh(
+                self.http,
+                client_id=self.creds.client_id,
+                client_secret=self.creds.client_secret,
+                refresh_token=str(self.token["refresh_token"]),
+            )
+            response = self._send(method, url, **kwargs)
+        if response.status_code != 200:
+            raise DemoError(f"{method} {url} answered {response.status_code}: {response.text[:200]}")
+        body: dict[str, Any] = orjson.loads(response.content)
+        return body
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        self.requests += 1
+        headers = {"Authorization": f"Bearer {self.token['access_token']}"}
+        return self.http.request(method, url, headers=headers, **kwargs)
 
 
-def _body(response: httpx.Response, what: str) -> dict[str, Any]:
-    if response.status_code != 200:
-        raise DemoError(f"{what} answered {response.status_code}: {response.text[:200]}")
-    body: dict[str, Any] = orjson.loads(response.content)
-    return body
+def _problem_code(response: httpx.Response) -> str | None:
+    try:
+        return str(orjson.loads(response.content).get("code"))
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
 
 
 def drive(
-    base_url: str, spec: AppSpec, token: dict[str, Any], *, seed: int, advance: Callable[[int], None]
-) -> int:
-    """:func:`_drive`, with transport failures reported as a :class:`DemoError`."""
-    try:
-        return _drive(base_url, spec, token, seed=seed, advance=advance)
-    except httpx.HTTPError as exc:
-        raise DemoError(f"{spec.slug}: {type(exc).__name__}: {exc}") from exc
-
-
-def _drive(
-    base_url: str, spec: AppSpec, token: dict[str, Any], *, seed: int, advance: Callable[[int], None]
+    base_url: str,
+    spec: AppSpec,
+    creds: Credentials,
+    token: dict[str, Any],
+    *,
+    seed: int,
+    advance: Callable[[int], None],
 ) -> int:
     """One connected app's traffic: a full sync of the customer list (every page), a few single
     lookups, a few detokenize calls for token-mode fields, and its transaction pages. Returns the
     number of requests made; ``advance`` is told of every customer or transaction row received."""
-    access = str(token["access_token"])
     granted = set(str(token.get("scope", "")).split())
     rng = np.random.default_rng(seed)
-    requests = 0
-    with client(base_url) as http:
-        if any(s.startswith("customers.") for s in granted):
-            ids: list[str] = []
-            tokens: list[str] = []
-            token_fields = [
-                s.split(":")[0].removeprefix("customers.") for s in granted if s.endswith(":token")
-            ]
-            cursor: str | None = None
-            while True:
-                params: dict[str, Any] = {"limit": PAGE}
-                if cursor:
-                    params["cursor"] = cursor
-                page = _get(http, "/v1/customers", access, **params)
-                requests += 1
-                rows = page["data"]
-                ids.extend(r["id"] for r in rows)
-                if len(tokens) < DETOKENIZE:
-                    tokens.extend(r[f] for r in rows for f in token_fields if r.get(f))
-                advance(len(rows))
-                cursor = page["next_cursor"]
-                if cursor is None:
-                    break
-            for i in rng.choice(len(ids), size=min(LOOKUPS, len(ids)), replace=False).tolist():
-                _get(http, f"/v1/customers/{ids[i]}", access)
-                requests += 1
-            if spec.detokenize and tokens:
-                response = http.post(
-                    "/v1/detokenize",
-                    json={"purpose": "会員からの問い合わせへの折り返し連絡", "tokens": tokens[:DETOKENIZE]},
-                    headers={"Authorization": f"Bearer {access}"},
-                )
-                _body(response, "POST /v1/detokenize")
-                requests += 1
-        if "transactions:read" in granted and spec.transaction_pages:
-            cursor = None
-            pages = 0
-            while spec.transaction_pages < 0 or pages < spec.transaction_pages:
-                params = {"limit": PAGE}
-                if cursor:
-                    params["cursor"] = cursor
-                page = _get(http, "/v1/transactions", access, **params)
-                requests += 1
-                pages += 1
-                advance(len(page["data"]))
-                cursor = page["next_cursor"]
-                if cursor is None:
-                    break
-    return requests
+    try:
+        with client(base_url) as http:
+            app = AppSession(http, creds, token)
+            if any(s.startswith("customers.") for s in granted):
+                token_fields = [
+                    s[len("customers.") : -len(":token")] for s in granted if s.endswith(":token")
+                ]
+                ids, tokens = _sync_customers(app, token_fields, advance)
+                for i in rng.choice(len(ids), size=min(LOOKUPS, len(ids)), replace=False).tolist():
+                    app.call("GET", f"/v1/customers/{ids[i]}")
+                if spec.detokenize and tokens:
+                    purpose = "会員からの問い合わせへの折り返し連絡"  # a call-back to a member who asked
+                    app.call(
+                        "POST", "/v1/detokenize", json={"purpose": purpose, "tokens": tokens[:DETOKENIZE]}
+                    )
+            if "transactions:read" in granted and spec.transaction_pages:
+                _pages(app, "/v1/transactions", spec.transaction_pages, lambda rows: advance(len(rows)))
+            return app.requests
+    except httpx.HTTPError as exc:
+        raise DemoError(f"{spec.slug}: {type(exc).__name__}: {exc}") from exc
+
+
+def _sync_customers(
+    app: AppSession, token_fields: list[str], advance: Callable[[int], None]
+) -> tuple[list[str], list[str]]:
+    """Every page of /v1/customers; the app's ids for the people, and a few tokens to reveal later."""
+    ids: list[str] = []
+    tokens: list[str] = []
+
+    def take(rows: list[dict[str, Any]]) -> None:
+        ids.extend(r["id"] for r in rows)
+        if len(tokens) < DETOKENIZE:
+            tokens.extend(r[f] for r in rows for f in token_fields if r.get(f))
+        advance(len(rows))
+
+    _pages(app, "/v1/customers", -1, take)
+    return ids, tokens
+
+
+def _pages(app: AppSession, url: str, limit: int, take: Callable[[list[dict[str, Any]]], None]) -> None:
+    """Follow ``next_cursor`` through ``limit`` pages (-1: all of them), handing each page's rows on."""
+    cursor: str | None = None
+    pages = 0
+    while limit < 0 or pages < limit:
+        params: dict[str, Any] = {"limit": PAGE}
+        if cursor:
+            params["cursor"] = cursor
+        page = app.call("GET", url, params=params)
+        pages += 1
+        take(page["data"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return
 
 
 def run_parallel(jobs: list[Callable[[], Any]], workers: int) -> list[Any]:
