@@ -113,6 +113,7 @@ def test_demo_logins_work_and_belong_to_their_company(
             assert authenticate_user(session, login["username"], login["password"] + "x") is None
         assert session.scalar(select(func.count()).select_from(User)) == 2
     assert summary["admin_api_key"] == settings.admin_key
+    assert summary["base_url"] == "http://127.0.0.1:8000"
 
 
 def test_demo_rerun_wipes_and_rebuilds(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:

@@ -66,6 +66,8 @@ def demo(
     try:
         with progress_bar(json_mode=json_mode) as bar:
             result = run_demo(settings, plan, progress=bar)
+        # Where this command serves afterwards (and where `appwarden serve` would, with the same options).
+        result["base_url"] = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         if json_mode:
             print_json(result)
         else:
