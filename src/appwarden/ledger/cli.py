@@ -59,14 +59,14 @@ def who_has_cmd(
     if not rows:
         console.print(f"no app has received any of {customer}'s data")
         return
-    table = Table("app", "field", "mode", "first", "last", "entries", title=f"who has {customer}")
+    table = Table("app", "field", "mode", "first (UTC)", "last (UTC)", "entries", title=f"who has {customer}")
     for row in rows:
         table.add_row(
             row["app"],
             row["field"],
             row["mode"],
-            row["first_at"].isoformat(timespec="seconds"),
-            row["last_at"].isoformat(timespec="seconds"),
+            row["first_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            row["last_at"].strftime("%Y-%m-%d %H:%M:%S"),
             str(row["entries"]),
         )
     console.print(table)
