@@ -1,10 +1,14 @@
-"""Regenerate the initial migration from the models (only while nothing has been released).
+"""Regenerate an unreleased migration from the models.
 
-uv run python scripts/regen_migration.py
+    uv run python scripts/regen_migration.py 0002 "incidents"
+
+Upgrades an empty database to the revision before ``REV``, then autogenerates ``REV`` from the
+difference. Only for revisions that have never been applied anywhere that matters.
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -12,15 +16,18 @@ from alembic import command
 
 from appwarden.db.migrate import MIGRATIONS, alembic_config
 
-target = MIGRATIONS / "versions" / "0001_initial_schema.py"
-target.unlink(missing_ok=True)
+rev = sys.argv[1] if len(sys.argv) > 1 else "0001"
+message = sys.argv[2] if len(sys.argv) > 2 else "initial schema"
+versions = MIGRATIONS / "versions"
+for old in versions.glob(f"{rev}_*.py"):
+    old.unlink()
+previous = f"{int(rev) - 1:04d}"
 with tempfile.TemporaryDirectory() as tmp:
-    command.revision(
-        alembic_config(f"sqlite:///{Path(tmp) / 'empty.db'}"),
-        message="initial schema",
-        autogenerate=True,
-        rev_id="0001",
-    )
+    config = alembic_config(f"sqlite:///{Path(tmp) / 'scratch.db'}")
+    if int(rev) > 1:
+        command.upgrade(config, previous)
+    command.revision(config, message=message, autogenerate=True, rev_id=rev)
+target = next(versions.glob(f"{rev}_*.py"))
 text = target.read_text()
 target.write_text("\n".join(line for line in text.splitlines() if not line.startswith("Create Date")) + "\n")
 print(f"wrote {target}")

@@ -1,9 +1,17 @@
 """Import every capability's tables so ``Base.metadata`` is complete (Alembic, tests)."""
 
 from appwarden.events import models as events_models
+from appwarden.incident import models as incident_models
 from appwarden.ledger import models as ledger_models
 from appwarden.marketplace import models as marketplace_models
 from appwarden.oauth import models as oauth_models
 from appwarden.platform import models as platform_models
 
-__all__ = ["events_models", "ledger_models", "marketplace_models", "oauth_models", "platform_models"]
+__all__ = [
+    "events_models",
+    "incident_models",
+    "ledger_models",
+    "marketplace_models",
+    "oauth_models",
+    "platform_models",
+]

@@ -1,0 +1,1 @@
+"""Incident response: kill switch, incident record, blast radius, notices and regulator reports."""
