@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
 
     from appwarden.broker.api import router as broker_router
+    from appwarden.incident.api import router as incident_router
     from appwarden.ledger.api import router as ledger_router
     from appwarden.marketplace.api import router as marketplace_router
     from appwarden.oauth.api import router as oauth_router
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(broker_router)
     app.include_router(marketplace_router)
     app.include_router(ledger_router)
+    app.include_router(incident_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -65,11 +65,13 @@ def _redact(url: str) -> str:
 
 def _register() -> None:
     from appwarden.demo.cli import demo
+    from appwarden.incident.cli import incident_app
     from appwarden.ledger.cli import ledger_app
     from appwarden.marketplace.cli import apps_app
 
     app.add_typer(apps_app, name="apps")
     app.add_typer(ledger_app, name="ledger")
+    app.add_typer(incident_app, name="incident")
     app.command("demo")(demo)
 
 

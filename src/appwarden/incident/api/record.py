@@ -1,0 +1,7 @@
+"""Admin API routes for incidents: record."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/admin/incidents", tags=["admin: incidents"])

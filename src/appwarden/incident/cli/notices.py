@@ -1,0 +1,9 @@
+"""Incident commands: notices."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this part's commands to ``appwarden incident``."""
