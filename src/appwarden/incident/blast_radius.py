@@ -1,0 +1,351 @@
+"""Blast radius: how many distinct people had which fields delivered, in which mode, per company and store.
+
+Counts come from the ledger's bitmap index (one roaring bitmap per app × company × field × mode), so
+"distinct people" is a union of bitmaps, never a ``COUNT(DISTINCT …)`` over delivery rows. Several apps
+in one incident give the union; ``exposed`` = raw ∪ masked (a token is pseudonymous and reveals
+nothing by itself). Canary customers are taken out of every count and reported separately.
+
+The index is cumulative, so a blast radius *as of* an earlier time is rebuilt from the ledger entries
+recorded up to then (their payload bitmaps); when nothing was recorded after ``as_of`` the index is the
+same answer and is used instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from pyroaring import BitMap
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appwarden.db.base import utcnow
+from appwarden.db.session import Database
+from appwarden.errors import InvalidInput
+from appwarden.incident.service import add_timeline, get_incident, incident_apps
+from appwarden.incident.store_homes import customer_homes
+from appwarden.ledger.chain import Key, iter_payload
+from appwarden.ledger.models import LedgerEntry, LedgerIndex
+from appwarden.ledger.service import KINDS
+from appwarden.platform.models import Company, Customer, Store
+
+MODES = ("raw", "masked", "token")
+EXPOSING = ("raw", "masked")  # modes that reveal the value (masked still reveals part of it)
+
+PerCompany = dict[int, dict[Key, BitMap]]  # company id -> (field, mode) -> people
+
+
+@dataclass(frozen=True, slots=True)
+class FieldCounts:
+    """Distinct people who had one field delivered, per mode; ``exposed`` = raw ∪ masked."""
+
+    raw: int = 0
+    masked: int = 0
+    token: int = 0
+    exposed: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"raw": self.raw, "masked": self.masked, "token": self.token, "exposed": self.exposed}
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCount:
+    """People whose home store is this store and who were exposed."""
+
+    id: str
+    name: str
+    persons_exposed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "persons_exposed": self.persons_exposed}
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyRadius:
+    """One affected company (a data controller that gets a notice) and its affected stores."""
+
+    id: str
+    name: str
+    persons_exposed: int
+    fields: Mapping[str, FieldCounts]
+    stores: tuple[StoreCount, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "persons_exposed": self.persons_exposed,
+            "fields": {
+                name: {"exposed": c.exposed, "raw": c.raw, "masked": c.masked, "token": c.token}
+                for name, c in self.fields.items()
+            },
+            "stores": [store.to_dict() for store in self.stores],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BlastRadius:
+    """The blast radius of an incident (DESIGN.md "Blast radius JSON")."""
+
+    incident: str
+    apps: tuple[str, ...]
+    as_of: datetime
+    fields: Mapping[str, FieldCounts]
+    persons_exposed: int
+    canaries_excluded: int
+    companies: tuple[CompanyRadius, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document, keys in the order of DESIGN.md."""
+        return {
+            "incident": self.incident,
+            "apps": list(self.apps),
+            "as_of": format_time(self.as_of),
+            "fields": {name: counts.to_dict() for name, counts in self.fields.items()},
+            "persons_exposed": self.persons_exposed,
+            "canaries_excluded": self.canaries_excluded,
+            "companies": [company.to_dict() for company in self.companies],
+        }
+
+    def totals(self) -> dict[str, Any]:
+        """What the incident timeline keeps of each computation (the counts, not the store lists)."""
+        return {
+            "as_of": format_time(self.as_of),
+            "persons_exposed": self.persons_exposed,
+            "fields": {name: counts.to_dict() for name, counts in self.fields.items()},
+            "companies": len(self.companies),
+            "stores": sum(len(c.stores) for c in self.companies),
+            "canaries_excluded": self.canaries_excluded,
+        }
+
+
+def format_time(at: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` (seconds unless the time has a fraction)."""
+    at = at.astimezone(UTC)
+    spec = "seconds" if at.microsecond == 0 else "microseconds"
+    return at.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """An ``--as-of``/``as_of`` value: ISO 8601 date or date-time; without an offset it is UTC."""
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(
+            f"as-of {text!r} is not an ISO 8601 time (e.g. 2026-01-08T11:50:00Z)", code="invalid_parameter"
+        ) from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def compute_blast_radius(
+    db_or_session: Database | Session, incident_public_id: str, *, as_of: datetime | None = None
+) -> BlastRadius:
+    """The blast radius of ``incident_public_id`` now, or from deliveries recorded at or before ``as_of``.
+
+    Raises ``NotFound(code="incident_not_found")`` for an unknown incident.
+    """
+    if isinstance(db_or_session, Session):
+        return _compute(db_or_session, incident_public_id, as_of)
+    with db_or_session.sessionmaker() as session:
+        return _compute(session, incident_public_id, as_of)
+
+
+def _compute(session: Session, ref: str, as_of: datetime | None, *, force_scan: bool = False) -> BlastRadius:
+    incident = get_incident(session, ref)
+    apps = incident_apps(session, incident)
+    app_ids = [app.id for app in apps]
+    at = utcnow() if as_of is None else as_of.astimezone(UTC)
+    if force_scan or (as_of is not None and _recorded_after(session, app_ids, at)):
+        per_company = _from_entries(session, app_ids, at)
+    else:
+        per_company = _from_index(session, app_ids)
+    canaries = _canaries(session, list(per_company))
+    return summarise(session, ref, tuple(app.slug for app in apps), at, per_company, canaries)
+
+
+def record_counts(db: Database, radius: BlastRadius, *, actor: str) -> None:
+    """Add a ``counts`` entry with the totals to the incident's timeline (committed)."""
+    totals = radius.totals()
+    fields = ", ".join(f"{name} {c.exposed:,}" for name, c in radius.fields.items())
+    text = (
+        f"blast radius as of {totals['as_of']}: {radius.persons_exposed:,} people exposed"
+        f" ({fields or 'no fields'}) in {totals['companies']} companies, {totals['stores']} stores"
+    )
+    with db.session() as session:
+        add_timeline(
+            session, get_incident(session, radius.incident), actor=actor, kind="counts", text=text, **totals
+        )
+
+
+def _recorded_after(session: Session, app_ids: list[int], at: datetime) -> bool:
+    """Whether any delivery of these apps was recorded after ``at`` (then the index is too new)."""
+    query = (
+        select(LedgerEntry.seq).where(LedgerEntry.app_id.in_(app_ids), LedgerEntry.recorded_at > at).limit(1)
+    )
+    return session.scalar(query) is not None
+
+
+def _from_index(session: Session, app_ids: list[int]) -> PerCompany:
+    """The cumulative index rows of the apps, OR-ed per company and (field, mode) across apps."""
+    rows = session.execute(
+        select(LedgerIndex.company_id, LedgerIndex.field, LedgerIndex.mode, LedgerIndex.bitmap).where(
+            LedgerIndex.app_id.in_(app_ids)
+        )
+    )
+    per_company: PerCompany = {}
+    for company_id, field_name, mode, blob in rows:
+        _or_into(per_company, company_id, (field_name, mode), BitMap.deserialize(blob))
+    return per_company
+
+
+def _from_entries(session: Session, app_ids: list[int], at: datetime) -> PerCompany:
+    """The same shape rebuilt from entry payloads recorded at or before ``at``."""
+    query = (
+        select(LedgerEntry.company_id, LedgerEntry.payload)
+        .where(
+            LedgerEntry.app_id.in_(app_ids),
+            LedgerEntry.recorded_at <= at,
+            LedgerEntry.kind.in_(sorted(KINDS)),  # other kinds (refused calls) deliver nothing
+        )
+        .order_by(LedgerEntry.seq)
+        .execution_options(yield_per=2000)
+    )
+    per_company: PerCompany = {}
+    for company_id, payload in session.execute(query):
+        for key, raw in iter_payload(payload):
+            _or_into(per_company, company_id, key, BitMap.deserialize(bytes(raw)))
+    return per_company
+
+
+def _or_into(per_company: PerCompany, company_id: int, key: Key, bitmap: BitMap) -> None:
+    keys = per_company.setdefault(company_id, {})
+    if key in keys:
+        keys[key] |= bitmap
+    else:
+        keys[key] = bitmap
+
+
+def _canaries(session: Session, company_ids: list[int]) -> BitMap:
+    """Canary customers of these companies (few: a handful per store)."""
+    if not company_ids:
+        return BitMap()
+    ids = session.scalars(
+        select(Customer.id).where(Customer.company_id.in_(company_ids), Customer.is_canary.is_(True))
+    )
+    return BitMap(ids)
+
+
+def summarise(
+    session: Session,
+    ref: str,
+    apps: tuple[str, ...],
+    at: datetime,
+    per_company: PerCompany,
+    canaries: BitMap,
+) -> BlastRadius:
+    """Counts from the per-company bitmaps: canaries removed, fields, companies and their stores."""
+    delivered_canaries = BitMap()
+    exposed_by_company: dict[int, BitMap] = {}
+    fields_by_company: dict[int, dict[str, FieldCounts]] = {}
+    for company_id, keys in per_company.items():
+        delivered_canaries |= canaries & BitMap.union(BitMap(), *keys.values())
+        clean = {key: bitmap - canaries for key, bitmap in keys.items()}
+        fields_by_company[company_id] = _field_counts(clean)
+        exposed = [bitmap for (_, mode), bitmap in clean.items() if mode in EXPOSING]
+        exposed_by_company[company_id] = BitMap.union(BitMap(), *exposed)
+    totals = _sum_fields(fields_by_company.values())
+    affected = [cid for cid, exposed in exposed_by_company.items() if exposed]
+    companies = _companies(session, affected, exposed_by_company, fields_by_company)
+    return BlastRadius(
+        incident=ref,
+        apps=apps,
+        as_of=at,
+        fields=totals,
+        # A person belongs to one company, so the union across companies is the sum.
+        persons_exposed=sum(len(exposed_by_company[cid]) for cid in affected),
+        canaries_excluded=len(delivered_canaries),
+        companies=companies,
+    )
+
+
+def _field_counts(keys: Mapping[Key, BitMap]) -> dict[str, FieldCounts]:
+    names = sorted({name for name, _ in keys})
+    counts: dict[str, FieldCounts] = {}
+    empty = BitMap()
+    for name in names:
+        by_mode = {mode: keys.get((name, mode), empty) for mode in MODES}
+        exposed = by_mode["raw"] | by_mode["masked"]
+        if not (exposed or by_mode["token"]):
+            continue
+        counts[name] = FieldCounts(
+            raw=len(by_mode["raw"]),
+            masked=len(by_mode["masked"]),
+            token=len(by_mode["token"]),
+            exposed=len(exposed),
+        )
+    return counts
+
+
+def _sum_fields(per_company: Iterable[Mapping[str, FieldCounts]]) -> dict[str, FieldCounts]:
+    """Totals across companies (their people are disjoint, so sums are distinct counts)."""
+    sums: dict[str, list[int]] = {}
+    for fields in per_company:
+        for name, c in fields.items():
+            acc = sums.setdefault(name, [0, 0, 0, 0])
+            for i, value in enumerate((c.raw, c.masked, c.token, c.exposed)):
+                acc[i] += value
+    return {name: FieldCounts(*sums[name]) for name in sorted(sums)}
+
+
+def _companies(
+    session: Session,
+    affected: list[int],
+    exposed_by_company: Mapping[int, BitMap],
+    fields_by_company: Mapping[int, dict[str, FieldCounts]],
+) -> tuple[CompanyRadius, ...]:
+    """Affected companies with their affected stores (nobody exposed → left out)."""
+    if not affected:
+        return ()
+    store_counts = _store_counts(session, affected, BitMap.union(BitMap(), *exposed_by_company.values()))
+    company_rows = session.execute(
+        select(Company.id, Company.public_id, Company.name).where(Company.id.in_(affected))
+    )
+    names = {cid: (public, title) for cid, public, title in company_rows}
+    store_rows = session.execute(
+        select(Store.id, Store.company_id, Store.public_id, Store.name).where(Store.company_id.in_(affected))
+    ).all()
+    stores: dict[int, list[StoreCount]] = {}
+    for store_id, company_id, store_public_id, store_name in store_rows:
+        count = store_counts.get(store_id, 0)
+        if count:
+            stores.setdefault(company_id, []).append(StoreCount(store_public_id, store_name, count))
+    result = [
+        CompanyRadius(
+            id=names[cid][0],
+            name=names[cid][1],
+            persons_exposed=len(exposed_by_company[cid]),
+            fields=fields_by_company[cid],
+            stores=tuple(sorted(stores.get(cid, []), key=lambda s: (-s.persons_exposed, s.id))),
+        )
+        for cid in affected
+    ]
+    return tuple(sorted(result, key=lambda c: (-c.persons_exposed, c.id)))
+
+
+def _store_counts(session: Session, company_ids: list[int], exposed: BitMap) -> dict[int, int]:
+    """Exposed people per home store: one vectorised read of (customer id, home store) for the
+    affected companies, then a membership mask and a bincount instead of a bitmap per store."""
+    ids, stores = customer_homes(session, company_ids)
+    if ids.size == 0:
+        return {}
+    exposed_ids = np.frombuffer(exposed.to_array(), dtype=np.uint32)
+    size = int(max(ids.max(), exposed_ids.max(initial=0))) + 1
+    mask = np.zeros(size, dtype=np.bool_)
+    mask[exposed_ids] = True
+    hit_stores = stores[mask[ids]]
+    counts = np.bincount(hit_stores)
+    nonzero = np.flatnonzero(counts)
+    return dict(zip(nonzero.tolist(), counts[nonzero].tolist(), strict=True))
