@@ -1,4 +1,4 @@
-"""Blast radius over a real database: known deliveries in, exact distinct counts out (index and as-of paths)."""
+"""Blast radius over a real database: known deliveries in, exact distinct counts out (index and as-of)."""
 
 from __future__ import annotations
 
