@@ -31,7 +31,13 @@ class Settings(BaseSettings):
     admin_api_key: str | None = Field(
         default=None, description="Bearer key for /admin; generated when unset."
     )
-    smtp_url: str | None = None
+    smtp_url: str | None = Field(
+        default=None, description="SMTP for store notices: smtp://host:port, smtp+starttls://, smtps://."
+    )
+    security_contact: str = Field(
+        default="security@appwarden.example",
+        description="The security team's address: sender of store notices and their contact.",
+    )
     base_url: str = "http://127.0.0.1:8000"
 
     access_token_ttl: int = 900

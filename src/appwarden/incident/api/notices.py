@@ -1,7 +1,71 @@
-"""Admin API routes for incidents: notices."""
+"""Admin API routes for incidents: store notices (send and log) and APPI report drafts."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from appwarden.web.deps import AdminDep, DatabaseDep, SettingsDep
 
 router = APIRouter(prefix="/admin/incidents", tags=["admin: incidents"])
+
+
+@router.post("/{incident}/notices")
+def send_notices(incident: str, actor: AdminDep, db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
+    """Send the store notices over SMTP: each affected company once; failures are retried on the next call."""
+    from appwarden.incident.context import load_facts
+    from appwarden.incident.delivery import delivery_log, parse_smtp_url
+    from appwarden.incident.delivery import send_notices as send
+    from appwarden.incident.notices import draft_notices
+
+    parse_smtp_url(settings.smtp_url)  # 503 smtp_not_configured before any work
+    facts = load_facts(db, incident)
+    drafts = draft_notices(facts, contact=settings.security_contact)
+    report = send(
+        db,
+        drafts,
+        incident=facts.id,
+        smtp_url=settings.smtp_url,
+        sender=settings.security_contact,
+        actor=actor,
+    )
+    return report.to_dict() | {"deliveries": delivery_log(db, facts.id)}
+
+
+@router.get("/{incident}/notices")
+def notice_log(incident: str, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
+    """The delivery log: per company, recipient, status (pending/sending/sent/failed), attempts, error."""
+    from appwarden.incident.delivery import delivery_log
+
+    return {"incident": incident, "deliveries": delivery_log(db, incident)}
+
+
+@router.get("/{incident}/report", response_model=None)
+def report(
+    incident: str,
+    actor: AdminDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    company: Annotated[str, Query(description="The affected company (co_… or name).")],
+    kind: Annotated[Literal["preliminary", "final"], Query()] = "preliminary",
+    lang: Annotated[Literal["ja", "en"], Query()] = "ja",
+    format: Annotated[Literal["md", "json", "pdf"], Query()] = "json",
+) -> Response | dict[str, Any]:
+    """One company's report draft to the Personal Information Protection Commission (recorded on the
+    timeline)."""
+    from appwarden.incident.context import load_facts
+    from appwarden.incident.reports import draft_reports, record_drafted
+
+    facts = load_facts(db, incident)
+    (draft,) = draft_reports(facts, kind=kind, lang=lang, contact=settings.security_contact, company=company)
+    body = draft.render(format)
+    record_drafted(db, facts, [draft], fmt=format, actor=actor)
+    if format == "json":
+        return draft.data
+    media = "application/pdf" if format == "pdf" else "text/markdown; charset=utf-8"
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{draft.filename(format)}"'},
+    )

@@ -1,0 +1,194 @@
+"""What notices and report drafts are written from: the incident, its apps and vendors, what the platform did,
+the blast radius and the affected companies' contacts, read once into plain data (no ORM objects escape).
+
+The blast radius is the DESIGN.md "Blast radius JSON" dict (``compute_blast_radius(...).to_dict()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appwarden.db.session import Database
+from appwarden.incident.models import Incident, IncidentApp, TimelineEntry
+from appwarden.incident.service import get_incident
+from appwarden.marketplace.models import App, Vendor
+from appwarden.platform.models import Company, Store
+
+# Timeline kinds that are the platform's own containment actions (what "the platform did").
+ACTION_KINDS = ("kill_switch", "opened")
+
+
+@dataclass(frozen=True)
+class AppFacts:
+    slug: str
+    name: str
+    vendor: str | None
+    vendor_email: str | None
+    killed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Action:
+    at: datetime
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CompanyFacts:
+    """One affected company: its blast-radius entry plus contacts from the platform."""
+
+    id: str
+    name: str
+    email: str | None
+    persons: int
+    fields: dict[str, dict[str, int]]
+    stores: list[dict[str, Any]]  # {id, name, persons_exposed, email}
+
+
+@dataclass
+class IncidentFacts:
+    """Everything a notice or report needs, as plain data."""
+
+    id: str
+    title: str
+    reason: str
+    status: str
+    opened_at: datetime
+    aware_at: datetime
+    unauthorized_access: bool
+    known: list[str]
+    unknown: list[str]
+    apps: list[AppFacts]
+    actions: list[Action]
+    blast: dict[str, Any]
+    companies: list[CompanyFacts] = field(default_factory=list)
+
+    def company(self, ref: str) -> CompanyFacts | None:
+        """The affected company with public id or name ``ref``, or None if it was not affected."""
+        return next((c for c in self.companies if ref in (c.id, c.name)), None)
+
+
+def load_blast(db: Database, incident_ref: str) -> dict[str, Any]:
+    """The incident's blast radius as the DESIGN.md dict."""
+    from appwarden.incident.blast_radius import compute_blast_radius
+
+    result: dict[str, Any] = compute_blast_radius(db, incident_ref).to_dict()
+    return result
+
+
+def load_facts(db: Database, incident_ref: str, *, blast: Mapping[str, Any] | None = None) -> IncidentFacts:
+    """Read the incident and its blast radius (computed now unless given) into :class:`IncidentFacts`.
+
+    Only companies with ``persons_exposed > 0`` are affected; the others are left out here, so nothing
+    downstream can address them.
+    """
+    if blast is None:
+        blast = load_blast(db, incident_ref)  # raises NotFound(incident_not_found) for an unknown id
+    with db.session() as session:
+        incident = get_incident(session, incident_ref)
+        facts = IncidentFacts(
+            id=incident.public_id,
+            title=incident.title,
+            reason=incident.reason,
+            status=incident.status,
+            opened_at=incident.opened_at,
+            aware_at=incident.aware_at,
+            unauthorized_access=bool(incident.unauthorized_access),
+            known=_texts(incident.known),
+            unknown=_texts(incident.unknown),
+            apps=_apps(session, incident),
+            actions=_actions(session, incident),
+            blast=dict(blast),
+        )
+        facts.companies = _companies(session, blast)
+    return facts
+
+
+def _texts(items: list[Any] | None) -> list[str]:
+    """Fact lists hold strings or ``{"text": …}`` entries; keep the text."""
+    out: list[str] = []
+    for item in items or []:
+        text = item.get("text") if isinstance(item, Mapping) else item
+        if text:
+            out.append(str(text))
+    return out
+
+
+def _apps(session: Session, incident: Incident) -> list[AppFacts]:
+    rows = session.execute(
+        select(App, Vendor, IncidentApp.killed_at)
+        .join(IncidentApp, IncidentApp.app_id == App.id)
+        .outerjoin(Vendor, Vendor.id == App.vendor_id)
+        .where(IncidentApp.incident_id == incident.id)
+        .order_by(App.slug)
+    ).all()
+    return [
+        AppFacts(
+            slug=app.slug,
+            name=app.name,
+            vendor=vendor.name if vendor else None,
+            vendor_email=vendor.contact_email if vendor else None,
+            killed_at=killed_at,
+        )
+        for app, vendor, killed_at in rows
+    ]
+
+
+def _actions(session: Session, incident: Incident) -> list[Action]:
+    entries = session.scalars(
+        select(TimelineEntry)
+        .where(TimelineEntry.incident_id == incident.id, TimelineEntry.kind.in_(ACTION_KINDS))
+        .order_by(TimelineEntry.at, TimelineEntry.id)
+    ).all()
+    kills = [e for e in entries if e.kind == "kill_switch"]
+    # The kill switch entry says what was done; without one, the opening entry is all there is.
+    chosen = kills or [e for e in entries if e.kind == "opened"]
+    return [Action(at=e.at, kind=e.kind, text=e.text) for e in chosen]
+
+
+def _companies(session: Session, blast: Mapping[str, Any]) -> list[CompanyFacts]:
+    affected = [c for c in blast.get("companies", []) if int(c.get("persons_exposed", 0)) > 0]
+    if not affected:
+        return []
+    ids = [c["id"] for c in affected]
+    companies = {c.public_id: c for c in session.scalars(select(Company).where(Company.public_id.in_(ids)))}
+    store_ids = [s["id"] for c in affected for s in c.get("stores", [])]
+    stores = (
+        {s.public_id: s for s in session.scalars(select(Store).where(Store.public_id.in_(store_ids)))}
+        if store_ids
+        else {}
+    )
+    out: list[CompanyFacts] = []
+    for entry in affected:
+        company = companies.get(entry["id"])
+        store_rows = []
+        for s in entry.get("stores", []):
+            if int(s.get("persons_exposed", 0)) <= 0:
+                continue
+            row = stores.get(s["id"])
+            store_rows.append(
+                {
+                    "id": s["id"],
+                    "name": s.get("name") or (row.name if row else s["id"]),
+                    "persons_exposed": int(s["persons_exposed"]),
+                    "email": row.email if row else None,
+                }
+            )
+        out.append(
+            CompanyFacts(
+                id=entry["id"],
+                name=entry.get("name") or (company.name if company else entry["id"]),
+                email=company.email if company else None,
+                persons=int(entry["persons_exposed"]),
+                fields={f: {k: int(v) for k, v in m.items()} for f, m in entry.get("fields", {}).items()},
+                stores=store_rows,
+            )
+        )
+    return out

@@ -1,0 +1,268 @@
+"""Sending store notices over SMTP with a delivery log (:class:`NoticeDelivery`).
+
+A notice is sent at most once: before a send the row is claimed by a conditional update (``pending`` or
+``failed`` → ``sending``, committed), so two runs at the same time cannot both send it; after the SMTP
+transaction it becomes ``sent`` or ``failed`` (with the error). Re-running retries only ``failed`` and
+``pending`` rows. A row left ``sending`` (the process died mid-send) is not retried automatically, since
+the message may have gone out; the log shows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from appwarden.db.base import utcnow
+from appwarden.db.session import Database
+from appwarden.errors import InvalidInput, Unavailable
+from appwarden.incident.models import NoticeDelivery
+from appwarden.incident.notices import NoticeDraft
+from appwarden.incident.service import add_timeline, get_incident
+from appwarden.platform.models import Company
+
+SMTP_TIMEOUT = 30.0
+NO_EMAIL = "company has no email address on file (set Company.email, then re-run to retry)"
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    host: str
+    port: int
+    security: str  # plain | starttls | tls
+    username: str | None
+    password: str | None
+
+
+def parse_smtp_url(url: str | None) -> SmtpTarget:
+    """``smtp://[user:pass@]host[:port]`` (``?starttls=1`` to upgrade), ``smtp+starttls://`` or ``smtps://``."""
+    if not url:
+        raise Unavailable("no SMTP server configured: set APPWARDEN_SMTP_URL", code="smtp_not_configured")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("smtp", "smtp+starttls", "smtps") or not parts.hostname:
+        raise InvalidInput(f"APPWARDEN_SMTP_URL must look like smtp://host:port, not {parts.scheme}://…")
+    starttls = parse_qs(parts.query).get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
+    security = (
+        "tls" if scheme == "smtps" else "starttls" if scheme == "smtp+starttls" or starttls else "plain"
+    )
+    try:
+        port = parts.port or (465 if security == "tls" else 587 if security == "starttls" else 25)
+    except ValueError as exc:
+        raise InvalidInput(f"APPWARDEN_SMTP_URL has a bad port: {exc}") from exc
+    return SmtpTarget(
+        host=parts.hostname,
+        port=port,
+        security=security,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def connect(target: SmtpTarget) -> smtplib.SMTP:
+    """An SMTP connection per ``target``, logged in when it carries credentials."""
+    context = ssl.create_default_context()
+    smtp: smtplib.SMTP
+    if target.security == "tls":
+        smtp = smtplib.SMTP_SSL(target.host, target.port, timeout=SMTP_TIMEOUT, context=context)
+    else:
+        smtp = smtplib.SMTP(target.host, target.port, timeout=SMTP_TIMEOUT)
+        if target.security == "starttls":
+            smtp.starttls(context=context)
+    if target.username:
+        smtp.login(target.username, target.password or "")
+    return smtp
+
+
+@dataclass
+class SendReport:
+    """What one send batch did."""
+
+    incident: str
+    sent: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    already_sent: list[str] = field(default_factory=list)
+    in_flight: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "incident": self.incident,
+            "sent": self.sent,
+            "failed": self.failed,
+            "already_sent": self.already_sent,
+            "in_flight": self.in_flight,
+        }
+
+
+def send_notices(
+    db: Database,
+    drafts: list[NoticeDraft],
+    *,
+    incident: str,
+    smtp_url: str | None,
+    sender: str,
+    actor: str,
+    connector: Callable[[SmtpTarget], smtplib.SMTP] = connect,
+) -> SendReport:
+    """Deliver every notice not yet sent; record each attempt; one ``notice`` timeline entry per batch."""
+    target = parse_smtp_url(smtp_url)
+    report = SendReport(incident)
+    rows = _ensure_rows(db, incident, drafts)
+    smtp: smtplib.SMTP | None = None
+    try:
+        for draft in drafts:
+            row_id, status = rows[draft.company.id]
+            if status == "sent":
+                report.already_sent.append(draft.company.id)
+                continue
+            recipient = _current_email(db, draft.company.id)
+            if not _claim(db, row_id, recipient):
+                report.in_flight.append(draft.company.id)  # another run holds it, or it was sent meanwhile
+                continue
+            if recipient is None:
+                _finish(db, row_id, error=NO_EMAIL)
+                report.failed.append({"company": draft.company.id, "error": NO_EMAIL})
+                continue
+            message = draft.message(sender)
+            message.replace_header("To", recipient)
+            try:
+                if smtp is None:
+                    smtp = connector(target)
+                smtp.send_message(message)  # one recipient: a refusal raises SMTPRecipientsRefused
+            except (smtplib.SMTPException, OSError) as exc:
+                error = _describe(exc)
+                _finish(db, row_id, error=error)
+                report.failed.append({"company": draft.company.id, "error": error})
+                if isinstance(exc, smtplib.SMTPServerDisconnected | OSError):
+                    smtp = None  # reconnect for the next one
+                continue
+            _finish(db, row_id, error=None, sent=True)
+            report.sent.append(draft.company.id)
+    finally:
+        if smtp is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                smtp.quit()
+    if report.sent or report.failed:
+        with db.session() as session:
+            add_timeline(
+                session,
+                get_incident(session, incident),
+                actor=actor,
+                kind="notice",
+                text=f"store notices: {len(report.sent)} sent, {len(report.failed)} failed, "
+                f"{len(report.already_sent)} already sent",
+                **report.to_dict(),
+            )
+    return report
+
+
+def delivery_log(db: Database, incident: str) -> list[dict[str, Any]]:
+    """Every notice delivery of the incident, by company."""
+    with db.session() as session:
+        inc = get_incident(session, incident)
+        rows = session.execute(
+            select(NoticeDelivery, Company.public_id, Company.name)
+            .join(Company, Company.id == NoticeDelivery.company_id)
+            .where(NoticeDelivery.incident_id == inc.id)
+            .order_by(Company.name, Company.public_id)
+        ).all()
+        return [
+            {
+                "company": public_id,
+                "company_name": name,
+                "recipient": row.recipient,
+                "status": row.status,
+                "attempts": row.attempts,
+                "last_error": row.last_error,
+                "message_id": row.message_id,
+                "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+            }
+            for row, public_id, name in rows
+        ]
+
+
+def _ensure_rows(db: Database, incident: str, drafts: list[NoticeDraft]) -> dict[str, tuple[int, str]]:
+    """A ``pending`` row per draft unless one exists (insert-if-absent, safe against a concurrent run)."""
+    with db.session() as session:
+        inc = get_incident(session, incident)
+        companies = dict(
+            session.execute(
+                select(Company.public_id, Company.id).where(
+                    Company.public_id.in_([d.company.id for d in drafts])
+                )
+            ).tuples()
+        )
+        values = [
+            {
+                "incident_id": inc.id,
+                "company_id": companies[d.company.id],
+                "recipient": d.recipient,
+                "message_id": d.message_id,
+                "status": "pending",
+                "attempts": 0,
+                "created_at": utcnow(),
+            }
+            for d in drafts
+            if d.company.id in companies
+        ]
+        if values:
+            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(NoticeDelivery).values(values)
+            session.execute(stmt.on_conflict_do_nothing(index_elements=["incident_id", "company_id"]))
+        by_id = {v: k for k, v in companies.items()}
+        rows = session.execute(
+            select(NoticeDelivery.id, NoticeDelivery.company_id, NoticeDelivery.status).where(
+                NoticeDelivery.incident_id == inc.id
+            )
+        ).all()
+        return {
+            by_id[company_id]: (row_id, status) for row_id, company_id, status in rows if company_id in by_id
+        }
+
+
+def _current_email(db: Database, company: str) -> str | None:
+    # Read at send time, so fixing a company's address and re-running delivers the failed notice.
+    with db.session() as session:
+        return session.scalar(select(Company.email).where(Company.public_id == company)) or None
+
+
+def _claim(db: Database, row_id: int, recipient: str | None) -> bool:
+    with db.session() as session:
+        result = session.execute(
+            update(NoticeDelivery)
+            .where(NoticeDelivery.id == row_id, NoticeDelivery.status.in_(("pending", "failed")))
+            .values(status="sending", attempts=NoticeDelivery.attempts + 1, recipient=recipient)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def _finish(db: Database, row_id: int, *, error: str | None, sent: bool = False) -> None:
+    with db.session() as session:
+        session.execute(
+            update(NoticeDelivery)
+            .where(NoticeDelivery.id == row_id)
+            .values(
+                status="sent" if sent else "failed",
+                last_error=error,
+                sent_at=utcnow() if sent else None,
+            )
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(f"recipient {a} refused: {c} {_text(m)}" for a, (c, m) in exc.recipients.items())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
