@@ -26,11 +26,11 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.errors import InvalidInput
 from appwarden.incident.service import add_timeline, get_incident, incident_apps
-from appwarden.incident.store_homes import customer_homes
-from appwarden.ledger.chain import Key, iter_payload
+from appwarden.incident.store_homes import Homes, customer_homes
+from appwarden.ledger.chain import Key, iter_payload, to_bitmap
 from appwarden.ledger.models import LedgerEntry, LedgerIndex
 from appwarden.ledger.service import KINDS
-from appwarden.platform.models import Company, Customer, Store
+from appwarden.platform.models import Company, Store
 
 MODES = ("raw", "masked", "token")
 EXPOSING = ("raw", "masked")  # modes that reveal the value (masked still reveals part of it)
@@ -162,8 +162,8 @@ def _compute(session: Session, ref: str, as_of: datetime | None, *, force_scan: 
         per_company = _from_entries(session, app_ids, at)
     else:
         per_company = _from_index(session, app_ids)
-    canaries = _canaries(session, list(per_company))
-    return summarise(session, ref, tuple(app.slug for app in apps), at, per_company, canaries)
+    homes = customer_homes(session, list(per_company))
+    return summarise(session, ref, tuple(app.slug for app in apps), at, per_company, homes)
 
 
 def record_counts(db: Database, radius: BlastRadius, *, actor: str) -> None:
@@ -228,25 +228,18 @@ def _or_into(per_company: PerCompany, company_id: int, key: Key, bitmap: BitMap)
         keys[key] = bitmap
 
 
-def _canaries(session: Session, company_ids: list[int]) -> BitMap:
-    """Canary customers of these companies (few: a handful per store)."""
-    if not company_ids:
-        return BitMap()
-    ids = session.scalars(
-        select(Customer.id).where(Customer.company_id.in_(company_ids), Customer.is_canary.is_(True))
-    )
-    return BitMap(ids)
-
-
 def summarise(
     session: Session,
     ref: str,
     apps: tuple[str, ...],
     at: datetime,
     per_company: PerCompany,
-    canaries: BitMap,
+    homes: Homes,
 ) -> BlastRadius:
-    """Counts from the per-company bitmaps: canaries removed, fields, companies and their stores."""
+    """Counts from the per-company bitmaps and the customers' homes (:func:`customer_homes`): canaries
+    removed, fields, companies and their stores."""
+    ids, stores = homes
+    canaries = to_bitmap(ids[stores < 0])
     delivered_canaries = BitMap()
     exposed_by_company: dict[int, BitMap] = {}
     fields_by_company: dict[int, dict[str, FieldCounts]] = {}
@@ -258,7 +251,7 @@ def summarise(
         exposed_by_company[company_id] = BitMap.union(BitMap(), *exposed)
     totals = _sum_fields(fields_by_company.values())
     affected = [cid for cid, exposed in exposed_by_company.items() if exposed]
-    companies = _companies(session, affected, exposed_by_company, fields_by_company)
+    companies = _companies(session, affected, exposed_by_company, fields_by_company, homes)
     return BlastRadius(
         incident=ref,
         apps=apps,
@@ -305,11 +298,12 @@ def _companies(
     affected: list[int],
     exposed_by_company: Mapping[int, BitMap],
     fields_by_company: Mapping[int, dict[str, FieldCounts]],
+    homes: Homes,
 ) -> tuple[CompanyRadius, ...]:
     """Affected companies with their affected stores (nobody exposed → left out)."""
     if not affected:
         return ()
-    store_counts = _store_counts(session, affected, BitMap.union(BitMap(), *exposed_by_company.values()))
+    store_counts = _store_counts(homes, BitMap.union(BitMap(), *exposed_by_company.values()))
     company_rows = session.execute(
         select(Company.id, Company.public_id, Company.name).where(Company.id.in_(affected))
     )
@@ -335,10 +329,11 @@ def _companies(
     return tuple(sorted(result, key=lambda c: (-c.persons_exposed, c.id)))
 
 
-def _store_counts(session: Session, company_ids: list[int], exposed: BitMap) -> dict[int, int]:
-    """Exposed people per home store: one vectorised read of (customer id, home store) for the
-    affected companies, then a membership mask and a bincount instead of a bitmap per store."""
-    ids, stores = customer_homes(session, company_ids)
+def _store_counts(homes: Homes, exposed: BitMap) -> dict[int, int]:
+    """Exposed people per home store: a membership mask over the (customer id, home store) arrays and a
+    bincount — the same as intersecting a bitmap per store, in one vectorised pass."""
+    ids, stores = homes
+    stores = np.abs(stores)  # canaries are not in ``exposed`` any more; their sign is done with
     if ids.size == 0:
         return {}
     exposed_ids = np.frombuffer(exposed.to_array(), dtype=np.uint32)

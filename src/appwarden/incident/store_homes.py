@@ -5,6 +5,9 @@ of rows at the scale of the reference incident. Fetching them as Python tuples c
 per row; instead PostgreSQL streams them with ``COPY … (FORMAT BINARY)`` parsed by a numpy record dtype,
 and SQLite aggregates each column into one text value in the same pass (so the two stay aligned) that
 numpy parses in C.
+
+Canaries ride along in the same scan as a negated store id: they are few and unindexed, and a separate
+``WHERE is_canary`` would read the whole table a second time.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from appwarden.platform.models import Customer
@@ -24,10 +27,13 @@ _SQLITE_CHUNK = 5_000_000  # rowids per aggregate (~45 MB of text each)
 _PG_ROW = np.dtype([("n", ">i2"), ("l1", ">i4"), ("id", ">i4"), ("l2", ">i4"), ("store", ">i4")])
 
 
-def customer_homes(
-    session: Session, company_ids: list[int]
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """(customer ids, their home store ids) for the customers of ``company_ids``, as int64 arrays."""
+Homes = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
+_HOME = "CASE WHEN is_canary THEN -home_store_id ELSE home_store_id END"
+
+
+def customer_homes(session: Session, company_ids: list[int]) -> Homes:
+    """(customer ids, home store ids) of the customers of ``company_ids`` as int64 arrays; a canary's
+    store id is negated (``stores < 0`` marks the canaries)."""
     ids = sorted({int(cid) for cid in company_ids})
     if not ids:
         empty = np.zeros(0, dtype=np.int64)
@@ -37,18 +43,17 @@ def customer_homes(
         return _postgres(session, ids)
     if dialect.name == "sqlite":
         return _sqlite(session, ids)
-    rows = session.execute(
-        select(Customer.id, Customer.home_store_id).where(Customer.company_id.in_(ids))
-    ).all()
+    home = case((Customer.is_canary.is_(True), -Customer.home_store_id), else_=Customer.home_store_id)
+    rows = session.execute(select(Customer.id, home).where(Customer.company_id.in_(ids))).all()
     pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
     return pairs[:, 0], pairs[:, 1]
 
 
-def _postgres(session: Session, company_ids: list[int]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+def _postgres(session: Session, company_ids: list[int]) -> Homes:
     # Ids are ints we built the list from, so the literal is safe; COPY takes no bind parameters.
     wanted = ",".join(str(cid) for cid in company_ids)
     statement = (
-        "COPY (SELECT id, home_store_id FROM customers WHERE company_id IN (" + wanted + ")) "
+        f"COPY (SELECT id, {_HOME} FROM customers WHERE company_id IN (" + wanted + ")) "
         "TO STDOUT (FORMAT BINARY)"
     )
     raw_conn: Any = session.connection().connection.dbapi_connection
@@ -62,7 +67,7 @@ def _postgres(session: Session, company_ids: list[int]) -> tuple[np.ndarray[Any,
     return rows["id"].astype(np.int64), rows["store"].astype(np.int64)
 
 
-def _sqlite(session: Session, company_ids: list[int]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+def _sqlite(session: Session, company_ids: list[int]) -> Homes:
     wanted = ",".join(str(cid) for cid in company_ids)
     raw_conn: Any = session.connection().connection.dbapi_connection
     low, high = raw_conn.execute("SELECT min(id), max(id) FROM customers").fetchone()
@@ -72,7 +77,7 @@ def _sqlite(session: Session, company_ids: list[int]) -> tuple[np.ndarray[Any, A
     # Both aggregates step over the same rows in the same order, so position i of each belongs together.
     # Rowid ranges keep each text value far below SQLite's 1 GB string limit.
     statement = (
-        "SELECT group_concat(id), group_concat(home_store_id) FROM customers"
+        f"SELECT group_concat(id), group_concat({_HOME}) FROM customers"
         f" WHERE id BETWEEN ? AND ? AND company_id IN ({wanted})"
     )
     id_parts: list[np.ndarray[Any, Any]] = []
