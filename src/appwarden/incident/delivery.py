@@ -140,8 +140,14 @@ def send_notices(
                 error = _describe(exc)
                 _finish(db, row_id, error=error)
                 report.failed.append({"company": draft.company.id, "error": error})
-                if isinstance(exc, smtplib.SMTPServerDisconnected | OSError):
-                    smtp = None  # reconnect for the next one
+                # A refusal (a 4xx/5xx reply) leaves the session usable; anything else (connection lost,
+                # timeout) means a fresh connection for the next notice.
+                if smtp is not None and not isinstance(
+                    exc, smtplib.SMTPRecipientsRefused | smtplib.SMTPResponseException
+                ):
+                    with contextlib.suppress(OSError):
+                        smtp.close()
+                    smtp = None
                 continue
             _finish(db, row_id, error=None, sent=True)
             report.sent.append(draft.company.id)
@@ -158,7 +164,10 @@ def send_notices(
                 kind="notice",
                 text=f"store notices: {len(report.sent)} sent, {len(report.failed)} failed, "
                 f"{len(report.already_sent)} already sent",
-                **report.to_dict(),
+                sent=report.sent,
+                failed=report.failed,
+                already_sent=report.already_sent,
+                in_flight=report.in_flight,
             )
     return report
 
@@ -192,13 +201,14 @@ def _ensure_rows(db: Database, incident: str, drafts: list[NoticeDraft]) -> dict
     """A ``pending`` row per draft unless one exists (insert-if-absent, safe against a concurrent run)."""
     with db.session() as session:
         inc = get_incident(session, incident)
-        companies = dict(
-            session.execute(
+        companies: dict[str, int] = {
+            public_id: company_id
+            for public_id, company_id in session.execute(
                 select(Company.public_id, Company.id).where(
                     Company.public_id.in_([d.company.id for d in drafts])
                 )
-            ).tuples()
-        )
+            )
+        }
         values = [
             {
                 "incident_id": inc.id,

@@ -76,9 +76,9 @@ class NoticeDraft:
 
 
 def message_id(incident: str, company: str, sender: str) -> str:
-    """``<notice.inc_….co_…@domain>``, the domain taken from the sender address."""
+    """``<inc_….co_…@domain>`` (short enough not to be folded), the domain from the sender address."""
     domain = sender.rpartition("@")[2] or "appwarden.invalid"
-    return f"<notice.{incident}.{company}@{domain}>"
+    return f"<{incident}.{company}@{domain}>"
 
 
 def draft_notices(facts: IncidentFacts, *, contact: str, now: datetime | None = None) -> list[NoticeDraft]:
