@@ -150,6 +150,11 @@ def compute_blast_radius(
     if isinstance(db_or_session, Session):
         return _compute(db_or_session, incident_public_id, as_of)
     with db_or_session.sessionmaker() as session:
+        if not db_or_session.is_sqlite:
+            # One snapshot for every read (the as-of check, the bitmaps, the customers): under READ
+            # COMMITTED a delivery landing between them could be counted against an earlier as-of.
+            # SQLite's BEGIN IMMEDIATE already gives that.
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         return _compute(session, incident_public_id, as_of)
 
 
@@ -338,9 +343,12 @@ def _store_counts(homes: Homes, exposed: BitMap) -> dict[int, int]:
         return {}
     exposed_ids = np.frombuffer(exposed.to_array(), dtype=np.uint32)
     size = int(max(ids.max(), exposed_ids.max(initial=0))) + 1
-    mask = np.zeros(size, dtype=np.bool_)
-    mask[exposed_ids] = True
-    hit_stores = stores[mask[ids]]
+    if size > 4 * ids.size + 1_000_000:  # ids are dense; should they not be, avoid a huge lookup table
+        hit_stores = stores[np.isin(ids, exposed_ids)]
+    else:
+        mask = np.zeros(size, dtype=np.bool_)
+        mask[exposed_ids] = True
+        hit_stores = stores[mask[ids]]
     counts = np.bincount(hit_stores)
     nonzero = np.flatnonzero(counts)
     return dict(zip(nonzero.tolist(), counts[nonzero].tolist(), strict=True))
