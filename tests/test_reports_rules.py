@@ -18,7 +18,10 @@ def test_final_deadline_is_60_days_with_unauthorised_access_and_30_without() -> 
     # The day of awareness is day 1: day 30 is 6 February, day 60 is 8 March.
     assert without.final_due == date(2026, 2, 6)
     assert with_access.final_due == date(2026, 3, 8)
-    assert (with_access.preliminary_from, with_access.preliminary_to) == (date(2026, 1, 11), date(2026, 1, 13))
+    assert (with_access.preliminary_from, with_access.preliminary_to) == (
+        date(2026, 1, 11),
+        date(2026, 1, 13),
+    )
 
 
 def test_deadlines_count_japanese_calendar_days() -> None:
