@@ -1,5 +1,6 @@
 """Import every capability's tables so ``Base.metadata`` is complete (Alembic, tests)."""
 
+from appwarden.attribution import models as attribution_models
 from appwarden.events import models as events_models
 from appwarden.incident import models as incident_models
 from appwarden.ledger import models as ledger_models
@@ -8,6 +9,7 @@ from appwarden.oauth import models as oauth_models
 from appwarden.platform import models as platform_models
 
 __all__ = [
+    "attribution_models",
     "events_models",
     "incident_models",
     "ledger_models",

@@ -10,6 +10,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from appwarden.attribution.blind_index import refresh_customers
 from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.platform.models import Company, Customer, Store, User
 
@@ -76,8 +77,14 @@ def authenticate_user(session: Session, username: str, password: str) -> User | 
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
-def add_customers(session: Session, company: Company, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Bulk-insert customers of ``company`` (each row needs ``home_store_id`` of one of its stores)."""
+def add_customers(
+    session: Session, company: Company, rows: Iterable[Mapping[str, Any]], *, index: bool = True
+) -> int:
+    """Bulk-insert customers of ``company`` (each row needs ``home_store_id`` of one of its stores).
+
+    Their attribution blind-index entries are written in the same transaction unless ``index`` is
+    False (bulk loaders that call ``attribution.blind_index.rebuild_blind_index`` once at the end).
+    """
     store_ids = set(session.scalars(select(Store.id).where(Store.company_id == company.id)))
     batch = []
     for row in rows:
@@ -85,7 +92,9 @@ def add_customers(session: Session, company: Company, rows: Iterable[Mapping[str
             raise InvalidInput("home_store_id must be a store of the same company")
         batch.append({**row, "company_id": company.id})
     if batch:
-        session.execute(insert(Customer), batch)
+        ids = session.scalars(insert(Customer).returning(Customer.id), batch).all()
+        if index:
+            refresh_customers(session, ids)
     return len(batch)
 
 

@@ -1,0 +1,50 @@
+"""The blind index: keyed HMACs of every customer's normalised values (never the values themselves)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, SmallInteger, event, inspect
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from appwarden.db.base import Base
+
+# Field codes stored in ``blind_index.field`` (small ints keep the 5-rows-per-customer table compact).
+# Never renumber: stored rows would change meaning.
+FIELD_CODES: dict[str, int] = {"name": 1, "name_kana": 2, "phone": 3, "email": 4, "birthday": 5}
+INDEXED_FIELDS: tuple[str, ...] = tuple(FIELD_CODES)
+
+
+class BlindIndexEntry(Base):
+    """One (customer, field, digest): ``digest`` = HMAC-SHA256(index key, field ‖ normalised value)[:16]."""
+
+    __tablename__ = "blind_index"
+
+    customer_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    field: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+
+    # Matching looks digests up per field; the primary key (customer first) serves refreshes.
+    __table_args__ = (Index("ix_blind_index_field_digest", "field", "digest"),)
+
+
+@event.listens_for(Session, "after_flush")
+def _refresh_changed_customers(session: Session, _flush_context: Any) -> None:
+    """Keep the index in step with customers written through the ORM, in the same transaction.
+
+    Core bulk writes (``insert(Customer)``) bypass the ORM and call ``refresh_customers`` themselves.
+    """
+    from appwarden.platform.models import Customer
+
+    changed = [o.id for o in session.new if isinstance(o, Customer)]
+    changed += [
+        o.id
+        for o in session.dirty
+        if isinstance(o, Customer) and any(inspect(o).attrs[f].history.has_changes() for f in INDEXED_FIELDS)
+    ]
+    if changed:
+        from appwarden.attribution.blind_index import refresh_customers
+
+        refresh_customers(session, changed)
