@@ -252,3 +252,12 @@ def test_admin_api_without_smtp_is_503(
     response = client.post(f"/admin/incidents/{ref}/notices", headers=admin_headers)
     assert response.status_code == 503 and response.json()["code"] == "smtp_not_configured"
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_people_output_lists_recipients_and_delivery(three: World, mailbox: Mailbox, capsys: Any) -> None:
+    ref = affected_incident(three)
+    assert run(["incident", "notices", ref]) == 0
+    preview = capsys.readouterr().out
+    assert "owner0@example.jp" in preview and "Company 2" not in preview
+    assert run(["incident", "notices", ref, "--send"]) == 0
+    assert "sent (1)" in capsys.readouterr().out
