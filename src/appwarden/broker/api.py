@@ -58,26 +58,27 @@ def _json(body: Any, request_id: str) -> Response:
 
 
 class Caller:
-    """An authenticated caller and the read transaction it was authenticated in.
+    """An authenticated caller and the transaction it was authenticated in.
 
     The page is read in the same transaction as the token check (one connection checkout, one
-    consistent snapshot: a token refused at that instant reads nothing). The transaction must be
-    ended with :meth:`done` before the ledger opens its own writing transaction.
+    consistent snapshot: a token refused at that instant reads nothing), and the ledger entry for it is
+    appended and COMMITTED in that same transaction (``_record(..., within=caller.session)``) before
+    anything is rendered. :meth:`done` then releases the connection.
     """
 
     def __init__(self, ctx: AccessContext, session: Session) -> None:
         self.ctx = ctx
-        self._session = session
+        self.session = session
 
     def read(self, statement: Any) -> Sequence[Any]:
         """Run a Core select on the read transaction (no ORM unit of work on the hot path)."""
-        return self._session.connection().execute(statement).all()
+        return self.session.connection().execute(statement).all()
 
     def done(self) -> None:
-        """End the read transaction (idempotent)."""
-        if self._session.in_transaction():
-            self._session.commit()
-        self._session.close()
+        """End the transaction if still open and release the connection (idempotent)."""
+        if self.session.in_transaction():
+            self.session.commit()
+        self.session.close()
 
 
 def _caller(request: Request, db: DatabaseDep) -> Iterator[Caller]:
@@ -118,8 +119,10 @@ def _record(
     endpoint: str,
     kind: str,
     deliveries: Mapping[tuple[str, str], Sequence[int]],
+    within: Session | None = None,
 ) -> None:
-    """Write the ledger entry (committed by the ledger) or refuse the response: fail closed."""
+    """Write the ledger entry (committed by the ledger, in ``within``'s transaction if given) or refuse
+    the response: fail closed."""
     try:
         ledger.record_delivery(
             db,
@@ -130,6 +133,7 @@ def _record(
             endpoint=endpoint,
             kind=kind,
             deliveries=deliveries,
+            within=within,
         )
     except Exception as exc:  # any failure at all means nothing may be sent
         raise Unavailable(
@@ -193,7 +197,6 @@ def list_customers(
         .order_by(Customer.id)
         .limit(size + 1)  # one extra row tells whether a next page exists
     )
-    caller.done()
     more = len(rows) > size
     ids, columns = _split(rows[:size], projection)
     request_id = _new_request_id()
@@ -204,7 +207,9 @@ def list_customers(
         endpoint="GET /v1/customers",
         kind="delivery",
         deliveries=service.deliveries(projection, ids, columns),
+        within=caller.session,
     )
+    caller.done()
     data = service.render_customers(
         projection, ids, columns, key=pseudonym.app_key(master, ctx.app_id), company_id=ctx.company_id
     )
@@ -247,7 +252,6 @@ def get_customer(
             Customer.company_id == ctx.company_id, Customer.id == decoded.customer_id
         )
     )
-    caller.done()
     if not rows:
         raise not_found
     ids, columns = _split(rows, projection)
@@ -259,7 +263,9 @@ def get_customer(
         endpoint="GET /v1/customers/{id}",
         kind="delivery",
         deliveries=service.deliveries(projection, ids, columns),
+        within=caller.session,
     )
+    caller.done()
     data = service.render_customers(projection, ids, columns, key=key, company_id=ctx.company_id)
     return _json({"data": data[0]}, request_id)
 
@@ -303,12 +309,20 @@ def list_transactions(
         .order_by(Transaction.id)
         .limit(size + 1)
     )
-    caller.done()
     more = len(rows) > size
     rows = rows[:size]
     request_id = _new_request_id()
     # No customer field leaves here (only this app's pseudonymous ids), but the call is still recorded.
-    _record(db, ctx, request_id=request_id, endpoint="GET /v1/transactions", kind="delivery", deliveries={})
+    _record(
+        db,
+        ctx,
+        request_id=request_id,
+        endpoint="GET /v1/transactions",
+        kind="delivery",
+        deliveries={},
+        within=caller.session,
+    )
+    caller.done()
     members = [r[5] for r in rows if r[5] is not None]
     member_ids = iter(
         pseudonym.encode_column(pseudonym.app_key(master, ctx.app_id), ctx.company_id, [("id", members)])[0]

@@ -13,8 +13,10 @@ one transaction, go out in two batches:
 
 Both batches are one pipeline segment (the first is fetched with a flush, not a Sync), so if any
 statement fails the server skips the rest, COMMIT included, and we roll back: nothing partial is kept.
-psycopg's own implicit BEGIN costs a round trip of its own, so the connection is switched to autocommit
-for the duration and the transaction is spelt out; it is switched back before it returns to the pool.
+psycopg's own implicit BEGIN costs a round trip of its own, so on a connection of its own the ledger
+switches it to autocommit for the duration and spells the transaction out (switched back before it
+returns to the pool). Inside a caller's open transaction (``append_pipelined_on``) the BEGIN was already
+sent with the caller's first query, and the COMMIT goes out as ``connection.commit()`` in the pipeline.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ FROM unnest(%(new_fields)s::text[], %(new_modes)s::text[], %(new_blobs)s::bytea[
 def append_pipelined(
     db: Database, key: bytes, draft: EntryContent, bitmaps: Mapping[Key, BitMap]
 ) -> LedgerReceipt:
-    """Append ``draft`` (its ``seq`` assigned under the head lock) and update the index; committed.
+    """Append ``draft`` (its ``seq`` assigned under the head lock) and update the index, in a
+    transaction of its own on a pooled connection; committed.
 
     Raises whatever the driver raises; the caller turns that into ``ledger_unavailable``.
     """
@@ -76,7 +79,7 @@ def append_pipelined(
         pg = cast(psycopg.Connection[Any], raw.driver_connection)
         pg.autocommit = True  # BEGIN/COMMIT are ours, so they travel in the pipeline
         try:
-            receipt = _append(pg, key, draft, bitmaps)
+            receipt = _append(pg, key, draft, bitmaps, own_transaction=True)
         except BaseException:
             _abandon(raw, pg)
             raise
@@ -86,13 +89,29 @@ def append_pipelined(
         raw.close()
 
 
-def _append(
+def append_pipelined_on(
     pg: psycopg.Connection[Any], key: bytes, draft: EntryContent, bitmaps: Mapping[Key, BitMap]
+) -> LedgerReceipt:
+    """The same, inside the transaction already open on ``pg`` (a session's), which it COMMITS.
+
+    The caller rolls back on error.
+    """
+    return _append(pg, key, draft, bitmaps, own_transaction=False)
+
+
+def _append(
+    pg: psycopg.Connection[Any],
+    key: bytes,
+    draft: EntryContent,
+    bitmaps: Mapping[Key, BitMap],
+    *,
+    own_transaction: bool,
 ) -> LedgerReceipt:
     fields = sorted({field for field, _ in bitmaps})
     where = {"app_id": draft.app_id, "company_id": draft.company_id, "fields": fields}
     with pg.pipeline():
-        pg.execute("BEGIN")
+        if own_transaction:
+            pg.execute("BEGIN")
         head_cur = pg.execute(_HEAD_LOCK, {"id": HEAD_ID})
         index_cur = pg.execute(_INDEX_READ, where) if bitmaps else None
         head = head_cur.fetchone()  # round trip 1
@@ -129,7 +148,10 @@ def _append(
                 "new_cards": [i["cardinality"] for i in inserts],
             },
         )
-        pg.execute("COMMIT")
+        if own_transaction:
+            pg.execute("COMMIT")
+        else:
+            pg.commit()  # queued behind the write, in the same segment
     # Leaving the pipeline sent the Sync and collected every result (round trip 2): any error was
     # raised there, and an error anywhere in the segment means COMMIT was skipped.
     return LedgerReceipt(seq=content.seq, hash=digest, recorded_at=content.recorded_at)

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import numpy as np
 from pyroaring import BitMap
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Dialect, Table, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -84,11 +84,17 @@ def record_delivery(
     kind: str,
     deliveries: Mapping[tuple[str, str], BitMap | Iterable[int] | np.ndarray[Any, Any]],
     now: datetime | None = None,
+    within: Session | None = None,
 ) -> LedgerReceipt:
     """Append one entry for a response and update the index, committed before returning.
 
     ``deliveries`` maps (field, mode) to the internal ids of the customers whose field went out in that
     mode. Raises ``Unavailable(code="ledger_unavailable")`` if anything fails; nothing partial is kept.
+
+    By default the append runs in a transaction of its own. With ``within``, it runs in that session's
+    open transaction instead (the broker's, which authenticated the caller and read the page: one
+    connection, one commit) and COMMITS that session before returning; on failure the session is rolled
+    back. Either way the entry, the head and the index rows are committed together or not at all.
     """
     if kind not in KINDS:
         raise InvalidInput(f"unknown ledger kind {kind!r}")
@@ -117,7 +123,9 @@ def record_delivery(
             persons=len(BitMap.union(*bitmaps.values())) if bitmaps else 0,
             payload=encode_payload(bitmaps),
         )
-        if db.engine.dialect.name == "postgresql" and db.engine.dialect.driver == "psycopg":
+        if within is not None:
+            return _append_within(within, key, draft, bitmaps)
+        if _pipelines(db.engine.dialect):
             # Two round trips instead of about seven (imported here: it builds on this module).
             from appwarden.ledger.pipelined import append_pipelined
 
@@ -127,10 +135,40 @@ def record_delivery(
             return _append(conn, key, draft, bitmaps)
     except Exception as exc:
         log.exception("ledger write failed for request %s", request_id)
+        if within is not None:
+            _roll_back(within)  # before noting the failure: on SQLite it holds the write lock
         _note_failure(db, request_id=request_id, app_id=app_id, company_id=company_id, error=exc)
         raise Unavailable(
             "the access ledger could not record this delivery", code="ledger_unavailable"
         ) from exc
+
+
+def _pipelines(dialect: Dialect) -> bool:
+    """Whether the two-round-trip PostgreSQL path applies (it drives psycopg 3 directly)."""
+    return dialect.name == "postgresql" and dialect.driver == "psycopg"
+
+
+def _append_within(
+    session: Session, key: bytes, draft: EntryContent, bitmaps: Mapping[Key, BitMap]
+) -> LedgerReceipt:
+    """Append in ``session``'s transaction and commit it."""
+    session.flush()  # anything pending belongs to this transaction, before our COMMIT
+    conn = session.connection()
+    if _pipelines(conn.dialect):
+        from appwarden.ledger.pipelined import append_pipelined_on
+
+        receipt = append_pipelined_on(cast(Any, conn.connection.driver_connection), key, draft, bitmaps)
+    else:
+        receipt = _append(conn, key, draft, bitmaps)
+    session.commit()  # on PostgreSQL the pipeline already committed; this just closes the bookkeeping
+    return receipt
+
+
+def _roll_back(session: Session) -> None:
+    try:
+        session.rollback()
+    except Exception:
+        log.warning("rolling back after a failed ledger write failed too", exc_info=True)
 
 
 # Statements built once with bind parameters: building Core statements per call (``.values(**row)``)
