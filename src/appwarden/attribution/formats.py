@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from itertools import chain, islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,8 +60,9 @@ def _chunks(path: Path, size: int) -> tuple[bytes, list[bytes]]:
         head = fh.read(HEAD_BYTES)
         extra: list[bytes] = []
         if size > HEAD_BYTES:
+            # Evenly spaced, the last one the file's tail (appended rows are where odd bytes often are).
             for i in range(1, EXTRA_CHUNKS + 1):
-                fh.seek(max(HEAD_BYTES, size * i // (EXTRA_CHUNKS + 1) - CHUNK_BYTES))
+                fh.seek(max(HEAD_BYTES, size * i // EXTRA_CHUNKS - CHUNK_BYTES))
                 chunk = fh.read(CHUNK_BYTES)
                 cut = chunk.find(b"\n")
                 if cut >= 0:
@@ -230,11 +232,38 @@ def _binary_utf8(path: Path, encoding: str, on_progress: Progress | None = None)
     if encoding == "utf-8-sig":
         raw.read(3)
         return raw
-    return codecs.EncodedFile(raw, "utf-8", encoding)
+    return io.BufferedReader(_Recoder(raw, encoding), 1 << 20)
+
+
+class _Recoder(io.RawIOBase):
+    """Bytes in ``encoding`` read back as UTF-8 (ijson parses UTF-8 only)."""
+
+    def __init__(self, fh: IO[bytes], encoding: str) -> None:
+        self._fh = fh
+        self._decoder = codecs.getincrementaldecoder(encoding)("strict")
+        self._pending = b""
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending and not self._eof:
+            chunk = self._fh.read(1 << 16)
+            self._eof = not chunk
+            self._pending = self._decoder.decode(chunk, final=self._eof).encode("utf-8")
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
 
 
 def _json_error(path: Path, exc: Exception) -> DumpError:
-    text = str(exc)
+    text = " ".join(str(exc).split())[:160]  # one line: yajl's messages span several
     if "ncomplete" in text or "premature" in text.lower():
         return DumpError(f"{path.name}: JSON is truncated ({text})", code="dump_truncated")
     return DumpError(f"{path.name}: invalid JSON ({text})", code="dump_invalid_json")
@@ -346,17 +375,20 @@ def _xlsx_rows(source: Source, on_progress: Progress | None) -> Iterator[list[An
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise DumpError(f"{name}: not a readable XLSX workbook ({exc})", code="dump_unreadable") from None
     try:
-        # The first sheet that has any cell: exports often put a cover sheet or nothing before the data.
-        sheets = [ws for ws in wb.worksheets if (ws.max_row or 0) > 0]
-        if not sheets:
-            return
-        ws = sheets[0]
-        total_rows, size = ws.max_row or 0, source.path.stat().st_size
+        size = source.path.stat().st_size
         try:
-            for i, row in enumerate(ws.iter_rows(values_only=True), start=1):
-                if on_progress and total_rows and i % 1000 == 0:
-                    on_progress(min(size, size * i // total_rows), size)
-                yield list(row)
+            # The first sheet with a non-empty row: exports often put an empty or cover sheet first.
+            for ws in wb.worksheets:
+                rows = ws.iter_rows(values_only=True)
+                lead = list(islice(rows, 100))
+                if not any(v is not None for row in lead for v in row):
+                    continue
+                total_rows = ws.max_row or 0
+                for i, row in enumerate(chain(lead, rows), start=1):
+                    if on_progress and total_rows and i % 1000 == 0:
+                        on_progress(min(size, size * i // total_rows), size)
+                    yield list(row)
+                break
         except (zipfile.BadZipFile, KeyError, OSError, ValueError, EOFError) as exc:
             raise DumpError(f"{name}: XLSX workbook is damaged ({exc})", code="dump_unreadable") from None
         if on_progress:
