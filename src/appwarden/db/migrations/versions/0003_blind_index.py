@@ -10,8 +10,6 @@ import sqlalchemy as sa
 from alembic import op
 
 
-import appwarden.db.base
-
 revision = '0003'
 down_revision = '0002'
 branch_labels = None
