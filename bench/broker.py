@@ -254,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(args.rounds):
                     b_time += baseline.run(per_round)
                     g_time += guarded.run(per_round)
+            commit_probe = _commit_probe(url)
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -262,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     base = summarise("unguarded", baseline, b_time)
     guard = summarise("guarded", guarded, g_time)
     print(f"ratio guarded/unguarded throughput: {guard['rps'] / base['rps']:.2f} (goal >= 0.5)")
+    # Context for comparing runs on a shared machine: the guarded path commits a write per request, so
+    # its cost moves with the database's commit latency (fsync under other load), the unguarded one not.
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {commit_probe}")
     return 0
 
 
@@ -276,6 +280,28 @@ def _wait_ready(http: httpx.Client, server: subprocess.Popen[bytes]) -> None:
         except httpx.TransportError:
             time.sleep(0.05)  # polling a socket that is not listening yet, not synchronising work
     raise SystemExit("the server did not start within 60s")
+
+
+def _commit_probe(url: str, n: int = 100) -> str:
+    """The median of a one-row INSERT + COMMIT on this database (what a durable write costs right now)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE bench_commit_probe (x INTEGER)"))
+        latencies = []
+        with engine.connect() as conn:
+            for i in range(n):
+                t0 = time.perf_counter()
+                conn.execute(text("INSERT INTO bench_commit_probe (x) VALUES (:x)"), {"x": i})
+                conn.commit()
+                latencies.append(time.perf_counter() - t0)
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE bench_commit_probe"))
+    finally:
+        engine.dispose()
+    return f"plain INSERT+COMMIT p50 {statistics.median(latencies) * 1000:.2f} ms"
 
 
 def _reset_postgres(url: str) -> None:
