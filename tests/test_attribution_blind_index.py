@@ -154,10 +154,19 @@ def test_refresh_after_core_update(world: World, db: Database) -> None:
     assert find(db, "email", ["new@example.jp", target.email]) == [[target.id], []]
 
 
-def test_lookup_in_chunks(world: World, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(blind_index, "LOOKUP_CHUNK", 3)
+@pytest.mark.parametrize("small", [False, True])
+def test_lookup_paths_agree(world: World, db: Database, monkeypatch: pytest.MonkeyPatch, small: bool) -> None:
+    """Small limits force the chunked IN lists (SQLite) and the COPY'd probe table (PostgreSQL)."""
+    if small:
+        monkeypatch.setattr(blind_index, "LOOKUP_CHUNK", 3)
+        monkeypatch.setattr(blind_index, "PG_ANY_MAX", 3)
     people = [c for t in world.tenants for c in t.customers if c.phone]
-    assert find(db, "phone", [c.phone for c in people]) == [[c.id] for c in people]
+    digests = digest_raw("phone", [c.phone for c in people] + ["090-9999-9999"])
+    with db.session() as session:
+        first = lookup(session, "phone", digests)
+        again = lookup(session, "phone", digests[:2])  # the probe table is reused in one transaction
+    assert first == {d: [c.id] for d, c in zip(digests, people, strict=False)}
+    assert again == {d: first[d] for d in digests[:2] if d is not None}
 
 
 def test_digests_are_keyed_and_field_separated(settings: Settings) -> None:

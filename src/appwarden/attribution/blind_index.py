@@ -15,6 +15,7 @@ customers (called by bulk writers such as ``platform.service.add_customers``); O
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
@@ -22,10 +23,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from appwarden.attribution.models import FIELD_CODES, INDEXED_FIELDS, BlindIndexEntry
+from appwarden.attribution.models import FIELD_CODES, INDEXED_FIELDS, LOOKUP_INDEX, BlindIndexEntry
 from appwarden.attribution.normalize import normalize_field
 from appwarden.config import get_settings
 from appwarden.db.session import Database
@@ -33,8 +34,9 @@ from appwarden.platform.models import Customer
 
 DIGEST_BYTES = 16
 BATCH = 20_000
-# Bound parameters per IN query: well under SQLite's 32,766 and cheap for PostgreSQL to plan.
-LOOKUP_CHUNK = 10_000
+# Digests per lookup query: within SQLite's 32,766 bound parameters; fewer, larger probes are faster.
+LOOKUP_CHUNK = 30_000
+PG_ANY_MAX = 2_000  # above this, PostgreSQL lookups go through a COPY'd temp table
 
 Progress = Callable[[int, int], None]
 
@@ -56,15 +58,20 @@ def digest_values(
 ) -> list[bytes | None]:
     """Digests of already-normalised values of ``field`` (``None`` stays ``None``).
 
-    ``key`` defaults to the one derived from ``get_settings().master_key``.
+    ``key`` defaults to the one derived from ``get_settings().master_key``. Each distinct value is
+    MACed once, from a keyed HMAC state copied per value (the key schedule is done once per call).
     """
     if field not in FIELD_CODES:
         raise ValueError(f"{field!r} is not an indexed field")
-    k = _key(key)
-    prefix = field.encode() + b"\0"
-    return [
-        None if v is None else hmac.digest(k, prefix + v.encode(), "sha256")[:DIGEST_BYTES] for v in values
-    ]
+    base = hmac.new(_key(key), field.encode() + b"\0", hashlib.sha256)
+    values = list(values)
+    memo: dict[str, bytes] = {}
+    for v in set(values):
+        if v is not None:
+            h = base.copy()
+            h.update(v.encode())
+            memo[v] = h.digest()[:DIGEST_BYTES]
+    return [None if v is None else memo[v] for v in values]
 
 
 def digest_raw(field: str, values: Sequence[str | None], *, key: bytes | None = None) -> list[bytes | None]:
@@ -72,19 +79,40 @@ def digest_raw(field: str, values: Sequence[str | None], *, key: bytes | None = 
     return digest_values(field, normalize_field(field, values), key=key)
 
 
-def _entries(rows: Sequence[Any], key: bytes) -> list[dict[str, Any]]:
-    """Index rows for customer rows ``(id, name, name_kana, phone, email, birthday)``, column-wise."""
+def _entries(rows: Sequence[Any], key: bytes) -> list[tuple[int, int, bytes]]:
+    """Index rows ``(customer_id, field code, digest)`` for customer rows ``(id, name, name_kana, phone,
+    email, birthday)``, computed column-wise."""
     ids = [r[0] for r in rows]
-    out: list[dict[str, Any]] = []
+    out: list[tuple[int, int, bytes]] = []
     for col, field in enumerate(INDEXED_FIELDS, start=1):
         raw = [r[col] for r in rows]
         if field == "birthday":
             raw = [None if v is None else v.isoformat() for v in raw]
         code = FIELD_CODES[field]
-        for cid, digest in zip(ids, digest_raw(field, raw, key=key), strict=True):
-            if digest is not None:
-                out.append({"customer_id": cid, "field": code, "digest": digest})
+        out.extend(
+            (cid, code, digest)
+            for cid, digest in zip(ids, digest_raw(field, raw, key=key), strict=True)
+            if digest is not None
+        )
     return out
+
+
+def _insert(session: Session, entries: list[tuple[int, int, bytes]]) -> None:
+    """Bulk-append entries: COPY on PostgreSQL, one prepared executemany on SQLite."""
+    if not entries:
+        return
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cur,
+            cur.copy("COPY blind_index (customer_id, field, digest) FROM STDIN") as copy,
+        ):
+            for entry in entries:
+                copy.write_row(entry)
+    else:
+        conn.exec_driver_sql("INSERT INTO blind_index (customer_id, field, digest) VALUES (?, ?, ?)", entries)
 
 
 _COLUMNS = (Customer.id, Customer.name, Customer.name_kana, Customer.phone, Customer.email, Customer.birthday)
@@ -96,13 +124,17 @@ def rebuild_blind_index(
     """Rebuild the whole index in one transaction (readers see the old index or the new, never half).
 
     Customers are read in keyset batches of ``batch_size`` and digested column-wise, so memory stays
-    bounded by one batch. ``on_progress(done, total)`` counts customers. Returns the entries written.
+    bounded by one batch. The (field, digest) index is dropped for the load and built once at the end
+    (far cheaper than millions of random B-tree inserts). ``on_progress(done, total)`` counts
+    customers. Returns the entries written.
     """
     k = _key(key)
     written = 0
     with db.session() as session:
         total = session.scalar(select(func.count()).select_from(Customer)) or 0
         session.execute(delete(BlindIndexEntry))
+        conn = session.connection()
+        LOOKUP_INDEX.drop(conn)
         done, last = 0, 0
         while True:
             rows = session.execute(
@@ -111,13 +143,14 @@ def rebuild_blind_index(
             if not rows:
                 break
             entries = _entries(rows, k)
-            if entries:
-                session.execute(insert(BlindIndexEntry), entries)
+            _insert(session, entries)
             written += len(entries)
             done += len(rows)
             last = rows[-1][0]
             if on_progress:
                 on_progress(done, total)
+        LOOKUP_INDEX.create(conn)
+        conn.exec_driver_sql("ANALYZE blind_index")  # fresh statistics for the lookup plans
     return written
 
 
@@ -135,8 +168,7 @@ def refresh_customers(session: Session, customer_ids: Iterable[int], *, key: byt
         session.execute(delete(BlindIndexEntry).where(BlindIndexEntry.customer_id.in_(chunk)))
         rows = session.execute(select(*_COLUMNS).where(Customer.id.in_(chunk))).all()
         entries = _entries(rows, k)
-        if entries:
-            session.execute(insert(BlindIndexEntry), entries)
+        _insert(session, entries)
         written += len(entries)
     return written
 
@@ -144,21 +176,58 @@ def refresh_customers(session: Session, customer_ids: Iterable[int], *, key: byt
 def lookup(session: Session, field: str, digests: Iterable[bytes | None]) -> dict[bytes, list[int]]:
     """Customers whose ``field`` has each digest: ``{digest: [customer id, …]}`` (ids ascending).
 
-    Digests with no customer are absent; ``None`` entries are skipped. Queried in chunks of
-    :data:`LOOKUP_CHUNK`, one indexed ``(field, digest) IN (…)`` probe each.
+    Digests with no customer are absent; ``None`` entries are skipped. Runs on the session's own
+    connection (its transaction and snapshot) at driver level, because SQLAlchemy's per-parameter
+    handling of tens of thousands of binds costs more than the index probes:
+    - PostgreSQL, many digests: COPY them into a session temp table and hash-join (a constant
+      ``= ANY(array)`` of 100k elements spends longer in the planner than in execution);
+    - PostgreSQL, few: one ``digest = ANY(%s)`` probe of the (field, digest) index;
+    - SQLite: ``IN (?, …)`` lists of :data:`LOOKUP_CHUNK`.
     """
     code = FIELD_CODES[field]
     wanted = sorted({d for d in digests if d is not None})
     found: dict[bytes, list[int]] = {}
-    stmt = (
-        select(BlindIndexEntry.digest, BlindIndexEntry.customer_id)
-        .where(
-            BlindIndexEntry.field == code, BlindIndexEntry.digest.in_(bindparam("digests", expanding=True))
-        )
-        .order_by(BlindIndexEntry.customer_id)
-    )
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
-        chunk = wanted[start : start + LOOKUP_CHUNK]
-        for digest, customer_id in session.execute(stmt, {"digests": chunk}):
-            found.setdefault(bytes(digest), []).append(customer_id)
+    conn = session.connection()
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    if conn.dialect.name == "postgresql":
+        rows = _lookup_pg(raw, code, wanted)
+    else:
+        rows = []
+        cur = raw.cursor()
+        try:
+            for start in range(0, len(wanted), LOOKUP_CHUNK):
+                chunk = wanted[start : start + LOOKUP_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT digest, customer_id FROM blind_index WHERE field = ? AND digest IN ({marks})"
+                rows.extend(cur.execute(sql, (code, *chunk)).fetchall())
+        finally:
+            cur.close()
+    for digest, customer_id in rows:
+        found.setdefault(bytes(digest), []).append(customer_id)
+    for ids in found.values():
+        ids.sort()
     return found
+
+
+def _lookup_pg(raw: Any, code: int, wanted: list[bytes]) -> list[tuple[bytes, int]]:
+    with raw.cursor(binary=True) as cur:
+        if len(wanted) <= PG_ANY_MAX:
+            cur.execute(
+                "SELECT digest, customer_id FROM blind_index WHERE field = %s AND digest = ANY(%s)",
+                (code, wanted),
+            )
+            return list(cur.fetchall())
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS blind_probe (digest bytea) ON COMMIT DROP")
+        cur.execute("TRUNCATE blind_probe")
+        with cur.copy("COPY blind_probe (digest) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["bytea"])
+            for digest in wanted:
+                copy.write_row((digest,))
+        cur.execute("ANALYZE blind_probe")  # so the planner hashes the probe instead of looping over it
+        cur.execute(
+            "SELECT b.digest, b.customer_id FROM blind_probe p JOIN blind_index b"
+            " ON b.field = %s AND b.digest = p.digest",
+            (code,),
+        )
+        return list(cur.fetchall())

@@ -30,6 +30,14 @@ class BlindIndexEntry(Base):
     __table_args__ = (Index("ix_blind_index_field_digest", "field", "digest"),)
 
 
+# The lookup index, dropped and rebuilt around a bulk rebuild.
+LOOKUP_INDEX: Index = next(
+    ix
+    for ix in BlindIndexEntry.__table__.indexes  # type: ignore[attr-defined]
+    if ix.name == "ix_blind_index_field_digest"
+)
+
+
 @event.listens_for(Session, "after_flush")
 def _refresh_changed_customers(session: Session, _flush_context: Any) -> None:
     """Keep the index in step with customers written through the ORM, in the same transaction.
