@@ -34,11 +34,12 @@ from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from appwarden.events.service import EventTag, record
+from appwarden.incident.revocation import authenticate_request
 from appwarden.ledger import service as ledger
 from appwarden.marketplace.scopes import Mode
-from appwarden.oauth.tokens import AccessContext, authenticate
+from appwarden.oauth.tokens import AccessContext
 from appwarden.platform.models import Customer, Store, Transaction
-from appwarden.web.deps import DatabaseDep, SettingsDep, bearer_token
+from appwarden.web.deps import DatabaseDep, SettingsDep
 
 router = APIRouter(prefix="/v1", tags=["data API"])
 
@@ -83,11 +84,12 @@ class Caller:
 
 def _caller(request: Request, db: DatabaseDep) -> Iterator[Caller]:
     """Authenticate first, as a dependency, so a caller without a good token learns nothing else
-    (not even whether its parameters were valid); fail closed on any error."""
+    (not even whether its parameters were valid); fail closed on any error. A suspended or killed app's
+    call is refused and recorded as evidence (``incident.revocation``)."""
     session = db.sessionmaker()
     try:
         session.begin()
-        caller = Caller(authenticate(session, bearer_token(request)), session)
+        caller = Caller(authenticate_request(request, session), session)
         yield caller
     finally:
         session.close()
@@ -98,8 +100,11 @@ CallerDep = Annotated[Caller, Depends(_caller)]
 
 def _access(request: Request, db: DatabaseDep) -> AccessContext:
     """Authentication alone, for routes that read in a transaction of their own."""
-    with db.session() as session:
-        return authenticate(session, bearer_token(request))
+    with db.sessionmaker() as session:
+        session.begin()
+        ctx = authenticate_request(request, session)
+        session.commit()
+        return ctx
 
 
 AccessDep = Annotated[AccessContext, Depends(_access)]

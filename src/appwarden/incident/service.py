@@ -1,16 +1,22 @@
-"""Incident record operations: open, look up, timeline. The kill switch builds on :func:`open_incident`."""
+"""Incident record operations: open, look up, timeline, notes, facts, close, describe. The kill switch
+(``incident.killswitch``) builds on :func:`open_incident`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from appwarden.errors import InvalidInput, NotFound
-from appwarden.incident.models import Incident, IncidentApp, TimelineEntry
+from appwarden.db.base import utcnow
+from appwarden.errors import Conflict, InvalidInput, NotFound
+from appwarden.events.models import SecurityEvent
+from appwarden.events.service import EventTag, record
+from appwarden.incident.models import Incident, IncidentApp, IncidentStatus, TimelineEntry
 from appwarden.marketplace.models import App
+from appwarden.platform.models import Company
 
 
 def open_incident(
@@ -68,3 +74,189 @@ def incident_apps(session: Session, incident: Incident) -> list[App]:
 def timeline(session: Session, incident: Incident) -> list[TimelineEntry]:
     query = select(TimelineEntry).where(TimelineEntry.incident_id == incident.id).order_by(TimelineEntry.id)
     return list(session.scalars(query))
+
+
+def list_incidents(session: Session, *, status: str | None = None) -> list[Incident]:
+    """Incidents, newest first (optionally only ``open`` or ``closed`` ones)."""
+    query = select(Incident).order_by(Incident.opened_at.desc(), Incident.id.desc())
+    if status is not None:
+        if status not in {s.value for s in IncidentStatus}:
+            raise InvalidInput(f"unknown status {status!r} (choose open or closed)", parameter="status")
+        query = query.where(Incident.status == status)
+    return list(session.scalars(query))
+
+
+def add_note(session: Session, incident: Incident, *, actor: str, text: str) -> TimelineEntry:
+    """A free-text timeline entry (who, when, what)."""
+    if not text.strip():
+        raise InvalidInput("a note needs text", parameter="text")
+    return add_timeline(session, incident, actor=actor, kind="note", text=text.strip())
+
+
+def _fact(text: str, actor: str, **extra: Any) -> dict[str, Any]:
+    return {"text": text, "at": utcnow().isoformat(), "by": actor, **extra}
+
+
+def _pick(items: list[Any], number: int, which: str) -> int:
+    """The 0-based index of fact ``number`` (1-based, as shown by ``incident show``)."""
+    if not 1 <= number <= len(items):
+        raise InvalidInput(f"there is no {which} fact #{number} (there are {len(items)})", parameter=which)
+    return number - 1
+
+
+def edit_facts(
+    session: Session,
+    incident: Incident,
+    *,
+    actor: str,
+    known: str | None = None,
+    unknown: str | None = None,
+    resolve: int | None = None,
+    remove_known: int | None = None,
+    remove_unknown: int | None = None,
+) -> Incident:
+    """Edit the "known" / "not yet known" lists; each edit is a ``fact`` timeline entry.
+
+    ``resolve=N`` moves open question N to the known list, answered by ``known`` (required with it);
+    ``remove_*`` drops an entry made by mistake. Numbers are 1-based as shown by ``incident show``.
+    """
+    if resolve is not None and not (known and known.strip()):
+        raise InvalidInput("--resolve N needs the answer as --known TEXT", parameter="known")
+    if not any(v is not None for v in (known, unknown, remove_known, remove_unknown)):
+        raise InvalidInput("nothing to change: give --known, --unknown, --resolve or --remove-*")
+    for value, name in ((known, "known"), (unknown, "unknown")):
+        if value is not None and not value.strip():
+            raise InvalidInput(f"--{name} needs text", parameter=name)
+    knowns, unknowns = list(incident.known or []), list(incident.unknown or [])
+    changes: list[str] = []
+    # Index-based edits first, against the lists as the operator saw them.
+    if remove_known is not None:
+        gone = knowns.pop(_pick(knowns, remove_known, "known"))
+        changes.append(f"removed known: {_text(gone)}")
+    answered: str | None = None
+    drop_unknown = [i for i in (resolve, remove_unknown) if i is not None]
+    if len(drop_unknown) == 2 and resolve == remove_unknown:
+        raise InvalidInput("--resolve and --remove-unknown name the same fact")
+    for index in sorted((_pick(unknowns, i, "unknown") for i in drop_unknown), reverse=True):
+        gone = unknowns.pop(index)
+        if resolve is not None and index == resolve - 1:
+            answered = _text(gone)
+        else:
+            changes.append(f"removed unknown: {_text(gone)}")
+    if known is not None:
+        entry = _fact(known.strip(), actor, **({"answers": answered} if answered else {}))
+        knowns.append(entry)
+        changes.append(f"resolved: {answered} → {known.strip()}" if answered else f"known: {known.strip()}")
+    if unknown is not None:
+        unknowns.append(_fact(unknown.strip(), actor))
+        changes.append(f"not yet known: {unknown.strip()}")
+    incident.known, incident.unknown = knowns, unknowns  # new lists: JSON columns track assignment only
+    for change in changes:
+        add_timeline(session, incident, actor=actor, kind="fact", text=change)
+    return incident
+
+
+def close_incident(session: Session, incident: Incident, *, actor: str, text: str = "") -> Incident:
+    """Close an open incident (409 ``incident_closed`` if it already is)."""
+    if incident.status == IncidentStatus.CLOSED.value:
+        raise Conflict(f"incident {incident.public_id} is already closed", code="incident_closed")
+    incident.status = IncidentStatus.CLOSED.value
+    incident.closed_at = utcnow()
+    add_timeline(session, incident, actor=actor, kind="closed", text=text.strip() or "incident closed")
+    for app in incident_apps(session, incident):
+        record(session, EventTag.INCIDENT_CLOSED, actor=actor, app_id=app.id, incident=incident.public_id)
+    return incident
+
+
+def _text(item: Any) -> str:
+    return str(item.get("text", "")) if isinstance(item, dict) else str(item)
+
+
+def refused_calls(session: Session, incident: Incident, *, samples: int = 5) -> dict[str, Any]:
+    """Calls refused from the incident's apps since it opened (``broker:call:refused``; ``count`` sums
+    the calls each capped row stands for)."""
+    app_ids = [a.id for a in incident_apps(session, incident)]
+    where = (
+        SecurityEvent.tag == EventTag.CALL_REFUSED.value,
+        SecurityEvent.app_id.in_(app_ids),
+        SecurityEvent.occurred_at >= incident.opened_at,
+    )
+    calls = func.coalesce(func.sum(SecurityEvent.data["count"].as_integer()), 0)
+    total, rows, first, last = session.execute(
+        select(calls, func.count(SecurityEvent.id), func.min(SecurityEvent.occurred_at),
+               func.max(SecurityEvent.occurred_at)).where(*where)
+    ).one()  # fmt: skip
+    by_company = session.execute(
+        select(Company.public_id, calls)
+        .join(Company, Company.id == SecurityEvent.company_id)
+        .where(*where)
+        .group_by(Company.public_id)
+        .order_by(Company.public_id)
+    ).all()
+    recent = session.scalars(
+        select(SecurityEvent).where(*where).order_by(SecurityEvent.id.desc()).limit(samples)
+    )
+    return {
+        "count": int(total),
+        "rows": int(rows),
+        "first_at": _iso(first),
+        "last_at": _iso(last),
+        "by_company": {co: int(n) for co, n in by_company},
+        "recent": [
+            {
+                "at": _iso(e.occurred_at),
+                "path": e.data.get("path"),
+                "method": e.data.get("method"),
+                "remote": e.data.get("remote"),
+                "token_id": e.data.get("token_id"),
+                "count": e.data.get("count", 1),
+            }
+            for e in recent
+        ],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def describe(session: Session, incident: Incident) -> dict[str, Any]:
+    """The incident record as JSON (``incident show --json``, ``GET /admin/incidents/{id}``)."""
+    return {
+        "id": incident.public_id,
+        "title": incident.title,
+        "reason": incident.reason,
+        "status": incident.status,
+        "apps": [a.slug for a in incident_apps(session, incident)],
+        "opened_by": incident.opened_by,
+        "opened_at": _iso(incident.opened_at),
+        "aware_at": _iso(incident.aware_at),
+        "closed_at": _iso(incident.closed_at),
+        "unauthorized_access": bool(incident.unauthorized_access),
+        "known": [_as_fact(f) for f in incident.known or []],
+        "unknown": [_as_fact(f) for f in incident.unknown or []],
+        "timeline": [
+            {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "text": e.text, "data": e.data}
+            for e in timeline(session, incident)
+        ],
+        "refused_calls": refused_calls(session, incident),
+    }
+
+
+def summary(session: Session, incident: Incident) -> dict[str, Any]:
+    """One line of ``incident list``."""
+    return {
+        "id": incident.public_id,
+        "title": incident.title,
+        "status": incident.status,
+        "apps": [a.slug for a in incident_apps(session, incident)],
+        "opened_at": _iso(incident.opened_at),
+        "closed_at": _iso(incident.closed_at),
+        "unknown": len(incident.unknown or []),
+    }
+
+
+def _as_fact(item: Any) -> dict[str, Any]:
+    return dict(item) if isinstance(item, dict) else {"text": str(item)}

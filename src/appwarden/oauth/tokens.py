@@ -23,6 +23,23 @@ from appwarden.oauth.models import Connection, ConnectionStatus, Token
 TOKEN_BYTES = 48
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Whose call was refused: kept off the problem body, recorded as evidence by the caller."""
+
+    app_id: int
+    company_id: int
+    token_id: int
+
+
+class AppRefused(Forbidden):
+    """403 ``app_suspended`` / ``app_delisted`` for a known token of an app that may not call."""
+
+    def __init__(self, detail: str, *, code: str, refused: Refusal) -> None:
+        super().__init__(detail, code=code)
+        self.refused = refused
+
+
 def token_hash(token: str) -> str:
     """The stored form of a token or code."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -172,12 +189,18 @@ def authenticate(session: Session, bearer: str | None, *, now: datetime | None =
         listing_state,
         approved,
     ) = row
+    if listing_state != ListingState.LISTED.value:
+        # Checked before revocation and expiry: a killed app's tokens are all revoked too, and the app
+        # must be told (and the call recorded as) what it is — refused — on every route.
+        raise AppRefused(
+            f"app {app_slug!r} is {listing_state}",
+            code=f"app_{listing_state}",
+            refused=Refusal(app_id=app_id, company_id=company_id, token_id=token_id),
+        )
     if revoked_at is not None:
         raise Unauthenticated("access token has been revoked")
     if access_expires_at <= now:
         raise Unauthenticated("access token has expired", code="token_expired")
-    if listing_state != ListingState.LISTED.value:
-        raise Forbidden(f"app {app_slug!r} is {listing_state}", code=f"app_{listing_state}")
     if connection_status != ConnectionStatus.ACTIVE.value:
         raise Forbidden(f"the connection is {connection_status}", code="connection_inactive")
     granted = effective_scopes(approved, consented)

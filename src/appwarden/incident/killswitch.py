@@ -1,0 +1,181 @@
+"""The kill switch: delist the app(s), revoke every token, suspend every connection and open the incident —
+in ONE transaction (all of it or none of it) — then signal every API worker.
+
+From the commit on, ``authenticate`` refuses the app on every worker (it reads the listing state per
+request); ``incident.revocation`` explains the Redis signal on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, func, select, update
+
+from appwarden.db.base import utcnow
+from appwarden.db.session import Database
+from appwarden.errors import InvalidInput
+from appwarden.events.service import EventTag, record
+from appwarden.incident.models import IncidentApp
+from appwarden.incident.revocation import RevocationSignal
+from appwarden.incident.service import add_timeline, open_incident
+from appwarden.marketplace.models import ListingState
+from appwarden.marketplace.service import get_app, set_listing_state
+from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, Token
+from appwarden.platform.models import Company
+
+# What the seed article's platform still did not know days later (わかっていないこと): every new incident
+# starts with these open, and they are resolved one by one (``incident fact --resolve``).
+SEED_UNKNOWNS = (
+    "How the data was taken (the route of the leak) / 流出の経緯・手口",
+    "When the data was taken / 流出の時期",
+    "Who took it / 流出させた者",
+    "The vendor's security measures / アプリベンダーのセキュリティ対策の状況",
+    "The scope of what was published / 公開された情報の範囲",
+    "Secondary damage (misuse of the data) / 二次被害の有無",
+)
+
+
+@dataclass
+class KillResult:
+    """What the kill switch did (the ``incident open --json`` output)."""
+
+    incident: str
+    apps: list[str]
+    opened_at: datetime
+    tokens_revoked: int
+    refresh_tokens_revoked: int
+    codes_invalidated: int
+    connections_suspended: int
+    companies: list[str]
+    signal: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "incident": self.incident,
+            "apps": self.apps,
+            "opened_at": self.opened_at.isoformat(),
+            "listing_state": ListingState.DELISTED.value,
+            "tokens_revoked": self.tokens_revoked,
+            "refresh_tokens_revoked": self.refresh_tokens_revoked,
+            "codes_invalidated": self.codes_invalidated,
+            "connections_suspended": self.connections_suspended,
+            "companies": self.companies,
+            "signal": self.signal,
+        }
+
+
+def kill_switch(
+    db: Database,
+    *,
+    apps: Sequence[str],
+    reason: str,
+    actor: str,
+    signal: RevocationSignal,
+    title: str | None = None,
+) -> KillResult:
+    """Open an incident about ``apps`` (slugs or client ids) and cut them off, atomically; then publish."""
+    refs = list(dict.fromkeys(a.strip() for a in apps if a.strip()))
+    if not refs:
+        raise InvalidInput("name at least one app (--app)", parameter="app")
+    if not reason.strip():
+        raise InvalidInput("a reason is required (--reason)", parameter="reason")
+    now = utcnow()
+    with db.session() as session:  # any error below rolls every change back
+        rows = [get_app(session, ref) for ref in refs]  # NotFound(app_not_found) before any write
+        incident = open_incident(session, apps=rows, reason=reason, actor=actor, title=title)
+        incident.opened_at = incident.aware_at = now
+        ids = [a.id for a in rows]
+        slugs = [a.slug for a in rows]
+        cause = f"kill switch: {incident.public_id}"
+        for app in rows:
+            set_listing_state(session, app, ListingState.DELISTED, actor=actor, reason=cause)
+        # Access and refresh token live in one row: revoking the row ends both.
+        refreshable = session.scalar(
+            select(func.count(Token.id)).where(
+                Token.app_id.in_(ids),
+                Token.revoked_at.is_(None),
+                Token.refresh_token_hash.is_not(None),
+                Token.rotated_at.is_(None),
+                Token.refresh_expires_at > now,
+            )
+        )
+        revoked = _rowcount(
+            session.execute(
+                update(Token).where(Token.app_id.in_(ids), Token.revoked_at.is_(None)).values(revoked_at=now)
+            )
+        )
+        codes = _rowcount(
+            session.execute(
+                update(AuthorizationCode)
+                .where(AuthorizationCode.app_id.in_(ids), AuthorizationCode.used_at.is_(None))
+                .values(used_at=now)
+            )
+        )
+        connections = session.execute(
+            select(Connection.id, Connection.app_id, Connection.company_id, Company.public_id)
+            .join(Company, Company.id == Connection.company_id)
+            .where(Connection.app_id.in_(ids), Connection.status == ConnectionStatus.ACTIVE.value)
+            .order_by(Connection.id)
+        ).all()
+        session.execute(
+            update(Connection)
+            .where(Connection.id.in_([c[0] for c in connections]))
+            .values(status=ConnectionStatus.SUSPENDED.value, updated_at=now)
+        )
+        for conn_id, app_id, company_id, _ in connections:
+            record(
+                session,
+                EventTag.CONNECTION_SUSPENDED,
+                actor=actor,
+                app_id=app_id,
+                company_id=company_id,
+                connection_id=conn_id,
+                reason=cause,
+            )
+        for app in rows:  # one event per app with the count, not one per token (there may be thousands)
+            record(session, EventTag.TOKEN_REVOKED, actor=actor, app_id=app.id, reason=cause, all_tokens=True)
+        session.execute(
+            update(IncidentApp)
+            .where(IncidentApp.incident_id == incident.id, IncidentApp.app_id.in_(ids))
+            .values(killed_at=now)
+        )
+        companies = sorted({c[3] for c in connections})
+        counts = {
+            "tokens_revoked": revoked,
+            "refresh_tokens_revoked": refreshable or 0,
+            "codes_invalidated": codes,
+            "connections_suspended": len(connections),
+            "companies": len(companies),
+        }
+        text = (
+            f"kill switch: {', '.join(slugs)} delisted; {revoked} access tokens "
+            f"({refreshable or 0} with live refresh tokens) revoked; {len(connections)} connections "
+            f"of {len(companies)} companies suspended"
+        )
+        add_timeline(session, incident, actor=actor, kind="kill_switch", text=text, apps=slugs, **counts)
+        stamp = now.isoformat()
+        incident.known = [{"text": f"{text} at {stamp}", "at": stamp, "by": actor}]
+        incident.unknown = [{"text": t, "at": stamp, "by": "seed"} for t in SEED_UNKNOWNS]
+        for app in rows:
+            record(session, EventTag.INCIDENT_OPENED, actor=actor, app_id=app.id, incident=incident.public_id)
+        result = KillResult(
+            incident=incident.public_id,
+            apps=slugs,
+            opened_at=now,
+            tokens_revoked=revoked,
+            refresh_tokens_revoked=refreshable or 0,
+            codes_invalidated=codes,
+            connections_suspended=len(connections),
+            companies=companies,
+        )
+    # Committed: every worker's database check now refuses the apps. Then the fast path for the rest.
+    result.signal = signal.publish(ids)
+    return result
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE matched (a CursorResult; typed loosely by SQLAlchemy)."""
+    return int(cast(CursorResult[Any], result).rowcount)
