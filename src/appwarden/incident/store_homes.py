@@ -57,7 +57,7 @@ def _postgres(session: Session, company_ids: list[int]) -> Homes:
         " | CASE WHEN is_canary THEN 1 ELSE 0 END)) FROM customers WHERE company_id IN (" + wanted + ")"
     )
     raw_conn: Any = session.connection().connection.dbapi_connection
-    with raw_conn.cursor() as cur:
+    with raw_conn.cursor(binary=True) as cur:  # bytea as bytes, not twice its size in hex
         cur.execute(statement)
         row = cur.fetchone()
     blob = None if row is None else row[0]
