@@ -107,8 +107,9 @@ def _insert(session: Session, entries: list[tuple[int, int, bytes]]) -> None:
         assert raw is not None
         with (
             raw.cursor() as cur,
-            cur.copy("COPY blind_index (customer_id, field, digest) FROM STDIN") as copy,
+            cur.copy("COPY blind_index (customer_id, field, digest) FROM STDIN (FORMAT BINARY)") as copy,
         ):
+            copy.set_types(["int4", "int2", "bytea"])
             for entry in entries:
                 copy.write_row(entry)
     else:
