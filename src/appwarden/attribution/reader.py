@@ -124,7 +124,8 @@ class Dump:
                 flat = _flatten(raw)
                 row = [cell(flat.get(k)) for k in self._keys or ()]
             else:
-                row = [cell(v) for v in raw[:width]]
+                # CSV cells are already text: strip inline (the per-cell call dominated reading).
+                row = [(v.strip() or None) if type(v) is str else cell(v) for v in raw[:width]]
                 row += [None] * (width - len(row))
             if any(v is not None for v in row):
                 yield row
