@@ -130,11 +130,14 @@ def list_cmd(
     if json_mode:
         print_json(rows)
         return
-    table = Table("id", "status", "apps", "opened", "closed", "open questions", "title")
+    table = Table(title="incidents")
+    table.add_column("id", no_wrap=True)  # ids are copied into the next command: never folded
+    for name in ("status", "apps", "opened", "closed", "open questions"):
+        table.add_column(name, overflow="fold")
     for r in rows:
         table.add_row(
-            r["id"], r["status"], ", ".join(r["apps"]), r["opened_at"][:19], (r["closed_at"] or "")[:19],
-            str(r["unknown"]), r["title"],
+            r["id"], r["status"], ", ".join(r["apps"]), r["opened_at"][:16], (r["closed_at"] or "")[:16],
+            str(r["unknown"]),
         )  # fmt: skip
     out(False).print(table if rows else "no incidents")
 
