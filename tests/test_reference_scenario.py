@@ -1,0 +1,121 @@
+"""The reference scenario end to end, as the on-call engineer runs it (``appwarden.cli.run``):
+
+demo --scenario incident-2026 → incident open --app invoice-plus → blast radius (name 136,346, phone
+114,951, 8 companies) → notices for exactly those 8 companies (files, and sent to a real local SMTP
+server) → a preliminary report for each.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from appwarden.cli import run
+from appwarden.config import Settings, get_settings
+from appwarden.db.session import Database
+from appwarden.platform.models import Company
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.received: list[tuple[list[str], EmailMessage]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content, policy=default)
+        assert isinstance(message, EmailMessage)
+        self.received.append((list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def inbox(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    box = Inbox()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("APPWARDEN_SMTP_URL", f"smtp://127.0.0.1:{port}")
+    get_settings.cache_clear()
+    try:
+        yield box
+    finally:
+        controller.stop()
+        get_settings.cache_clear()
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    code = run([*argv, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+@pytest.mark.slow
+def test_reference_scenario_end_to_end(
+    db: Database, inbox: Inbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = cli(capsys, "demo", "--scenario", "incident-2026", "--no-serve")
+    assert demo["companies"] == 12
+
+    opened = cli(capsys, "incident", "open", "--app", "invoice-plus", "--reason", "名簿業者サイトで販売")
+    inc = opened["incident"]
+    assert opened["apps"] == ["invoice-plus"] and opened["connections_suspended"] >= 8
+    assert opened["tokens_revoked"] > 0
+
+    radius = cli(capsys, "incident", "blast-radius", inc)
+    assert radius["fields"]["name"]["exposed"] == 136_346
+    assert radius["fields"]["phone"]["exposed"] == 114_951
+    affected = {c["id"] for c in radius["companies"]}
+    assert len(affected) == 8
+
+    with db.session() as session:
+        emails = {c.public_id: c.email for c in session.scalars(select(Company))}
+    assert len(emails) == 12
+    bystanders = set(emails) - affected
+    assert len(bystanders) == 4
+
+    out = tmp_path / "notices"
+    written = cli(capsys, "incident", "notices", inc, "--out", str(out))
+    assert {c["id"] for c in written["companies"]} == affected
+    assert sorted(p.name for p in out.glob("*.eml")) == sorted(f"notice-{co}.eml" for co in affected)
+
+    # The demo, like the real platform, has companies with no email on file: their notices are written
+    # (above) but cannot be mailed; --send reports them as failed (exit 1) and sends every other once.
+    assert run(["incident", "notices", inc, "--send", "--json"]) == 1
+    sent = json.loads(capsys.readouterr().out)
+    mailable = {co for co in affected if emails[co]}
+    assert len(mailable) >= 6
+    assert sorted(sent["delivery"]["sent"]) == sorted(mailable)
+    assert {f["company"] for f in sent["delivery"]["failed"]} == affected - mailable
+    assert all("no email" in f["error"] for f in sent["delivery"]["failed"])
+    recipients = {r for rcpt, _ in inbox.received for r in rcpt}
+    assert len(inbox.received) == len(mailable)
+    assert recipients == {emails[co] for co in mailable}
+    assert not recipients & {emails[co] for co in bystanders}  # the unaffected hear nothing
+    assert {m["X-Appwarden-Company"] for _, m in inbox.received} == mailable
+
+    reports = tmp_path / "reports"
+    files = cli(
+        capsys, "incident", "report", inc, "--kind", "preliminary", "--format", "json", "--out", str(reports)
+    )
+    assert len(files["files"]) == 8
+    for path in files["files"]:
+        report = json.loads(Path(path).read_text())
+        assert report["kind"] == "preliminary"
+    drafted = {json.loads(Path(p).read_text())["controller"]["id"] for p in files["files"]}
+    assert drafted == affected
+
+    shown = cli(capsys, "incident", "show", inc)
+    kinds = [e["kind"] for e in shown["timeline"]]
+    assert kinds[:2] == ["opened", "kill_switch"] and "notice" in kinds and "report" in kinds
