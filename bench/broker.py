@@ -283,10 +283,13 @@ def _wait_ready(http: httpx.Client, server: subprocess.Popen[bytes]) -> None:
 
 
 def _commit_probe(url: str, n: int = 100) -> str:
-    """The median of a one-row INSERT + COMMIT on this database (what a durable write costs right now)."""
-    from sqlalchemy import create_engine, text
+    """The median of a one-row INSERT + COMMIT on this database (what a durable write costs right now),
+    through the app's engine settings (on SQLite: WAL, ``synchronous=NORMAL``, ``BEGIN IMMEDIATE``)."""
+    from sqlalchemy import text
 
-    engine = create_engine(url)
+    from appwarden.db.session import Database
+
+    engine = Database(url).engine
     try:
         with engine.begin() as conn:
             conn.execute(text("CREATE TABLE bench_commit_probe (x INTEGER)"))
