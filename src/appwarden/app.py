@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from appwarden import __version__
 from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database, get_database
 from appwarden.web import problems
+
+
+class WorkerPid:
+    """``X-Worker-Pid`` on every response: which process of ``serve --workers N`` answered (operators and
+    ``bench/kill_switch.py`` use it to see that every worker refuses a killed app)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        pid = str(os.getpid()).encode()  # read per call: the app object may be built before a fork
+
+        async def send_with_pid(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-worker-pid", pid)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_pid)
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
@@ -30,6 +53,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         https_only=settings.base_url.startswith("https"),
         max_age=3600,
     )
+    app.add_middleware(WorkerPid)
 
     from appwarden.broker.api import router as broker_router
     from appwarden.incident.api import router as incident_router

@@ -157,7 +157,8 @@ def kill_switch(
         )
         add_timeline(session, incident, actor=actor, kind="kill_switch", text=text, apps=slugs, **counts)
         stamp = now.isoformat()
-        incident.known = [{"text": f"{text} at {stamp}", "at": stamp, "by": actor}]
+        done_at = now.strftime("%Y-%m-%d %H:%M:%S UTC")  # read in notices and reports: no microseconds
+        incident.known = [{"text": f"{text} at {done_at}", "at": stamp, "by": actor}]
         incident.unknown = [{"text": t, "at": stamp, "by": "seed"} for t in SEED_UNKNOWNS]
         for app in rows:
             record(session, EventTag.INCIDENT_OPENED, actor=actor, app_id=app.id, incident=incident.public_id)
