@@ -12,12 +12,12 @@ from appwarden.db.session import Database
 from appwarden.errors import Unauthenticated
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
@@ -31,7 +31,7 @@ def bearer_token(request: Request) -> str | None:
     return value.strip()
 
 
-def require_admin(request: Request, settings: Annotated[Settings, Depends(get_settings_dep)]) -> str:
+async def require_admin(request: Request, settings: Annotated[Settings, Depends(get_settings_dep)]) -> str:
     """Admin API authentication: the admin API key as a bearer token. Returns the actor name."""
     token = bearer_token(request)
     if token is None or not hmac.compare_digest(token.encode(), settings.admin_key.encode()):
