@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from appwarden.db.session import Database
 from appwarden.demo.catalog import Plan
 from appwarden.platform.models import Company, Customer, Store, Transaction
+from appwarden.platform.store_members import rebuild_store_members
 
 # Core executemany (not the ORM bulk path, which falls back to a statement per row when some
 # values are None).
@@ -104,6 +105,7 @@ def build_platform(db: Database, plan: Plan) -> Built:
         n = _insert_customers(session, cust)
         tx = _insert_transactions(session, rng, cust, store_ids, np.array([c.id for c in companies]))
         _advance_sequences(session)
+        rebuild_store_members(session)  # Core inserts bypass the ORM hooks
     return Built(
         company_ids=[c.id for c in companies],
         company_public_ids=[c.public_id for c in companies],

@@ -5,6 +5,9 @@ Counts come from the ledger's bitmap index (one roaring bitmap per app × compan
 in one incident give the union; ``exposed`` = raw ∪ masked (a token is pseudonymous and reveals
 nothing by itself). Canary customers are taken out of every count and reported separately.
 
+People per store are ``|exposed ∩ store bitmap|`` over the platform's store membership bitmaps
+(``platform.store_members``, one per store, with its canaries), so no customer row is read.
+
 The index is cumulative, so a blast radius *as of* an earlier time is rebuilt from the ledger entries
 recorded up to then (their payload bitmaps); when nothing was recorded after ``as_of`` the index is the
 same answer and is used instead.
@@ -17,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from pyroaring import BitMap
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,16 +28,16 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.errors import InvalidInput
 from appwarden.incident.service import add_timeline, get_incident, incident_apps
-from appwarden.incident.store_homes import Homes, customer_homes
-from appwarden.ledger.chain import Key, iter_payload, to_bitmap
+from appwarden.ledger.chain import Key, iter_payload
 from appwarden.ledger.models import LedgerEntry, LedgerIndex
 from appwarden.ledger.service import KINDS
-from appwarden.platform.models import Company, Store
+from appwarden.platform.models import Company, Store, StoreMembers
 
 MODES = ("raw", "masked", "token")
 EXPOSING = ("raw", "masked")  # modes that reveal the value (masked still reveals part of it)
 
 PerCompany = dict[int, dict[Key, BitMap]]  # company id -> (field, mode) -> people
+Members = list[tuple[int, int, bytes, bytes]]  # (store id, company id, members, canaries) bitmaps
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +169,8 @@ def _compute(session: Session, ref: str, as_of: datetime | None, *, force_scan: 
         per_company = _from_entries(session, app_ids, at)
     else:
         per_company = _from_index(session, app_ids)
-    homes = customer_homes(session, list(per_company))
-    return summarise(session, ref, tuple(app.slug for app in apps), at, per_company, homes)
+    members = store_members(session, list(per_company))
+    return summarise(session, ref, tuple(app.slug for app in apps), at, per_company, members)
 
 
 def record_counts(db: Database, radius: BlastRadius, *, actor: str) -> None:
@@ -225,6 +227,16 @@ def _from_entries(session: Session, app_ids: list[int], at: datetime) -> PerComp
     return per_company
 
 
+def store_members(session: Session, company_ids: list[int]) -> Members:
+    """The membership bitmaps (serialised) of every store of ``company_ids``."""
+    if not company_ids:
+        return []
+    query = select(
+        StoreMembers.store_id, StoreMembers.company_id, StoreMembers.bitmap, StoreMembers.canaries
+    ).where(StoreMembers.company_id.in_(sorted(company_ids)))
+    return [(sid, cid, bytes(blob), bytes(canaries)) for sid, cid, blob, canaries in session.execute(query)]
+
+
 def _or_into(per_company: PerCompany, company_id: int, key: Key, bitmap: BitMap) -> None:
     keys = per_company.setdefault(company_id, {})
     if key in keys:
@@ -239,12 +251,11 @@ def summarise(
     apps: tuple[str, ...],
     at: datetime,
     per_company: PerCompany,
-    homes: Homes,
+    members: Members,
 ) -> BlastRadius:
-    """Counts from the per-company bitmaps and the customers' homes (:func:`customer_homes`): canaries
-    removed, fields, companies and their stores."""
-    ids, stores = homes
-    canaries = to_bitmap(ids[stores < 0])
+    """Counts from the per-company bitmaps and the store membership bitmaps (:func:`store_members`):
+    canaries removed, fields, companies and their stores."""
+    canaries = BitMap.union(BitMap(), *(BitMap.deserialize(c) for _, _, _, c in members if c != _EMPTY))
     delivered_canaries = BitMap()
     exposed_by_company: dict[int, BitMap] = {}
     fields_by_company: dict[int, dict[str, FieldCounts]] = {}
@@ -256,7 +267,7 @@ def summarise(
         exposed_by_company[company_id] = BitMap.union(BitMap(), *exposed)
     totals = _sum_fields(fields_by_company.values())
     affected = [cid for cid, exposed in exposed_by_company.items() if exposed]
-    companies = _companies(session, affected, exposed_by_company, fields_by_company, homes)
+    companies = _companies(session, affected, exposed_by_company, fields_by_company, members)
     return BlastRadius(
         incident=ref,
         apps=apps,
@@ -303,12 +314,12 @@ def _companies(
     affected: list[int],
     exposed_by_company: Mapping[int, BitMap],
     fields_by_company: Mapping[int, dict[str, FieldCounts]],
-    homes: Homes,
+    members: Members,
 ) -> tuple[CompanyRadius, ...]:
     """Affected companies with their affected stores (nobody exposed → left out)."""
     if not affected:
         return ()
-    store_counts = _store_counts(homes, BitMap.union(BitMap(), *exposed_by_company.values()))
+    store_counts = _store_counts(members, affected, exposed_by_company)
     company_rows = session.execute(
         select(Company.id, Company.public_id, Company.name).where(Company.id.in_(affected))
     )
@@ -334,21 +345,19 @@ def _companies(
     return tuple(sorted(result, key=lambda c: (-c.persons_exposed, c.id)))
 
 
-def _store_counts(homes: Homes, exposed: BitMap) -> dict[int, int]:
-    """Exposed people per home store: a membership mask over the (customer id, home store) arrays and a
-    bincount — the same as intersecting a bitmap per store, in one vectorised pass."""
-    ids, stores = homes
-    stores = np.abs(stores)  # canaries are not in ``exposed`` any more; their sign is done with
-    if ids.size == 0:
-        return {}
-    exposed_ids = np.frombuffer(exposed.to_array(), dtype=np.uint32)
-    size = int(max(ids.max(), exposed_ids.max(initial=0))) + 1
-    if size > 4 * ids.size + 1_000_000:  # ids are dense; should they not be, avoid a huge lookup table
-        hit_stores = stores[np.isin(ids, exposed_ids)]
-    else:
-        mask = np.zeros(size, dtype=np.bool_)
-        mask[exposed_ids] = True
-        hit_stores = stores[mask[ids]]
-    counts = np.bincount(hit_stores)
-    nonzero = np.flatnonzero(counts)
-    return dict(zip(nonzero.tolist(), counts[nonzero].tolist(), strict=True))
+def _store_counts(
+    members: Members, affected: list[int], exposed_by_company: Mapping[int, BitMap]
+) -> dict[int, int]:
+    """Exposed people per home store: one intersection cardinality per store of an affected company
+    (canaries are already out of ``exposed``)."""
+    wanted = set(affected)
+    counts: dict[int, int] = {}
+    for store_id, company_id, blob, _ in members:
+        if company_id in wanted and blob != _EMPTY:
+            counts[store_id] = BitMap.deserialize(blob).intersection_cardinality(
+                exposed_by_company[company_id]
+            )
+    return counts
+
+
+_EMPTY = bytes(BitMap().serialize())

@@ -1,10 +1,10 @@
 """Every customer's home store for a set of companies as two numpy arrays, read as fast as each driver can.
 
-The blast radius needs (customer id, home store id) for every customer of the affected companies — millions
-of rows at the scale of the reference incident. Fetching them as Python tuples costs about a microsecond
-per row; instead PostgreSQL aggregates them into one binary int8 array parsed by a numpy record dtype,
-and SQLite aggregates each column into one text value in the same pass (so the two stay aligned) that
-numpy parses in C.
+Rebuilding the store membership bitmaps (``platform.store_members``) needs (customer id, home store id) for
+every customer of the companies — millions of rows at the scale of the reference incident. Fetching them
+as Python tuples costs about a microsecond per row; instead PostgreSQL aggregates them into one binary
+int8 array parsed by a numpy record dtype, and SQLite aggregates each column into one text value in the
+same pass (so the two stay aligned) that numpy parses in C.
 
 Canaries ride along in the same scan as a negated store id: they are few and unindexed, and a separate
 ``WHERE is_canary`` would read the whole table a second time.

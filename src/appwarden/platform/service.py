@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from appwarden.attribution.blind_index import refresh_customers
 from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.platform.models import Company, Customer, Store, User
+from appwarden.platform.store_members import refresh_store_members
 
 ROLES = frozenset({"company_owner", "security_admin", "reviewer", "vendor"})
 _hasher = PasswordHasher()
@@ -83,7 +84,8 @@ def add_customers(
     """Bulk-insert customers of ``company`` (each row needs ``home_store_id`` of one of its stores).
 
     Their attribution blind-index entries are written in the same transaction unless ``index`` is
-    False (bulk loaders that call ``attribution.blind_index.rebuild_blind_index`` once at the end).
+    False (bulk loaders that call ``attribution.blind_index.rebuild_blind_index`` once at the end). The
+    store membership bitmaps (``platform.store_members``) are always updated in the same transaction.
     """
     store_ids = set(session.scalars(select(Store.id).where(Store.company_id == company.id)))
     batch = []
@@ -95,6 +97,7 @@ def add_customers(
         ids = session.scalars(insert(Customer).returning(Customer.id), batch).all()
         if index:
             refresh_customers(session, ids)
+        refresh_store_members(session, ids, [company.id])
     return len(batch)
 
 

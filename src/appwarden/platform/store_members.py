@@ -1,0 +1,185 @@
+"""Store membership bitmaps (``store_members``): who has which home store, one roaring bitmap per store.
+
+The blast radius counts exposed people per store as ``|exposed ∩ store bitmap|`` instead of reading every
+affected customer's home store. The table is kept in step with ``customers``:
+
+* bulk writers (``platform.service.add_customers``) call :func:`refresh_store_members` in their transaction;
+* ORM writes reach it through the flush and bulk-statement hooks in ``platform.models``;
+* bulk loaders that insert with Core (the demo generator) call :func:`rebuild_store_members` once at the end.
+
+Incremental refreshes lock the companies' rows (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
+already serialises writers) so two transactions moving customers of one store cannot lose an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+from pyroaring import BitMap
+from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from appwarden.db.base import utcnow
+from appwarden.db.session import Database
+from appwarden.ledger.chain import to_bitmap
+from appwarden.platform.customer_homes import customer_homes
+from appwarden.platform.models import MEMBERSHIP_FIELDS, Company, Customer, Store, StoreMembers
+
+_TABLE: Table = StoreMembers.__table__  # type: ignore[assignment]
+_CHUNK = 5_000  # ids / company ids per IN list (well under every driver's parameter limit)
+_INSERT_BATCH = 1_000
+
+
+def _chunks(values: list[int], size: int = _CHUNK) -> Iterator[list[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _serialise(bitmap: BitMap) -> bytes:
+    bitmap.run_optimize()
+    return bytes(bitmap.serialize())
+
+
+def _row(store_id: int, company_id: int, members: BitMap, canaries: BitMap) -> dict[str, Any]:
+    return {
+        "store_id": store_id,
+        "company_id": company_id,
+        "bitmap": _serialise(members),
+        "canaries": _serialise(canaries),
+        "cardinality": len(members),
+        "updated_at": utcnow(),
+    }
+
+
+def rebuild_store_members(target: Database | Session, company_ids: Iterable[int] | None = None) -> int:
+    """Rebuild the rows of ``company_ids`` (all companies when None) from ``customers``; returns rows written.
+
+    With a ``Database`` it runs in its own transaction; with a ``Session`` inside the caller's. Every
+    store of the companies gets a row (an empty bitmap when nobody calls it home). Customers are read in
+    one vectorised pass (:func:`customer_homes`) and grouped per store with numpy.
+    """
+    if isinstance(target, Database):
+        with target.session() as session:
+            return _rebuild(session, company_ids)
+    return _rebuild(target, company_ids)
+
+
+def _rebuild(session: Session, company_ids: Iterable[int] | None) -> int:
+    if company_ids is None:
+        companies = sorted(session.scalars(select(Company.id)))
+    else:
+        companies = sorted({int(c) for c in company_ids})
+    stores: list[tuple[int, int]] = []
+    for chunk in _chunks(companies):
+        session.execute(delete(_TABLE).where(_TABLE.c.company_id.in_(chunk)))
+        stores += [
+            (s, c)
+            for s, c in session.execute(select(Store.id, Store.company_id).where(Store.company_id.in_(chunk)))
+        ]
+    if not stores:
+        return 0
+    ids, homes = customer_homes(session, companies)
+    canary = homes < 0
+    homes = np.abs(homes)
+    order = np.argsort(homes, kind="stable")
+    ids, homes, canary = ids[order], homes[order], canary[order]
+    found, starts = np.unique(homes, return_index=True)
+    ends = np.append(starts[1:], homes.size)
+    spans = {int(s): (int(a), int(b)) for s, a, b in zip(found, starts, ends, strict=True)}
+    rows = []
+    for store_id, company_id in stores:
+        start, end = spans.get(store_id, (0, 0))
+        part = ids[start:end]
+        rows.append(_row(store_id, company_id, to_bitmap(part), to_bitmap(part[canary[start:end]])))
+    for start in range(0, len(rows), _INSERT_BATCH):
+        session.execute(insert(_TABLE), rows[start : start + _INSERT_BATCH])
+    return len(rows)
+
+
+def refresh_store_members(session: Session, customer_ids: Iterable[int], company_ids: Iterable[int]) -> int:
+    """Bring the bitmaps in step with the current rows of ``customer_ids`` (inside the caller's transaction).
+
+    ``company_ids`` are the companies the customers belonged to before the change (a deleted customer
+    can only be found there); their current companies are read. The ids are taken out of every store
+    of those companies and put back where ``customers`` now says they live. Returns rows written.
+    """
+    ids = sorted({int(i) for i in customer_ids})
+    if not ids:
+        return 0
+    companies = {int(c) for c in company_ids}
+    current: list[tuple[int, int, int, bool]] = []
+    for chunk in _chunks(ids):
+        people = select(Customer.id, Customer.company_id, Customer.home_store_id, Customer.is_canary)
+        current += [(i, c, s, k) for i, c, s, k in session.execute(people.where(Customer.id.in_(chunk)))]
+    companies.update(company for _, company, _, _ in current)
+    existing: dict[int, tuple[int, BitMap, BitMap]] = {}
+    for chunk in _chunks(sorted(companies)):
+        rows = (
+            select(_TABLE.c.store_id, _TABLE.c.company_id, _TABLE.c.bitmap, _TABLE.c.canaries)
+            .where(_TABLE.c.company_id.in_(chunk))
+            .with_for_update()
+        )
+        for sid, cid, blob, canary_blob in session.execute(rows):
+            existing[sid] = (cid, BitMap.deserialize(blob), BitMap.deserialize(canary_blob))
+    moving = to_bitmap(np.asarray(ids, dtype=np.uint32))
+    changed: dict[int, tuple[int, BitMap, BitMap]] = {}
+    for store_id, (company_id, members, canaries) in existing.items():
+        if members.intersect(moving):
+            changed[store_id] = (company_id, members - moving, canaries - moving)
+    for customer_id, company_id, store_id, is_canary in current:
+        _, members, canaries = (
+            changed.get(store_id) or existing.get(store_id) or (company_id, BitMap(), BitMap())
+        )
+        members.add(customer_id)
+        if is_canary:
+            canaries.add(customer_id)
+        changed[store_id] = (company_id, members, canaries)
+    updates = [_row(s, c, m, k) for s, (c, m, k) in changed.items() if s in existing]
+    inserts = [_row(s, c, m, k) for s, (c, m, k) in changed.items() if s not in existing]
+    if updates:
+        statement = (
+            update(_TABLE)
+            .where(_TABLE.c.store_id == bindparam("sid"))
+            .values(
+                bitmap=bindparam("bitmap"),
+                canaries=bindparam("canaries"),
+                cardinality=bindparam("cardinality"),
+                updated_at=bindparam("updated_at"),
+            )
+        )
+        session.execute(statement, [{**row, "sid": row["store_id"]} for row in updates])
+    if inserts:
+        session.execute(insert(_TABLE), inserts)
+    return len(updates) + len(inserts)
+
+
+def affected_by(state: ORMExecuteState) -> tuple[list[int], set[int]] | None:
+    """For an ORM ``update(Customer)``/``delete(Customer)`` about to run: the (customer ids, companies) it
+    touches, read before it runs; None when it is an update that changes no membership field."""
+    params = state.parameters
+    if isinstance(params, list):  # bulk UPDATE by primary key: one dict per customer
+        if state.is_update and not any(f in p for p in params for f in MEMBERSHIP_FIELDS):
+            return None
+        ids = [int(p["id"]) for p in params if "id" in p]
+        rows = []
+        for chunk in _chunks(sorted(set(ids))):
+            rows += session_rows(state.session, Customer.id.in_(chunk))
+        return [r[0] for r in rows], {r[1] for r in rows}
+    if state.is_update:
+        values = getattr(state.statement, "_values", None) or {}
+        keys = {getattr(k, "key", k) for k in values} | set(params or {})
+        if not keys & set(MEMBERSHIP_FIELDS):
+            return None
+    where = getattr(state.statement, "whereclause", None)
+    rows = session_rows(state.session, where)
+    return [r[0] for r in rows], {r[1] for r in rows}
+
+
+def session_rows(session: Session, where: Any) -> list[tuple[int, int]]:
+    """(id, company id) of the customers matching ``where`` (all when None)."""
+    query = select(Customer.id, Customer.company_id)
+    if where is not None:
+        query = query.where(where)
+    return [(int(i), int(c)) for i, c in session.execute(query)]
