@@ -148,6 +148,13 @@ def _record(
         ) from exc
 
 
+def _next_cursor(master: bytes, ctx: AccessContext, listing: str, last_id: int) -> str:
+    """The signed cursor after ``last_id``, bound to this listing, app and company."""
+    return cursors.encode(
+        master, listing=listing, app_id=ctx.app_id, company_id=ctx.company_id, last_id=last_id
+    )
+
+
 def _new_request_id() -> str:
     return f"req_{generate_token(24)}"
 
@@ -218,13 +225,7 @@ def list_customers(
     data = service.render_customers(
         projection, ids, columns, key=pseudonym.app_key(master, ctx.app_id), company_id=ctx.company_id
     )
-    next_cursor = (
-        cursors.encode(
-            master, listing="customers", app_id=ctx.app_id, company_id=ctx.company_id, last_id=ids[-1]
-        )
-        if more
-        else None
-    )
+    next_cursor = _next_cursor(master, ctx, "customers", ids[-1]) if more else None
     return _json({"data": data, "next_cursor": next_cursor}, request_id)
 
 
@@ -342,13 +343,7 @@ def list_transactions(
         }
         for r in rows
     ]
-    next_cursor = (
-        cursors.encode(
-            master, listing="transactions", app_id=ctx.app_id, company_id=ctx.company_id, last_id=rows[-1][0]
-        )
-        if more
-        else None
-    )
+    next_cursor = _next_cursor(master, ctx, "transactions", rows[-1][0]) if more else None
     return _json({"data": data, "next_cursor": next_cursor}, request_id)
 
 
