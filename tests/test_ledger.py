@@ -9,6 +9,7 @@ import functools
 import itertools
 import random
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -311,27 +312,41 @@ def _drop_failing_trigger(db: Database, table: str) -> None:
             session.execute(text("DROP FUNCTION fail_write()"))
 
 
-def test_concurrent_writers_keep_one_chain(world: World) -> None:
-    threads, per_thread = 8, 15
+def _run_together(threads: int, work: Callable[[int], None]) -> None:
+    """Run ``work(n)`` on ``threads`` threads released at once; fail with any thread's error."""
     errors: list[BaseException] = []
     start = threading.Barrier(threads)
 
-    def work(n: int) -> None:
+    def run(n: int) -> None:
         try:
             start.wait()
-            for i in range(per_thread):
-                slug = ["invoice-plus", "loyalty-stamp"][n % 2]
-                _record(world, slug, n % 2, name_raw=[i % 12], phone_raw=[n])
-        except BaseException as exc:  # collected and re-raised in the main thread
+            work(n)
+        except BaseException as exc:  # collected and checked in the main thread
             errors.append(exc)
 
-    pool = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    pool = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
     for th in pool:
         th.start()
     for th in pool:
         th.join()
     assert errors == []
-    entries = _entries(world.db)
-    assert [e.seq for e in entries] == list(range(1, threads * per_thread + 1))
+
+
+def _assert_one_chain(db: Database, appended: int) -> None:
+    """Exactly ``appended`` entries, numbered 1.., each chained to the previous, and verify agrees."""
+    entries = _entries(db)
+    assert [e.seq for e in entries] == list(range(1, appended + 1))
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
-    assert verify(world.db).intact
+    assert verify(db).intact
+
+
+def test_concurrent_writers_keep_one_chain(world: World) -> None:
+    threads, per_thread = 8, 15
+
+    def work(n: int) -> None:
+        for i in range(per_thread):
+            slug = ["invoice-plus", "loyalty-stamp"][n % 2]
+            _record(world, slug, n % 2, name_raw=[i % 12], phone_raw=[n])
+
+    _run_together(threads, work)
+    _assert_one_chain(world.db, threads * per_thread)

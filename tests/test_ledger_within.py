@@ -7,9 +7,6 @@ SQLite and (with ``APPWARDEN_TEST_DATABASE_URL``) on PostgreSQL, where it takes 
 
 from __future__ import annotations
 
-import itertools
-import threading
-
 import pytest
 from sqlalchemy import func, select
 
@@ -21,7 +18,14 @@ from appwarden.ledger.service import persons, record_delivery
 from appwarden.ledger.verify import verify
 from appwarden.platform.models import Customer
 from conftest import World
-from test_ledger import _drop_failing_trigger, _entries, _install_failing_trigger, _record
+from test_ledger import (
+    _assert_one_chain,
+    _drop_failing_trigger,
+    _entries,
+    _install_failing_trigger,
+    _record,
+    _run_together,
+)
 
 
 def _append_within(world: World, session, people: list[int], *, tenant: int = 0, slug: str = "invoice-plus"):
@@ -103,34 +107,20 @@ def test_within_failure_rolls_back_the_callers_work_too(world: World) -> None:
 
 def test_concurrent_within_and_plain_appenders_keep_one_chain(world: World) -> None:
     threads, per_thread = 6, 10
-    errors: list[BaseException] = []
-    start = threading.Barrier(threads)
 
     def work(n: int) -> None:
-        try:
-            start.wait()
-            for i in range(per_thread):
-                if n % 2:
-                    _record(world, "loyalty-stamp", 1, name_raw=[i % 12], phone_raw=[n])
-                    continue
-                session = world.db.sessionmaker()
-                try:
-                    session.begin()
-                    session.scalar(select(func.count()).select_from(Customer))  # the caller's read
-                    _append_within(world, session, [i % 12, n])
-                finally:
-                    session.close()
-        except BaseException as exc:  # collected and re-raised in the main thread
-            errors.append(exc)
+        for i in range(per_thread):
+            if n % 2:
+                _record(world, "loyalty-stamp", 1, name_raw=[i % 12], phone_raw=[n])
+                continue
+            session = world.db.sessionmaker()
+            try:
+                session.begin()
+                session.scalar(select(func.count()).select_from(Customer))  # the caller's read
+                _append_within(world, session, [i % 12, n])
+            finally:
+                session.close()
 
-    pool = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
-    for th in pool:
-        th.start()
-    for th in pool:
-        th.join()
-    assert errors == []
-    entries = _entries(world.db)
-    assert [e.seq for e in entries] == list(range(1, threads * per_thread + 1))
-    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
+    _run_together(threads, work)
+    _assert_one_chain(world.db, threads * per_thread)
     assert _count(world, LedgerEntry) == threads * per_thread
-    assert verify(world.db).intact
