@@ -40,6 +40,21 @@ class Settings(BaseSettings):
     )
     base_url: str = "http://127.0.0.1:8000"
 
+    # Canary records (marketplace policy): on by default; issued per (app, company) connection.
+    canary_enabled: bool = Field(default=True, description="Mix canary customers into app responses.")
+    canaries_per_connection: int = Field(default=3, ge=0, le=50)
+    canary_domain: str = Field(
+        default="canary.example.net",
+        description="Mail domain the operator controls for canary addresses (received by canary listen).",
+    )
+    canary_phone_pool: str = Field(
+        default="05010000000-05010999999",
+        description="Inclusive range of national numbers the operator owns, issued to canaries.",
+    )
+    canary_webhook_key: str | None = Field(
+        default=None, description="Bearer key for canary hit webhooks; generated into data_dir when unset."
+    )
+
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
     authorization_code_ttl: int = 120

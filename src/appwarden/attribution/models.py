@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, SmallInteger, event, inspect
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from appwarden.db.base import Base
+from appwarden.db.base import Base, UTCDateTime, utcnow
 
 # Field codes stored in ``blind_index.field`` (small ints keep the 5-rows-per-customer table compact).
 # Never renumber: stored rows would change meaning.
@@ -28,6 +29,24 @@ class BlindIndexEntry(Base):
 
     # Matching looks digests up per field; the primary key (customer first) serves refreshes.
     __table_args__ = (Index("ix_blind_index_field_digest", "field", "digest"),)
+
+
+class BlindIndexHistory(Base):
+    """A digest a customer no longer has (a phone or email replaced at ``replaced_at``).
+
+    A dump holding the old value was copied before ``replaced_at``: the snapshot window's evidence.
+    Written by ``blind_index.refresh_customers`` when a refresh drops a digest.
+    """
+
+    __tablename__ = "blind_index_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Integer, ForeignKey("customers.id", ondelete="CASCADE"))
+    field: Mapped[int] = mapped_column(SmallInteger)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(16))
+    replaced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_blind_index_history_field_digest", "field", "digest"),)
 
 
 # The lookup index, dropped and rebuilt around a bulk rebuild.

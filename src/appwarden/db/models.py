@@ -1,6 +1,7 @@
 """Import every capability's tables so ``Base.metadata`` is complete (Alembic, tests)."""
 
 from appwarden.attribution import models as attribution_models
+from appwarden.canary import models as canary_models
 from appwarden.events import models as events_models
 from appwarden.incident import models as incident_models
 from appwarden.ledger import models as ledger_models
@@ -10,6 +11,7 @@ from appwarden.platform import models as platform_models
 
 __all__ = [
     "attribution_models",
+    "canary_models",
     "events_models",
     "incident_models",
     "ledger_models",
