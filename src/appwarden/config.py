@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         """The admin API key: configured, or generated once into ``data_dir/admin.key``."""
         return self.admin_api_key or self._persisted_secret("admin.key")
 
+    @property
+    def canary_webhook_secret(self) -> str:
+        """The canary-hit webhook's bearer key: configured, or generated once into
+        ``data_dir/canary-webhook.key`` (a separate key: a phone provider must not hold the admin key)."""
+        return self.canary_webhook_key or self._persisted_secret("canary-webhook.key")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
