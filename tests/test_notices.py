@@ -24,7 +24,7 @@ from appwarden.incident.context import load_facts
 from appwarden.incident.models import NoticeDelivery
 from appwarden.incident.notices import draft_notices
 from appwarden.incident.service import get_incident, timeline
-from appwarden.platform.models import Company
+from appwarden.platform.models import Company, Store
 from conftest import World, build_world
 from test_blast_radius import deliver, incident_for
 
@@ -189,7 +189,7 @@ def test_failures_are_recorded_and_only_they_are_retried(three: World, mailbox: 
     assert first["delivery"]["sent"] == [t2.company.public_id]
     errors = {f["company"]: f["error"] for f in first["delivery"]["failed"]}
     assert "550" in errors[t0.company.public_id] and "owner0@example.jp" in errors[t0.company.public_id]
-    assert "no email address" in errors[t1.company.public_id]
+    assert "nor its affected stores have an email address" in errors[t1.company.public_id]
     log = {r["company"]: r for r in first["log"]}
     assert log[t1.company.public_id]["status"] == "failed" and log[t1.company.public_id]["recipient"] is None
 
@@ -210,6 +210,27 @@ def test_failures_are_recorded_and_only_they_are_retried(three: World, mailbox: 
         t1.company.id: ("sent", 2, None),
         t2.company.id: ("sent", 1, None),
     }
+
+
+def test_a_company_without_an_address_is_reached_through_its_affected_stores(
+    three: World, mailbox: Mailbox, capsys: Any
+) -> None:
+    t0, t1, _ = three.tenants
+    ref = affected_incident(three)
+    with three.db.session() as session:
+        session.execute(update(Company).where(Company.id == t1.company.id).values(email=None))
+        session.execute(update(Store).where(Store.id == t1.stores[0].id).values(email="shop-a@example.jp"))
+        session.execute(update(Store).where(Store.id == t1.stores[1].id).values(email="shop-b@example.jp"))
+
+    assert run(["incident", "notices", ref, "--send", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(out["delivery"]["sent"]) == sorted([t0.company.public_id, t1.company.public_id])
+    [message] = mailbox.to("shop-a@example.jp")
+    assert mailbox.to("shop-b@example.jp") == [message]  # one message to both stores, not two
+    assert message["X-Appwarden-Company"] == t1.company.public_id
+    assert mailbox.to("owner0@example.jp") and not mailbox.to("owner1@example.jp")
+    log = {r["company"]: r for r in out["log"]}
+    assert log[t1.company.public_id]["recipient"] == "shop-a@example.jp, shop-b@example.jp"
 
 
 def test_send_without_smtp_is_a_one_line_error(three: World, capsys: Any) -> None:

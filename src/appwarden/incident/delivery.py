@@ -24,12 +24,15 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.errors import InvalidInput, Unavailable
 from appwarden.incident.models import NoticeDelivery
-from appwarden.incident.notices import NoticeDraft
+from appwarden.incident.notices import NoticeDraft, notice_recipients
 from appwarden.incident.service import add_timeline, get_incident
-from appwarden.platform.models import Company
+from appwarden.platform.models import Company, Store
 
 SMTP_TIMEOUT = 30.0
-NO_EMAIL = "company has no email address on file (set Company.email, then re-run to retry)"
+NO_EMAIL = (
+    "neither the company nor its affected stores have an email address on file "
+    "(set Company.email, then re-run to retry)"
+)
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def send_notices(
             if status == "sent":
                 report.already_sent.append(draft.company.id)
                 continue
-            recipient = _current_email(db, draft.company.id)
+            recipient = _current_recipient(db, draft)
             if not _claim(db, row_id, recipient):
                 report.in_flight.append(draft.company.id)  # another run holds it, or it was sent meanwhile
                 continue
@@ -213,7 +216,7 @@ def _ensure_rows(db: Database, incident: str, drafts: list[NoticeDraft]) -> dict
             {
                 "incident_id": inc.id,
                 "company_id": companies[d.company.id],
-                "recipient": d.recipient,
+                "recipient": _logged(d.recipient),
                 "message_id": d.message_id,
                 "status": "pending",
                 "attempts": 0,
@@ -237,10 +240,22 @@ def _ensure_rows(db: Database, incident: str, drafts: list[NoticeDraft]) -> dict
         }
 
 
-def _current_email(db: Database, company: str) -> str | None:
-    # Read at send time, so fixing a company's address and re-running delivers the failed notice.
+def _current_recipient(db: Database, draft: NoticeDraft) -> str | None:
+    """The recipients read at send time (so fixing an address and re-running delivers a failed notice),
+    as one ``To`` value: the company's address, else its affected stores' (``notice_recipients``)."""
+    stores = [s["id"] for s in draft.company.stores]
     with db.session() as session:
-        return session.scalar(select(Company.email).where(Company.public_id == company)) or None
+        company = session.scalar(select(Company.email).where(Company.public_id == draft.company.id))
+        rows = session.execute(select(Store.public_id, Store.email).where(Store.public_id.in_(stores)))
+        emails = {public_id: email for public_id, email in rows}
+    return ", ".join(notice_recipients(company, [emails.get(s) for s in stores])) or None
+
+
+def _logged(recipient: str | None) -> str | None:
+    """The recipients as kept in the log column (320 characters; a long store list is cut, marked)."""
+    if recipient is None or len(recipient) <= 320:
+        return recipient
+    return recipient[:319] + "…"
 
 
 def _claim(db: Database, row_id: int, recipient: str | None) -> bool:
@@ -248,7 +263,7 @@ def _claim(db: Database, row_id: int, recipient: str | None) -> bool:
         result = session.execute(
             update(NoticeDelivery)
             .where(NoticeDelivery.id == row_id, NoticeDelivery.status.in_(("pending", "failed")))
-            .values(status="sending", attempts=NoticeDelivery.attempts + 1, recipient=recipient)
+            .values(status="sending", attempts=NoticeDelivery.attempts + 1, recipient=_logged(recipient))
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 

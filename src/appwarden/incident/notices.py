@@ -8,6 +8,7 @@ nothing: they are not in :attr:`IncidentFacts.companies` to begin with.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -21,10 +22,21 @@ from appwarden.incident.render import render
 from appwarden.incident.reports import company_context, draft_report
 
 
+def notice_recipients(company_email: str | None, store_emails: Iterable[str | None]) -> list[str]:
+    """The company's address, else its affected stores' distinct addresses (in the order given).
+
+    The company is the data controller and owns the duties, so its address comes first; a company that
+    gave none is still reached through its stores rather than not told at all.
+    """
+    if company_email:
+        return [company_email]
+    return list(dict.fromkeys(e for e in store_emails if e))
+
+
 @dataclass(frozen=True)
 class NoticeDraft:
-    """A company's notice: both languages and its attachments. It goes to the company's address only (the
-    data controller, which owns the duties); its affected stores and their addresses are listed inside."""
+    """A company's notice: both languages and its attachments. It goes to the company's address (the data
+    controller, which owns the duties), or to its affected stores' addresses when it has none."""
 
     incident: str
     company: CompanyFacts
@@ -36,9 +48,15 @@ class NoticeDraft:
     created_at: datetime
 
     @property
+    def recipients(self) -> list[str]:
+        """Where the notice goes: the company's address; failing that, the addresses of its affected
+        stores (the company's own stores, named in the notice). Empty means it cannot be delivered."""
+        return notice_recipients(self.company.email, [s.get("email") for s in self.company.stores])
+
+    @property
     def recipient(self) -> str | None:
-        """The company's address; None means the notice cannot be delivered."""
-        return self.company.email
+        """The recipients as one header value; None when there is nobody to send to."""
+        return ", ".join(self.recipients) or None
 
     @property
     def basename(self) -> str:
