@@ -12,12 +12,14 @@ from rich.progress import Progress
 from sqlalchemy import func, select
 
 from appwarden.app import create_app
+from appwarden.attribution.blind_index import rebuild_blind_index
 from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.demo import summary as summaries
 from appwarden.demo.catalog import APPS, APPS_BY_SLUG, Plan
 from appwarden.demo.fresh import fresh_database
 from appwarden.demo.generator import build_platform
+from appwarden.demo.leak import write_leak
 from appwarden.demo.traffic import PAGE, Credentials, DemoError, LiveServer, drive, install, run_parallel
 from appwarden.marketplace import service as marketplace
 from appwarden.platform import service as platform
@@ -52,6 +54,11 @@ def _build_and_drive(
     step = progress.add_task("generating the platform", total=1)
     built = build_platform(db, plan)
     progress.advance(step)
+    # The generator bulk-inserts with Core, which the blind index's ORM hook does not see: build it once.
+    indexing = progress.add_task("blind index (keyed HMACs for leak matching)", total=None)
+    rebuild_blind_index(
+        db, on_progress=lambda done, total: progress.update(indexing, completed=done, total=total)
+    )
 
     credentials: dict[str, Credentials] = {}
     logins: list[dict[str, str]] = []
@@ -149,6 +156,8 @@ def _build_and_drive(
             "requests": requests,
             "ledger": summaries.ledger_state(session),
         }
+        leak = write_leak(session, settings.data_dir)
+    result["leak"] = None if leak is None else str(leak)
     result["base_url"] = settings.base_url
     result["admin_api_key"] = settings.admin_key
     return result

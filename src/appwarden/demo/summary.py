@@ -101,6 +101,11 @@ def render(summary: dict[str, Any], console: Console) -> None:
             f"{invoice['fields'].get('name', 0):,} names and {invoice['fields'].get('phone', 0):,} phone "
             f"numbers from {invoice['companies']} companies ({invoice['stores']} stores)"
         )
+    if summary.get("leak"):
+        console.print(
+            f"the leaked dump (as the forum post had it): {summary['leak']}\n"
+            f"  attribute it: [bold]appwarden attribute {summary['leak']}[/bold]"
+        )
     logins = Table(title="Company owner logins (demo data only)")
     for column in ("company", "company_id", "username", "password"):
         logins.add_column(column)
