@@ -23,12 +23,19 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from appwarden.attribution.models import FIELD_CODES, INDEXED_FIELDS, LOOKUP_INDEX, BlindIndexEntry
+from appwarden.attribution.models import (
+    FIELD_CODES,
+    INDEXED_FIELDS,
+    LOOKUP_INDEX,
+    BlindIndexEntry,
+    BlindIndexHistory,
+)
 from appwarden.attribution.normalize import normalize_field
 from appwarden.config import get_settings
+from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.platform.models import Customer
 
@@ -158,20 +165,72 @@ def rebuild_blind_index(
 def refresh_customers(session: Session, customer_ids: Iterable[int], *, key: bytes | None = None) -> int:
     """Recompute the entries of ``customer_ids`` inside the caller's transaction; returns entries written.
 
-    Deleted customers simply lose their entries. Call it from any code that writes customers with Core
-    statements (ORM changes are refreshed by the flush hook).
+    Deleted customers simply lose their entries. A customer who still exists but lost a digest (a phone,
+    email or name replaced) gets a ``BlindIndexHistory`` row for it, stamped now: a dump holding the old
+    value was copied before this moment (the snapshot window's evidence). Call it from any code that
+    writes customers with Core statements (ORM changes are refreshed by the flush hook).
     """
     ids = sorted(set(customer_ids))
     k = _key(key)
     written = 0
     for start in range(0, len(ids), LOOKUP_CHUNK):
         chunk = ids[start : start + LOOKUP_CHUNK]
+        old = set(
+            session.execute(
+                select(BlindIndexEntry.customer_id, BlindIndexEntry.field, BlindIndexEntry.digest).where(
+                    BlindIndexEntry.customer_id.in_(chunk)
+                )
+            ).tuples()
+        )
         session.execute(delete(BlindIndexEntry).where(BlindIndexEntry.customer_id.in_(chunk)))
         rows = session.execute(select(*_COLUMNS).where(Customer.id.in_(chunk))).all()
         entries = _entries(rows, k)
         _insert(session, entries)
         written += len(entries)
+        _record_lost(session, old, entries, {r[0] for r in rows})
     return written
+
+
+def _record_lost(
+    session: Session,
+    old: set[tuple[int, int, bytes]],
+    new: list[tuple[int, int, bytes]],
+    existing: set[int],
+) -> None:
+    """History rows for the digests existing customers had before this refresh and no longer have."""
+    lost = sorted(entry for entry in old.difference(new) if entry[0] in existing)
+    if not lost:
+        return
+    now = utcnow()
+    session.execute(
+        insert(BlindIndexHistory),
+        [
+            {"customer_id": cid, "field": code, "digest": digest, "replaced_at": now}
+            for cid, code, digest in lost
+        ],
+    )
+
+
+def history(
+    session: Session, field: str, digests: Iterable[bytes | None]
+) -> dict[bytes, list[tuple[int, Any]]]:
+    """Customers who *used to* have each digest of ``field``: ``{digest: [(customer id, replaced_at), …]}``.
+
+    Only digests given are looked up (in chunks, through the (field, digest) index); never plaintext.
+    """
+    code = FIELD_CODES[field]
+    wanted = sorted({d for d in digests if d is not None})
+    found: dict[bytes, list[tuple[int, Any]]] = {}
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start : start + LOOKUP_CHUNK]
+        rows = session.execute(
+            select(
+                BlindIndexHistory.digest, BlindIndexHistory.customer_id, BlindIndexHistory.replaced_at
+            ).where(BlindIndexHistory.field == code, BlindIndexHistory.digest.in_(chunk))
+        )
+        for digest, customer_id, replaced_at in rows:
+            found.setdefault(bytes(digest), []).append((customer_id, replaced_at))
+    return found
 
 
 def lookup(session: Session, field: str, digests: Iterable[bytes | None]) -> dict[bytes, list[int]]:
