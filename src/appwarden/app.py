@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.add_middleware(WorkerPid)
 
     from appwarden.broker.api import router as broker_router
+    from appwarden.canary.api import router as canary_router
     from appwarden.incident.api import router as incident_router
     from appwarden.ledger.api import router as ledger_router
     from appwarden.marketplace.api import router as marketplace_router
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(marketplace_router)
     app.include_router(ledger_router)
     app.include_router(incident_router)
+    app.include_router(canary_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

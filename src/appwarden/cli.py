@@ -64,6 +64,7 @@ def _redact(url: str) -> str:
 
 
 def _register() -> None:
+    from appwarden.canary.cli import canary_app
     from appwarden.demo.cli import demo
     from appwarden.incident.cli import incident_app
     from appwarden.ledger.cli import ledger_app
@@ -72,6 +73,7 @@ def _register() -> None:
     app.add_typer(apps_app, name="apps")
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(incident_app, name="incident")
+    app.add_typer(canary_app, name="canary")
     app.command("demo")(demo)
 
 

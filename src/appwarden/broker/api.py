@@ -3,7 +3,8 @@
 Every route follows the same order, which is the broker's security contract:
 
 1. authenticate the bearer token (401/403, fail closed) and plan the projection from its grant;
-2. read exactly the rows and columns needed, scoped to the token's company;
+2. read exactly the rows and columns needed, scoped to the token's company (and to real members plus
+   the canaries issued to this very connection, ``canary.service.served_to``);
 3. record in the ledger — committed — which people's which fields went out in which mode;
    if that fails the app gets 503 ``ledger_unavailable`` and no data;
 4. only then mask/tokenise and serialise the body.
@@ -30,6 +31,7 @@ from appwarden.broker.schemas import (
     DetokenizeOut,
     TransactionPage,
 )
+from appwarden.canary.service import served_to
 from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.errors import Forbidden, InvalidInput, NotFound, Unavailable
@@ -205,7 +207,11 @@ def list_customers(
         )
     rows = caller.read(
         select(*_customer_columns(projection))
-        .where(Customer.company_id == ctx.company_id, Customer.id > after)
+        .where(
+            Customer.company_id == ctx.company_id,
+            Customer.id > after,
+            served_to(ctx.connection_id, enabled=settings.canary_enabled),
+        )
         .order_by(Customer.id)
         .limit(size + 1)  # one extra row tells whether a next page exists
     )
@@ -255,7 +261,10 @@ def get_customer(
         raise not_found
     rows = caller.read(
         select(*_customer_columns(projection)).where(
-            Customer.company_id == ctx.company_id, Customer.id == decoded.customer_id
+            Customer.company_id == ctx.company_id,
+            Customer.id == decoded.customer_id,
+            # Another connection's canary is as absent as another company's customer: 404.
+            served_to(ctx.connection_id, enabled=settings.canary_enabled),
         )
     )
     if not rows:

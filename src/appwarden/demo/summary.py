@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
+from appwarden.canary.models import Canary
 from appwarden.demo.catalog import APPS, APPS_BY_SLUG, INVOICE_PLUS
 from appwarden.ledger import service as ledger
 from appwarden.ledger.models import LedgerEntry, LedgerHead, LedgerIndex
@@ -21,8 +22,10 @@ from appwarden.platform.models import Company, Customer, Store
 
 def app_summaries(session: Session) -> list[dict[str, Any]]:
     """Per demo app: companies it received data from, distinct home stores of the people it received,
-    and distinct people per field across modes (``ledger.service.persons``)."""
+    and distinct people per field across modes (``ledger.service.persons``). Canaries are delivered and
+    recorded like anyone, but they are nobody: they are taken out of every count."""
     ids, homes = _home_stores(session)
+    canaries = BitMap(session.scalars(select(Canary.customer_id)))
     out: list[dict[str, Any]] = []
     for spec in APPS:
         app = session.scalar(select(App).where(App.slug == spec.slug))
@@ -41,6 +44,7 @@ def app_summaries(session: Session) -> list[dict[str, Any]]:
             for f, mode in keys:
                 if f == field:
                     people |= ledger.persons(session, app_id=app.id, field=field, mode=mode)
+            people -= canaries
             if people:
                 fields[field] = len(people)
                 everyone |= people
@@ -67,8 +71,13 @@ def ledger_state(session: Session) -> dict[str, Any]:
 
 
 def platform_counts(session: Session) -> dict[str, int]:
+    """Companies, stores and (real) customers on the platform; canaries are counted apart."""
     return {
-        "customers": int(session.scalar(select(func.count()).select_from(Customer)) or 0),
+        "customers": int(
+            session.scalar(select(func.count()).select_from(Customer).where(Customer.is_canary.is_(False)))
+            or 0
+        ),
+        "canaries": int(session.scalar(select(func.count()).select_from(Canary)) or 0),
         "companies": int(session.scalar(select(func.count()).select_from(Company)) or 0),
         "stores": int(session.scalar(select(func.count()).select_from(Store)) or 0),
     }

@@ -60,7 +60,7 @@ class TimelineEntry(Base):
     actor: Mapped[str] = mapped_column(String(120))
     kind: Mapped[str] = mapped_column(
         String(30)
-    )  # kill_switch | counts | notice | report | attribution | note | fact
+    )  # opened | kill_switch | counts | notice | report | attribution | canary | note | fact | closed
     text: Mapped[str] = mapped_column(Text)
     data: Mapped[dict] = mapped_column(default=dict)
 

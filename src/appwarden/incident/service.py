@@ -39,6 +39,10 @@ def open_incident(
     add_timeline(
         session, incident, actor=actor, kind="opened", text=reason.strip(), apps=[a.slug for a in apps]
     )
+    # Canary contacts raised before anyone opened an incident are evidence for this one (二次被害).
+    from appwarden.canary.alerts import attach_pending_alerts
+
+    attach_pending_alerts(session, incident, [a.id for a in apps])
     return incident
 
 

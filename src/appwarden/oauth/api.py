@@ -225,13 +225,14 @@ def _consent(server: AppwardenServer, http: HttpRequest, session: Session, *, su
             params=sorted(params.items()),
             redirect_uri=grant.redirect_uri,
             csrf_token=csrf_token(session),
+            canaries=server.settings.canaries_per_connection if server.settings.canary_enabled else 0,
         )
     requested = scope_to_list(oauth_request.scope) or []
     ticked = set(oauth_request.payload.datalist.get("grant", []))
     consented = [s for s in requested if s in ticked]
     approved = oauth_request.payload.data.get("decision") == "approve" and bool(consented)
     if approved:
-        connection = server.store.grant_connection(app, user, consented)
+        connection = server.store.grant_connection(app, user, consented, settings=server.settings)
         oauth_request.consented_scope = " ".join(s for s in consented if s in connection.scopes)
     result = server.create_authorization_response(
         oauth_request, grant_user=user if approved else None, grant=grant

@@ -13,6 +13,7 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from appwarden.config import Settings
 from appwarden.events.service import EventTag, record
 from appwarden.marketplace.models import App, ListingState
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS, PII_FIELDS, RESOURCE_SCOPES, Mode, effective_scopes
@@ -74,8 +75,14 @@ class OAuthStore:
             select(Connection).where(Connection.app_id == app_id, Connection.company_id == company_id)
         )
 
-    def grant_connection(self, app: App, user: User, consented: list[str]) -> Connection:
-        """Create or update the company's connection to ``app`` with what the owner ticked."""
+    def grant_connection(
+        self, app: App, user: User, consented: list[str], *, settings: Settings | None = None
+    ) -> Connection:
+        """Create or update the company's connection to ``app`` with what the owner ticked.
+
+        With ``settings`` (the consent page passes them), a connection without canaries gets its
+        canaries now, if the marketplace policy has them on (``canary.service.ensure_canaries``).
+        """
         assert user.company_id is not None
         scopes = effective_scopes(app.approved_scopes, consented)
         conn = self.connection(app.id, user.company_id)
@@ -110,6 +117,10 @@ class OAuthStore:
             scopes=scopes,
             previous_scopes=previous,
         )
+        if settings is not None:
+            from appwarden.canary.service import ensure_canaries
+
+            ensure_canaries(self.session, conn, settings=settings, actor=user.username)
         return conn
 
     # -- authorisation codes -------------------------------------------------------------------

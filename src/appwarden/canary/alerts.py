@@ -1,0 +1,252 @@
+"""Secondary-damage watch (二次被害): someone used a canary's phone number or mail address.
+
+Only the one connection a canary was issued to ever received it, so contact with it proves that data
+delivered to that app for that company is in someone else's hands and being used. Every channel (the
+SMTP receiver in ``canary.listen``, the phone/SMS provider webhook in ``canary.api``) records through
+:func:`record_hit`: a ``CanaryAlert`` row, a ``canary:alert:raised`` security event, a log warning and a
+``canary`` entry in the timeline of each open incident about that app. An alert raised while no
+incident is open stays unassigned and joins the timeline when one opens (:func:`attach_pending_alerts`,
+called by ``incident.service.open_incident``). Timeline entries and events name the app, company and
+connection — never the canary's values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appwarden.attribution.normalize import email_key, phone_e164
+from appwarden.canary.models import Canary, CanaryAlert
+from appwarden.db.base import utcnow
+from appwarden.errors import InvalidInput, NotFound
+from appwarden.events.service import EventTag, record
+from appwarden.incident.models import Incident, IncidentApp, IncidentStatus
+from appwarden.incident.service import add_timeline
+from appwarden.marketplace.models import App
+from appwarden.marketplace.service import get_app
+from appwarden.oauth.models import Connection
+from appwarden.platform.models import Company
+
+Channel = Literal["smtp", "webhook"]
+Kind = Literal["mail", "sms", "call", "other"]
+KINDS: tuple[str, ...] = ("mail", "sms", "call", "other")
+EXCERPT_CHARS = 500
+# Beyond this many pending alerts, an opening incident gets one summary entry for the rest (a spam run
+# to one canary can raise thousands; each stays queryable in ``canary alerts``).
+ATTACH_INDIVIDUALLY = 50
+
+log = structlog.get_logger()
+
+
+def address_key(address: str) -> tuple[str, str] | None:
+    """``("email", normalised)`` or ``("phone", E.164)`` for a contacted address, or None if neither."""
+    text = address.strip().strip("<>")
+    if "@" in text:
+        key = email_key(text)
+        return ("email", key) if key else None
+    e164 = phone_e164(text)
+    return ("phone", e164) if e164 else None
+
+
+def find_canary(session: Session, address: str) -> Canary | None:
+    """The canary with this email or phone (any common spelling of it), or None."""
+    key = address_key(address)
+    if key is None:
+        return None
+    column = Canary.email if key[0] == "email" else Canary.phone
+    return session.scalar(select(Canary).where(column == key[1]))
+
+
+def _open_incidents(session: Session, app_id: int) -> list[Incident]:
+    """Open incidents about the app, newest first."""
+    return list(
+        session.scalars(
+            select(Incident)
+            .join(IncidentApp, IncidentApp.incident_id == Incident.id)
+            .where(IncidentApp.app_id == app_id, Incident.status == IncidentStatus.OPEN.value)
+            .order_by(Incident.opened_at.desc(), Incident.id.desc())
+        )
+    )
+
+
+def _names(session: Session, alert: CanaryAlert) -> dict[str, str]:
+    """Public names of the alert's app, company and connection (what the timeline may show)."""
+    app = session.get(App, alert.app_id)
+    company = session.get(Company, alert.company_id)
+    conn = session.get(Connection, alert.connection_id)
+    assert app is not None and company is not None and conn is not None
+    return {"app": app.slug, "company": company.public_id, "connection": conn.public_id}
+
+
+def _timeline_entry(session: Session, incident: Incident, alert: CanaryAlert, names: dict[str, str]) -> None:
+    received = _iso(alert.received_at)
+    text = (
+        f"canary contact ({alert.kind} via {alert.channel}) at {received}: a canary issued only to "
+        f"{names['app']} for company {names['company']} (connection {names['connection']}) was contacted — "
+        "data delivered to that app is being used by someone (secondary damage / 二次被害)"
+    )
+    add_timeline(
+        session,
+        incident,
+        actor=f"canary-{alert.channel}",
+        kind="canary",
+        text=text,
+        alert=alert.public_id,
+        channel=alert.channel,
+        contact=alert.kind,
+        received_at=received,
+        **names,
+    )
+
+
+def record_hit(
+    session: Session,
+    *,
+    address: str,
+    channel: Channel,
+    kind: str,
+    sender: str | None = None,
+    subject: str | None = None,
+    excerpt: str | None = None,
+    detail: dict[str, Any] | None = None,
+    received_at: datetime | None = None,
+) -> CanaryAlert:
+    """Record one contact with a canary (in the caller's transaction); 404 ``canary_not_found`` if the
+    address is no canary's. Every channel goes through here."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", parameter="kind")
+    canary = find_canary(session, address)
+    if canary is None:
+        raise NotFound("no canary has this address or number", code="canary_not_found")
+    when = received_at or utcnow()
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    info = dict(detail or {})
+    if excerpt:
+        info["excerpt"] = excerpt[:EXCERPT_CHARS]
+    alert = CanaryAlert(
+        canary_customer_id=canary.customer_id,
+        app_id=canary.app_id,
+        connection_id=canary.connection_id,
+        company_id=canary.company_id,
+        channel=channel,
+        kind=kind,
+        address=canary.email if "@" in address else canary.phone,
+        sender=(sender or "")[:320] or None,
+        subject=subject,
+        detail=info,
+        received_at=when,
+    )
+    session.add(alert)
+    session.flush()
+    names = _names(session, alert)
+    incidents = _open_incidents(session, canary.app_id)
+    if incidents:
+        alert.incident_id = incidents[0].id
+    for incident in incidents:
+        _timeline_entry(session, incident, alert, names)
+    record(
+        session,
+        EventTag.CANARY_ALERT,
+        actor=f"canary-{channel}",
+        app_id=canary.app_id,
+        company_id=canary.company_id,
+        alert=alert.public_id,
+        channel=channel,
+        kind=kind,
+        connection=names["connection"],
+        incidents=[i.public_id for i in incidents],
+    )
+    log.warning(
+        "canary contacted: leaked data in use",
+        alert=alert.public_id,
+        channel=channel,
+        kind=kind,
+        incidents=[i.public_id for i in incidents],
+        **names,
+    )
+    return alert
+
+
+def attach_pending_alerts(session: Session, incident: Incident, app_ids: Sequence[int]) -> int:
+    """Give a newly opened incident the alerts about its apps that no incident has yet; returns how many."""
+    pending = list(
+        session.scalars(
+            select(CanaryAlert)
+            .where(CanaryAlert.app_id.in_(list(app_ids)), CanaryAlert.incident_id.is_(None))
+            .order_by(CanaryAlert.received_at, CanaryAlert.id)
+        )
+    )
+    for i, alert in enumerate(pending):
+        alert.incident_id = incident.id
+        if i < ATTACH_INDIVIDUALLY:
+            _timeline_entry(session, incident, alert, _names(session, alert))
+    rest = pending[ATTACH_INDIVIDUALLY:]
+    if rest:
+        add_timeline(
+            session,
+            incident,
+            actor="canary-watch",
+            kind="canary",
+            text=(
+                f"{len(rest)} more canary contacts between {_iso(rest[0].received_at)} and "
+                f"{_iso(rest[-1].received_at)} (see `appwarden canary alerts`)"
+            ),
+            alerts=len(rest),
+        )
+    return len(pending)
+
+
+def list_alerts(
+    session: Session, *, app_ref: str | None = None, limit: int = 200, alert_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Alerts, newest first (optionally for one app, or the one alert ``alert_id``), for the security
+    team."""
+    if not 1 <= limit <= 1000:
+        raise InvalidInput("limit must be between 1 and 1000", parameter="limit")
+    query = (
+        select(CanaryAlert, App.slug, Company.public_id, Connection.public_id, Incident.public_id)
+        .join(App, App.id == CanaryAlert.app_id)
+        .join(Company, Company.id == CanaryAlert.company_id)
+        .join(Connection, Connection.id == CanaryAlert.connection_id)
+        .outerjoin(Incident, Incident.id == CanaryAlert.incident_id)
+        .order_by(CanaryAlert.received_at.desc(), CanaryAlert.id.desc())
+        .limit(limit)
+    )
+    if app_ref is not None:
+        query = query.where(CanaryAlert.app_id == get_app(session, app_ref).id)
+    if alert_id is not None:
+        query = query.where(CanaryAlert.id == alert_id)
+    return [
+        describe(alert, app=slug, company=company, connection=conn, incident=incident)
+        for alert, slug, company, conn, incident in session.execute(query).all()
+    ]
+
+
+def describe(
+    alert: CanaryAlert, *, app: str, company: str, connection: str, incident: str | None
+) -> dict[str, Any]:
+    """One alert as JSON."""
+    return {
+        "id": alert.public_id,
+        "received_at": _iso(alert.received_at),
+        "app": app,
+        "company": company,
+        "connection": connection,
+        "incident": incident,
+        "channel": alert.channel,
+        "kind": alert.kind,
+        "address": alert.address,
+        "sender": alert.sender,
+        "subject": alert.subject,
+        "detail": alert.detail,
+    }
+
+
+def _iso(value: datetime) -> str:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
