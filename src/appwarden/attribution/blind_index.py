@@ -175,13 +175,14 @@ def refresh_customers(session: Session, customer_ids: Iterable[int], *, key: byt
     written = 0
     for start in range(0, len(ids), LOOKUP_CHUNK):
         chunk = ids[start : start + LOOKUP_CHUNK]
-        old = set(
-            session.execute(
+        old = {
+            (cid, code, bytes(digest))
+            for cid, code, digest in session.execute(
                 select(BlindIndexEntry.customer_id, BlindIndexEntry.field, BlindIndexEntry.digest).where(
                     BlindIndexEntry.customer_id.in_(chunk)
                 )
-            ).tuples()
-        )
+            )
+        }
         session.execute(delete(BlindIndexEntry).where(BlindIndexEntry.customer_id.in_(chunk)))
         rows = session.execute(select(*_COLUMNS).where(Customer.id.in_(chunk))).all()
         entries = _entries(rows, k)

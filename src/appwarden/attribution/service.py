@@ -168,9 +168,8 @@ def _company_ids(session: Session, people: BitMap) -> dict[int, int]:
     out: dict[int, int] = {}
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        out.update(
-            session.execute(select(Customer.id, Customer.company_id).where(Customer.id.in_(chunk))).tuples()
-        )
+        rows = session.execute(select(Customer.id, Customer.company_id).where(Customer.id.in_(chunk)))
+        out.update((cid, company) for cid, company in rows)
     return out
 
 
@@ -180,10 +179,13 @@ def _evidence(
     """Per app, its ledger-index bitmaps of the dumped fields in the matched people's companies."""
     if not matched or not fields or not companies:
         return [], {}, {}
-    slugs = dict(session.execute(select(App.id, App.slug)).tuples())
-    publics = dict(
-        session.execute(select(Company.id, Company.public_id).where(Company.id.in_(list(companies)))).tuples()
-    )
+    slugs = {app_id: slug for app_id, slug in session.execute(select(App.id, App.slug))}
+    publics = {
+        cid: public
+        for cid, public in session.execute(
+            select(Company.id, Company.public_id).where(Company.id.in_(list(companies)))
+        )
+    }
     by_app: dict[str, AppEvidence] = {}
     received: dict[tuple[str, str], int] = {}
     rows = session.execute(
