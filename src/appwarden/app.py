@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.add_middleware(WorkerPid)
 
+    from appwarden.attribution.api import router as attribution_router
     from appwarden.broker.api import router as broker_router
     from appwarden.canary.api import router as canary_router
     from appwarden.incident.api import router as incident_router
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(ledger_router)
     app.include_router(incident_router)
     app.include_router(canary_router)
+    app.include_router(attribution_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -64,6 +64,7 @@ def _redact(url: str) -> str:
 
 
 def _register() -> None:
+    from appwarden.attribution.cli import attribute
     from appwarden.canary.cli import canary_app
     from appwarden.demo.cli import demo
     from appwarden.incident.cli import incident_app
@@ -75,6 +76,7 @@ def _register() -> None:
     app.add_typer(incident_app, name="incident")
     app.add_typer(canary_app, name="canary")
     app.command("demo")(demo)
+    app.command("attribute")(attribute)
 
 
 _register()

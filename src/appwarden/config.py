@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         default=None, description="Bearer key for canary hit webhooks; generated into data_dir when unset."
     )
 
+    attribution_upload_max_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1, description="Largest dump POST /admin/attributions accepts (bytes)."
+    )
+
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
     authorization_code_ttl: int = 120

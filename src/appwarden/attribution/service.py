@@ -99,11 +99,13 @@ def attribute_dump(
     incident: str | None = None,
     actor: str = "cli",
     on_progress: Progress | None = None,
+    display_name: str | None = None,
 ) -> Attribution:
     """Attribute the dump at ``path`` (see the module docstring).
 
     Raises ``DumpError`` for an unreadable file and ``NotFound`` for an unknown incident (checked
-    before the work starts). ``on_progress(bytes_read, total)`` follows the file being read.
+    before the work starts). ``on_progress(bytes_read, total)`` follows the file being read;
+    ``display_name`` names the file in the result and timeline (an upload's name, not its temp file).
     """
     settings = settings or get_settings()
     if incident is not None:

@@ -1,0 +1,59 @@
+"""Admin API: ``POST /admin/attributions`` takes a leaked dump as a multipart upload and returns the verdict.
+
+The upload is copied to a private temporary file in chunks and refused with 413 as soon as it passes
+``attribution_upload_max_bytes`` (an announced ``Content-Length`` over the cap is refused before any
+byte is read); the file is deleted when the request ends. A broken file is a 422 problem carrying the
+reader's code (``dump_empty``, ``dump_binary``…).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from appwarden.attribution.service import attribute_dump
+from appwarden.errors import InvalidInput, PayloadTooLarge
+from appwarden.web.deps import AdminDep, DatabaseDep, SettingsDep
+
+router = APIRouter(prefix="/admin", tags=["admin: attribution"])
+CHUNK = 1 << 20
+
+
+@router.post("/attributions")
+async def upload_dump(
+    request: Request,
+    actor: AdminDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="The leaked dump (CSV, TSV, JSON, JSON Lines, XLSX).")],
+    incident: Annotated[str | None, Form(description="Incident to add the result to (inc_…).")] = None,
+) -> dict[str, Any]:
+    """Attribute an uploaded dump; the verdict JSON of ``appwarden attribute --json``."""
+    cap = settings.attribution_upload_max_bytes
+    announced = request.headers.get("content-length")
+    if announced and announced.isdigit() and int(announced) > cap + 64 * 1024:  # room for multipart framing
+        raise PayloadTooLarge(f"the dump is over the {cap:,}-byte upload limit", limit=cap)
+    name = Path(file.filename or "dump").name
+    suffix = "".join(Path(name).suffixes[-2:])[:16]
+    fd, tmp = tempfile.mkstemp(prefix="appwarden-dump-", suffix=suffix)
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as fh:
+            while chunk := await file.read(CHUNK):
+                size += len(chunk)
+                if size > cap:
+                    raise PayloadTooLarge(f"the dump is over the {cap:,}-byte upload limit", limit=cap)
+                fh.write(chunk)
+        if incident is not None and not incident.strip():
+            raise InvalidInput("incident must be an incident id (inc_…)", parameter="incident")
+        result = await run_in_threadpool(
+            attribute_dump, db, tmp, settings=settings, incident=incident, actor=actor, display_name=name
+        )
+    finally:
+        os.unlink(tmp)
+    return result.to_dict()
