@@ -19,10 +19,11 @@ def attribute(
         str | None, typer.Option("--incident", help="Add the result to this incident's timeline (inc_…).")
     ] = None,
 ) -> None:
-    """Match the dump's rows to customers and say which app's deliveries explain them (DESIGN.md)."""
+    """Match a leaked dump's rows to customers; say which app's deliveries explain them, or that none do."""
     from appwarden.attribution.service import attribute_dump
 
-    with progress(json_mode=json_mode) as bar:
+    # Transient either way: the bar goes once reading ends, leaving the summary (or one error line).
+    with progress(json_mode=True) as bar:
         task = bar.add_task(f"reading {dump.name}", total=None)
 
         def on_progress(done: int, total: int) -> None:

@@ -152,7 +152,7 @@ def attribute_dump(
         cells=match.cell_counts,
         ambiguous=match.ambiguous,
         dump={
-            "name": Path(path).name,
+            "name": display_name or Path(path).name,
             "format": dump.format,
             "encoding": dump.encoding,
             "ignored": dump.ignored,
