@@ -19,8 +19,8 @@ Ground truth is the customer id behind each row (0 for invented people).
 
   measured : ``appwarden.attribution.service.attribute_dump(db, path)`` (reader, normalisation, blind
              index lookups, ledger bitmaps, verdict), run in a fresh ``spawn`` child per repetition: wall
-             time of the call alone, peak memory = the child's ``ru_maxrss`` (whole process, imports
-             included; the figure before the call is printed too).
+             time of the call alone, peak memory = the child's peak resident set (``VmHWM``: whole
+             process, imports included; the figure before the call is printed too).
   naive    : what a team would write first: customers' name/phone into pandas, NFKC + strip spaces and
              hyphens + "+81"->"0" on both sides, an exact merge on (name, phone) (name alone for rows
              without a phone, kept when unique), then SQL over one row per delivered person x field x app
@@ -70,6 +70,7 @@ from attribution_world import (
 )
 
 SECRET = "bench-attribution-secret-key-not-for-production"
+WORLD_VERSION = 2  # bump when the generated world changes, so --workdir rebuilds it
 
 # ------------------------------------------------------------------------------------------ the peers
 
@@ -151,8 +152,20 @@ def measured_attribute(url: str, path: Path) -> dict[str, Any]:
     }
 
 
+def peak_rss_kb() -> int:
+    """This process's peak resident set (``VmHWM``, KiB).
+
+    Not ``ru_maxrss``: Linux carries the parent's high-water mark across the spawn's ``exec``, so a child
+    of this (large) bench process would report the parent's figure.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: the best available
+
+
 def _child(kind: str, url: str, path: str, queue: Any) -> None:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_kb()
     fn = measured_attribute if kind == "measured" else naive_attribute
     try:
         out = fn(url, Path(path))
@@ -160,12 +173,12 @@ def _child(kind: str, url: str, path: str, queue: Any) -> None:
         queue.put({"error": f"{type(exc).__name__}: {exc}"})
         raise
     out["rss_before_kb"] = before
-    out["rss_peak_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out["rss_peak_kb"] = peak_rss_kb()
     queue.put(out)
 
 
 def in_child(kind: str, url: str, path: Path) -> dict[str, Any]:
-    """Run one peer in a fresh ``spawn`` interpreter (its own ``ru_maxrss``); its result dict."""
+    """Run one peer in a fresh ``spawn`` interpreter (its own peak RSS); its result dict."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(kind, url, str(path), queue))
@@ -199,7 +212,7 @@ def build(
     args: argparse.Namespace, url: str, work: Path, say: Callable[[str], None]
 ) -> tuple[Dump, dict[str, Any]]:
     """Build the world and the dump in ``work`` (or reuse them when ``meta.json`` says they match)."""
-    key = {"customers": args.customers, "url": url, "seed": args.seed}
+    key = {"customers": args.customers, "url": url, "seed": args.seed, "world": WORLD_VERSION}
     meta_path, truth_path, dump_path = work / "meta.json", work / "truth.npz", work / "leak.csv"
     if meta_path.exists() and truth_path.exists():
         meta = json.loads(meta_path.read_text())

@@ -112,6 +112,8 @@ def plan_deliveries(
                 out.append(
                     Delivery(slug, c, fields, part, datetime(2025, 10, 1, tzinfo=UTC) + _days(rng, 80))
                 )
+    # The ledger appends in time order (``recorded_at`` grows with ``seq``), as it does in service.
+    out.sort(key=lambda d: d.at)
     return out, dumped
 
 
