@@ -16,6 +16,7 @@ import pytest
 from rich.progress import Progress
 from sqlalchemy import func, select
 
+from appwarden.canary.models import Canary
 from appwarden.cli import run
 from appwarden.config import Settings
 from appwarden.db.session import get_database
@@ -43,7 +44,10 @@ def _expected_from_db(settings: Settings) -> dict[str, dict[str, Any]]:
     expected: dict[str, dict[str, Any]] = {}
     with db.session() as session:
         columns = [getattr(Customer, f) for f in CUSTOMER_FIELDS]
-        rows = session.execute(select(Customer.company_id, Customer.home_store_id, *columns)).all()
+        # Canaries are delivered (each to its one connection) but are nobody: never counted.
+        rows = session.execute(
+            select(Customer.company_id, Customer.home_store_id, *columns).where(Customer.is_canary.is_(False))
+        ).all()
         by_company: dict[int, list[Any]] = defaultdict(list)
         for row in rows:
             by_company[row[0]].append(row)
@@ -69,7 +73,12 @@ def test_small_demo_json_matches_the_database(settings: Settings, capsys: pytest
 
     db = get_database(settings)
     with db.session() as session:
-        assert summary["customers"] == session.scalar(select(func.count()).select_from(Customer)) == 600
+        real = select(func.count()).select_from(Customer).where(Customer.is_canary.is_(False))
+        assert summary["customers"] == session.scalar(real) == 600
+        # Canaries are on by default: every consented connection got its own.
+        connections = session.scalar(select(func.count()).select_from(Connection)) or 0
+        assert summary["canaries"] == session.scalar(select(func.count()).select_from(Canary))
+        assert summary["canaries"] == settings.canaries_per_connection * connections > 0
         assert summary["companies"] == session.scalar(select(func.count()).select_from(Company)) == 3
         assert summary["stores"] == session.scalar(select(func.count()).select_from(Store)) == 6
         assert summary["ledger"]["entries"] == session.scalar(select(func.count()).select_from(LedgerEntry))
