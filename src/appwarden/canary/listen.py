@@ -4,7 +4,7 @@ Point the canary domain's MX at it. Mail to an issued canary address becomes a `
 (``canary.alerts.record_hit``: channel ``smtp``, kind ``mail``) — evidence that data delivered to the app
 the canary was issued to is being used (二次被害).
 
-What it answers at ``RCPT TO`` (decided here, documented in docs/operations.md):
+What it answers at ``RCPT TO`` (decided here, documented in docs/canaries.md):
 
 - another domain: ``550 5.7.1`` — never a relay;
 - an issued canary address: ``250``;
