@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from typing import Annotated
 
@@ -105,9 +106,14 @@ def listen(
     except Exception as exc:  # bind failures surface from the server thread in several types
         raise InvalidInput(f"cannot listen on {host}:{port}: {exc}", parameter="port") from exc
     stderr.print(f"canary receiver for @{settings.canary_domain} on smtp://{host}:{port} (Ctrl-C to stop)")
+    stop = threading.Event()
+    # SIGTERM (systemd, docker stop) stops as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        threading.Event().wait()  # the controller serves on its own thread
+        while not stop.wait(1.0):  # the controller serves on its own thread
+            pass
     except KeyboardInterrupt:
-        stderr.print("stopping")
+        pass
     finally:
+        stderr.print("stopping")
         controller.stop()
