@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
+import structlog
 import typer
 from sqlalchemy.exc import DBAPIError
 
@@ -84,6 +85,8 @@ _register()
 
 def run(argv: list[str]) -> int:
     """Run the CLI on ``argv``; domain errors become one line on stderr and exit code 1."""
+    # Log lines go to stderr: stdout is for results, and ``--json`` output must stay parseable.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     try:
         app(args=argv, prog_name="appwarden")
     except SystemExit as exc:  # Typer/Click finished: usage errors exit 2 with their message printed
