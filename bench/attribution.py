@@ -29,7 +29,7 @@ Ground truth is the customer id behind each row (0 for invented people).
 
 The blind index rebuild and all loading are set-up, timed and printed apart. Precision = correct matched
 rows / matched rows; recall = correct matched rows / rows of platform people. Rows are "identifiable" when
-their values single the person out at all (a correct phone; names alone never do at this vocabulary):
+their values single the person out at all (a correct phone, or a name no other customer has):
 recall over those is printed too, because name-only rows (people without a phone) cannot be resolved by
 any matcher.
 
@@ -70,7 +70,7 @@ from attribution_world import (
 )
 
 SECRET = "bench-attribution-secret-key-not-for-production"
-WORLD_VERSION = 2  # bump when the generated world changes, so --workdir rebuilds it
+WORLD_VERSION = 3  # bump when the generated world changes, so --workdir rebuilds it
 
 # ------------------------------------------------------------------------------------------ the peers
 
@@ -294,7 +294,7 @@ def main() -> None:
     console.print(
         f"dump: {len(dump.truth):,} rows ({real:,} platform people, {len(dump.truth) - real:,} invented), "
         f"{dump.with_phone:,} with a phone, {dump.typos:,} with a typo, "
-        f"{int(dump.identifiable.sum()):,} identifiable (a correct phone); "
+        f"{int(dump.identifiable.sum()):,} identifiable (a correct phone or a unique name); "
         f"set-up: blind index rebuild {meta['timings']['blind_index']:.1f} s "
         f"({meta['timings']['blind_entries']:,.0f} entries), "
         f"naive_deliveries {meta['timings']['naive_rows']:,.0f} rows"

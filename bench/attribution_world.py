@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -183,7 +184,7 @@ class Dump:
     """Row-aligned ground truth of the written dump."""
 
     truth: np.ndarray[Any, Any]  # customer id per row, 0 for invented people
-    identifiable: np.ndarray[Any, Any]  # row's values single out its person (a correct phone)
+    identifiable: np.ndarray[Any, Any]  # row's values single out its person (a correct phone or unique name)
     typos: int
     with_phone: int
 
@@ -204,6 +205,7 @@ def write_dump(
     givens = [p[0] for p in (*PersonProvider.first_name_female_pairs, *PersonProvider.first_name_male_pairs)]
     alphabet = "".join(sorted(set("".join(families + givens))))
     variants = _variants()
+    holders = Counter(names)  # a name only one customer has identifies that customer on its own
     identifiable = np.zeros(len(truth), dtype=bool)
     typos = with_phone = 0
     with path.open("w", encoding="cp932", newline="") as fh:
@@ -227,7 +229,9 @@ def write_dump(
                 while (bad := typo(phone, rng, "0123456789")).replace("-", "") in taken:
                     pass
                 phone = bad
-            identifiable[row] = bool(cid) and phone is not None and typo_field != "phone"
+            identifiable[row] = bool(cid) and (
+                (phone is not None and typo_field != "phone") or (typo_field != "name" and holders[name] == 1)
+            )
             with_phone += phone is not None
             written_phone = "" if phone is None else noisy_phone(phone, int(rng.integers(8)))
             out.writerow((f"IP{row + 1:07d}", noisy_name(name, rng, variants), written_phone))
