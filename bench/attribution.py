@@ -70,7 +70,7 @@ from attribution_world import (
 )
 
 SECRET = "bench-attribution-secret-key-not-for-production"
-WORLD_VERSION = 3  # bump when the generated world changes, so --workdir rebuilds it
+WORLD_VERSION = 4  # bump when the generated world changes, so --workdir rebuilds it
 
 # ------------------------------------------------------------------------------------------ the peers
 
@@ -208,6 +208,24 @@ def scores(ids: np.ndarray[Any, Any], dump: Dump) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------------ run
 
 
+def _stamp(url: str, key: str | None = None) -> str | None:
+    """Write (``key`` given) or read the world's key in the database itself: a scratch PostgreSQL
+    database is shared by every workdir, so the workdir alone cannot say what the database holds."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if key is not None:
+                conn.execute(text("CREATE TABLE IF NOT EXISTS bench_world (key TEXT)"))
+                conn.execute(text("DELETE FROM bench_world"))
+                conn.execute(text("INSERT INTO bench_world VALUES (:k)"), {"k": key})
+                return key
+            return conn.execute(text("SELECT key FROM bench_world")).scalar()
+    except Exception:  # no such table (or database): not our world
+        return None
+    finally:
+        engine.dispose()
+
+
 def build(
     args: argparse.Namespace, url: str, work: Path, say: Callable[[str], None]
 ) -> tuple[Dump, dict[str, Any]]:
@@ -216,7 +234,7 @@ def build(
     meta_path, truth_path, dump_path = work / "meta.json", work / "truth.npz", work / "leak.csv"
     if meta_path.exists() and truth_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta.get("key") == key:
+        if meta.get("key") == key and _stamp(url) == json.dumps(key):
             say(f"reusing the world in {work}")
             z = np.load(truth_path)
             return Dump(z["truth"], z["identifiable"], int(z["typos"]), int(z["with_phone"])), meta
@@ -248,6 +266,7 @@ def build(
         with_phone=dump.with_phone,
     )
     meta = {"key": key, "timings": timings}
+    _stamp(url, json.dumps(key))
     meta_path.write_text(json.dumps(meta))
     return dump, meta
 

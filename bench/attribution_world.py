@@ -170,9 +170,10 @@ def noisy_phone(phone: str, k: int) -> str:
     return forms[k % len(forms)]
 
 
-def typo(value: str, rng: np.random.Generator, alphabet: str) -> str:
-    """``value`` with one character (not a separator) replaced by a different one from ``alphabet``."""
-    positions = [i for i, ch in enumerate(value) if ch not in " -"]
+def typo(value: str, rng: np.random.Generator, alphabet: str, *, keep: int = 0) -> str:
+    """``value`` with one character (not a separator, not among the first ``keep``) replaced by a
+    different one from ``alphabet``."""
+    positions = [i for i, ch in enumerate(value) if ch not in " -" and i >= keep]
     i = positions[int(rng.integers(len(positions)))]
     while (ch := alphabet[int(rng.integers(len(alphabet)))]) == value[i]:
         pass
@@ -226,7 +227,8 @@ def write_dump(
             if typo_field == "name":
                 name = typo(name, rng, alphabet)
             if typo_field == "phone" and phone is not None:
-                while (bad := typo(phone, rng, "0123456789")).replace("-", "") in taken:
+                # Not the trunk 0: the "+81" forms drop it, which would erase the typo.
+                while (bad := typo(phone, rng, "0123456789", keep=1)).replace("-", "") in taken:
                     pass
                 phone = bad
             identifiable[row] = bool(cid) and (
