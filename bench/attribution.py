@@ -127,7 +127,7 @@ def naive_attribute(url: str, path: Path) -> dict[str, Any]:
                 "GROUP BY app_id ORDER BY 2 DESC"
             )
         ).all()
-        slugs = dict(conn.execute(text("SELECT id, slug FROM apps")).all())
+        slugs: dict[int, str] = {a: s for a, s in conn.execute(text("SELECT id, slug FROM apps")).all()}
     elapsed = time.perf_counter() - t0
     engine.dispose()
     top = [(slugs[a], n / max(1, len(matched))) for a, n in counts[:3]]

@@ -98,8 +98,8 @@ def plan_deliveries(
     for c in decoy:
         ids = np.sort(rng.permutation(ids_of[c])[: len(ids_of[c]) // 2])
         fields = {"name": "raw", "phone": "masked", "email": "token"}
-        for part in np.array_split(ids, 3):
-            out.append(Delivery(DECOY, c, fields, part, datetime(2025, 10, 1, tzinfo=UTC) + _days(rng, 70)))
+        for chunk in np.array_split(ids, 3):
+            out.append(Delivery(DECOY, c, fields, chunk, datetime(2025, 10, 1, tzinfo=UTC) + _days(rng, 70)))
 
     modes = np.array(["raw", "raw", "masked", "token"])
     for a in range(OTHER_APPS):
@@ -109,9 +109,9 @@ def plan_deliveries(
         for c in rng.choice(COMPANIES, size=int(rng.integers(1, 5)), replace=False).tolist():
             share = rng.uniform(0.1, 0.6)
             ids = np.sort(rng.permutation(ids_of[c])[: int(len(ids_of[c]) * share)])
-            for part in np.array_split(ids, 2):
+            for chunk in np.array_split(ids, 2):
                 out.append(
-                    Delivery(slug, c, fields, part, datetime(2025, 10, 1, tzinfo=UTC) + _days(rng, 80))
+                    Delivery(slug, c, fields, chunk, datetime(2025, 10, 1, tzinfo=UTC) + _days(rng, 80))
                 )
     # The ledger appends in time order (``recorded_at`` grows with ``seq``), as it does in service.
     out.sort(key=lambda d: d.at)
