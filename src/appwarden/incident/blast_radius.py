@@ -231,11 +231,26 @@ def store_members(session: Session, company_ids: list[int]) -> Members:
     """The membership bitmaps (serialised) of every store of ``company_ids``."""
     if not company_ids:
         return []
+    conn = _core(session)
+    if conn.dialect.name == "postgresql":
+        return _store_members_binary(conn, sorted(company_ids))
     query = select(
         StoreMembers.store_id, StoreMembers.company_id, StoreMembers.bitmap, StoreMembers.canaries
     ).where(StoreMembers.company_id.in_(sorted(company_ids)))
-    rows = _core(session).execute(query)
-    return [(sid, cid, bytes(blob), bytes(canaries)) for sid, cid, blob, canaries in rows]
+    return [(sid, cid, bytes(blob), bytes(canaries)) for sid, cid, blob, canaries in conn.execute(query)]
+
+
+def _store_members_binary(conn: Connection, company_ids: list[int]) -> Members:
+    """PostgreSQL: the same rows in binary result format. In text format every bitmap byte arrives as two
+    hex digits to parse — megabytes at 10M customers — where binary hands the bytes over as they are."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor(binary=True) as cur:
+        cur.execute(
+            "SELECT store_id, company_id, bitmap, canaries FROM store_members WHERE company_id = ANY(%s)",
+            (company_ids,),
+        )
+        return [(sid, cid, bytes(blob), bytes(canaries)) for sid, cid, blob, canaries in cur.fetchall()]
 
 
 def _core(session: Session) -> Connection:
