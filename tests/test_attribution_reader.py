@@ -264,6 +264,15 @@ def test_unknown_headers_recognised_by_content(tmp_path: Path) -> None:
     assert next(iter(dump)).column("phone") == [p[2] for p in PEOPLE]
 
 
+def test_store_and_id_columns_are_ignored_by_name_not_guessed_from_content(tmp_path: Path) -> None:
+    # A store called 「千代田区店」 looks like an address; its header says it is the store, not the person.
+    rows = [["顧客名", "電話番号", "登録店舗", "会員番号"]]
+    rows += [[p[0], p[2], "坂本通信 千代田区神田店", f"M{i:05d}"] for i, p in enumerate(PEOPLE)]
+    dump = read_dump(write_csv(tmp_path / "store.csv", rows, encoding="cp932"))
+    assert dump.column_map() == {"顧客名": "name", "電話番号": "phone"}
+    assert next(iter(dump)).column("address") is None
+
+
 def test_split_name_columns_are_joined(tmp_path: Path) -> None:
     rows = [["セイ", "メイ", "姓", "名", "電話番号"]]
     rows += [[*p[1].split(), *p[0].split(), p[2]] for p in PEOPLE]

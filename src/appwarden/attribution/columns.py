@@ -36,6 +36,10 @@ def _spellings(field: str, part: int, words: str) -> dict[str, tuple[str, int]]:
     return {w: (field, part) for w in words.split()}
 
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 HEADERS: dict[str, tuple[str, int]] = {
     **_spellings(
         "name",
@@ -77,6 +81,17 @@ HEADERS: dict[str, tuple[str, int]] = {
     **_spellings("birthday", 0, "生年月日 誕生日 birthday birthdate dateofbirth dob 生年月日西暦 誕生日西暦"),
     **_spellings(CONTACT, 0, "連絡先 contact"),
 }
+# Columns that name something other than a person's identifying value (the store or company a record
+# belongs to, ids, points, dates of record): recognised so their content is never guessed at — a store
+# called 「渋谷区店」 is not a customer's address.
+NOT_PERSONAL: frozenset[str] = _words(
+    "店舗 店名 店舗名 登録店舗 所属店舗 来店店舗 利用店舗 店 加盟店 加盟店名 会社 会社名 企業名 事業者名 "
+    "store storename shop shopname branch company companyname merchant "
+    "会員番号 顧客番号 顧客id 会員id id no 番号 ポイント 保有ポイント points point ランク 会員ランク rank "
+    "登録日 登録日時 作成日 更新日 最終来店日 createdat updatedat registeredat 備考 メモ note notes "
+    "性別 gender sex"
+)
+NOT_PERSONAL_CONTAINS: tuple[str, ...] = ("店舗", "加盟店", "store", "shop")
 # Ordered "contains" rules for headers not spelled exactly as above (mail before phone: 携帯メール).
 CONTAINS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("カナ", "かな", "フリガナ", "ふりがな", "kana", "furigana"), "name_kana"),
@@ -101,10 +116,20 @@ def recognise_header(text: str | None) -> tuple[str, int] | None:
     key = header_key(text)
     if key in HEADERS:
         return HEADERS[key]
+    if not_personal(text):
+        return None
     for needles, field in CONTAINS:
         if any(n in key for n in needles):
             return field, 0
     return None
+
+
+def not_personal(text: str | None) -> bool:
+    """Whether a header names a column that is not about the person (store, company, id, points …)."""
+    if not text:
+        return False
+    key = header_key(text)
+    return key in NOT_PERSONAL or any(n in key for n in NOT_PERSONAL_CONTAINS)
 
 
 _KANA = re.compile(r"[\u3041-\u3096\u30a1-\u30fa\u30fc\u30fb\u309d\u309e\u30fd\u30fe\s]+")
@@ -182,6 +207,9 @@ def map_columns(headers: Sequence[str | None] | None, sample: Sequence[Sequence[
         known = recognise_header(header) if headers else None
         if known and known[0] != CONTACT:
             columns.append(Column(i, label, known[0], known[1], "header"))
+            continue
+        if headers and not_personal(header):
+            columns.append(Column(i, label, None, 0, "header"))  # ignored, by its name
             continue
         kind = content_kind([row[i] if i < len(row) else None for row in sample])
         if known and kind not in ("phone", "email"):
