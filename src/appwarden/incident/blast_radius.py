@@ -15,13 +15,13 @@ same answer and is used instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pyroaring import BitMap
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, select
 from sqlalchemy.orm import Session
 
 from appwarden.db.base import utcnow
@@ -197,10 +197,11 @@ def _recorded_after(session: Session, app_ids: list[int], at: datetime) -> bool:
 
 def _from_index(session: Session, app_ids: list[int]) -> PerCompany:
     """The cumulative index rows of the apps, OR-ed per company and (field, mode) across apps."""
-    rows = _core(session).execute(
+    rows = _blob_rows(
+        _core(session),
         select(LedgerIndex.company_id, LedgerIndex.field, LedgerIndex.mode, LedgerIndex.bitmap).where(
             LedgerIndex.app_id.in_(app_ids)
-        )
+        ),
     )
     per_company: PerCompany = {}
     for company_id, field_name, mode, blob in rows:
@@ -231,26 +232,24 @@ def store_members(session: Session, company_ids: list[int]) -> Members:
     """The membership bitmaps (serialised) of every store of ``company_ids``."""
     if not company_ids:
         return []
-    conn = _core(session)
-    if conn.dialect.name == "postgresql":
-        return _store_members_binary(conn, sorted(company_ids))
     query = select(
         StoreMembers.store_id, StoreMembers.company_id, StoreMembers.bitmap, StoreMembers.canaries
     ).where(StoreMembers.company_id.in_(sorted(company_ids)))
-    return [(sid, cid, bytes(blob), bytes(canaries)) for sid, cid, blob, canaries in conn.execute(query)]
+    rows = _blob_rows(_core(session), query)
+    return [(sid, cid, bytes(blob), bytes(canaries)) for sid, cid, blob, canaries in rows]
 
 
-def _store_members_binary(conn: Connection, company_ids: list[int]) -> Members:
-    """PostgreSQL: the same rows in binary result format. In text format every bitmap byte arrives as two
-    hex digits to parse — megabytes at 10M customers — where binary hands the bytes over as they are."""
+def _blob_rows(conn: Connection, query: Select) -> Sequence[Any]:
+    """All rows of a select that returns bitmaps. On PostgreSQL in binary result format: in text format
+    every bitmap byte would arrive as two hex digits to parse (megabytes at 10M customers)."""
+    if conn.dialect.name != "postgresql":
+        return conn.execute(query).all()
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor(binary=True) as cur:
-        cur.execute(
-            "SELECT store_id, company_id, bitmap, canaries FROM store_members WHERE company_id = ANY(%s)",
-            (company_ids,),
-        )
-        return [(sid, cid, bytes(blob), bytes(canaries)) for sid, cid, blob, canaries in cur.fetchall()]
+        cur.execute(str(compiled), compiled.params)
+        return cur.fetchall()
 
 
 def _core(session: Session) -> Connection:
