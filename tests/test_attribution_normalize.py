@@ -86,6 +86,8 @@ def test_fast_path_agrees_with_phonenumbers() -> None:
         )
         written = f"{digits[:3]}-{digits[3:7]}-{digits[7:]}"
         assert phone_e164(written) == expected == "+81" + digits[1:]
+        international = f"+81 {digits[1:3]}-{digits[3:7]}-{digits[7:]}"
+        assert phone_e164(international) == expected
 
 
 def test_different_phones_differ() -> None:

@@ -245,37 +245,94 @@ def lookup(session: Session, field: str, digests: Iterable[bytes | None]) -> dic
     - PostgreSQL, few: one ``digest = ANY(%s)`` probe of the (field, digest) index;
     - SQLite: ``IN (?, …)`` lists of :data:`LOOKUP_CHUNK`.
     """
-    code = FIELD_CODES[field]
-    wanted = sorted({d for d in digests if d is not None})
     found: dict[bytes, list[int]] = {}
-    conn = session.connection()
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    if conn.dialect.name == "postgresql":
-        rows = _lookup_pg(raw, code, wanted)
-    else:
-        rows = []
-        cur = raw.cursor()
-        try:
-            for start in range(0, len(wanted), LOOKUP_CHUNK):
-                chunk = wanted[start : start + LOOKUP_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                sql = f"SELECT digest, customer_id FROM blind_index WHERE field = ? AND digest IN ({marks})"
-                rows.extend(cur.execute(sql, (code, *chunk)).fetchall())
-        finally:
-            cur.close()
-    for digest, customer_id in rows:
+    for digest, customer_id in _probe(session, field, digests, "b.customer_id", group=False):
         found.setdefault(bytes(digest), []).append(customer_id)
     for ids in found.values():
         ids.sort()
     return found
 
 
-def _lookup_pg(raw: Any, code: int, wanted: list[bytes]) -> list[tuple[bytes, int]]:
+def holder_counts(
+    session: Session, field: str, digests: Iterable[bytes | None]
+) -> dict[bytes, tuple[int, int]]:
+    """For each digest some customer has: ``(how many customers have it, the smallest of their ids)``.
+
+    Names are weak evidence shared by hundreds (佐藤 翔太): matching needs how many hold one, and who
+    when it is one person, not the hundreds of ids — aggregated in the database, same probes as
+    :func:`lookup`.
+    """
+    rows = _probe(session, field, digests, "COUNT(*), MIN(b.customer_id)", group=True)
+    return {bytes(digest): (count, first) for digest, count, first in rows}
+
+
+def digests_of(session: Session, field: str, customer_ids: Iterable[int]) -> dict[int, set[bytes]]:
+    """The ``field`` digests of each given customer (primary-key range scans, chunked)."""
+    code = FIELD_CODES[field]
+    ids = sorted(set(customer_ids))
+    out: dict[int, set[bytes]] = {}
+    raw, postgres = _driver(session)
+    cur = raw.cursor(binary=True) if postgres else raw.cursor()
+    try:
+        for start in range(0, len(ids), PG_ANY_MAX if postgres else LOOKUP_CHUNK):
+            chunk = ids[start : start + (PG_ANY_MAX if postgres else LOOKUP_CHUNK)]
+            if postgres:
+                sql = "SELECT customer_id, digest FROM blind_index WHERE customer_id = ANY(%s) AND field = %s"
+                cur.execute(sql, (chunk, code))
+            else:
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT customer_id, digest FROM blind_index WHERE customer_id IN ({marks})"
+                cur.execute(sql + " AND field = ?", (*chunk, code))
+            for customer_id, digest in cur.fetchall():
+                out.setdefault(customer_id, set()).add(bytes(digest))
+    finally:
+        cur.close()
+    return out
+
+
+def _driver(session: Session) -> tuple[Any, bool]:
+    """The session connection's DB-API connection, and whether it is PostgreSQL."""
+    conn = session.connection()
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw, conn.dialect.name == "postgresql"
+
+
+def _probe(
+    session: Session, field: str, digests: Iterable[bytes | None], select_list: str, *, group: bool
+) -> list[tuple[Any, ...]]:
+    """Rows ``(digest, *select_list)`` of blind-index entries of ``field`` with one of ``digests``
+    (grouped by digest when ``group``); see :func:`lookup` for the strategies."""
+    code = FIELD_CODES[field]
+    wanted = sorted({d for d in digests if d is not None})
+    group_by = " GROUP BY b.digest" if group else ""
+    raw, postgres = _driver(session)
+    if postgres:
+        return _probe_pg(raw, code, wanted, select_list, group_by)
+    rows: list[tuple[Any, ...]] = []
+    cur = raw.cursor()
+    try:
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[start : start + LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                f"SELECT b.digest, {select_list} FROM blind_index b"
+                f" WHERE b.field = ? AND b.digest IN ({marks}){group_by}"
+            )
+            rows.extend(cur.execute(sql, (code, *chunk)).fetchall())
+    finally:
+        cur.close()
+    return rows
+
+
+def _probe_pg(
+    raw: Any, code: int, wanted: list[bytes], select_list: str, group_by: str
+) -> list[tuple[Any, ...]]:
     with raw.cursor(binary=True) as cur:
         if len(wanted) <= PG_ANY_MAX:
             cur.execute(
-                "SELECT digest, customer_id FROM blind_index WHERE field = %s AND digest = ANY(%s)",
+                f"SELECT b.digest, {select_list} FROM blind_index b"
+                f" WHERE b.field = %s AND b.digest = ANY(%s){group_by}",
                 (code, wanted),
             )
             return list(cur.fetchall())
@@ -287,8 +344,8 @@ def _lookup_pg(raw: Any, code: int, wanted: list[bytes]) -> list[tuple[bytes, in
                 copy.write_row((digest,))
         cur.execute("ANALYZE blind_probe")  # so the planner hashes the probe instead of looping over it
         cur.execute(
-            "SELECT b.digest, b.customer_id FROM blind_probe p JOIN blind_index b"
-            " ON b.field = %s AND b.digest = p.digest",
+            f"SELECT b.digest, {select_list} FROM blind_probe p JOIN blind_index b"
+            f" ON b.field = %s AND b.digest = p.digest{group_by}",
             (code,),
         )
         return list(cur.fetchall())

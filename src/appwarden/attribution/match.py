@@ -23,7 +23,7 @@ delivered exactly that.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,7 +32,7 @@ import numpy as np
 from pyroaring import BitMap
 from sqlalchemy.orm import Session
 
-from appwarden.attribution.blind_index import digest_values, history, lookup
+from appwarden.attribution.blind_index import digest_values, digests_of, history, holder_counts, lookup
 from appwarden.attribution.models import FIELD_CODES
 from appwarden.attribution.normalize import normalize_field, swapped_names
 from appwarden.attribution.reader import Dump
@@ -94,7 +94,7 @@ class MatchResult:
         return int(np.count_nonzero(self.row_customer_ids))
 
 
-def decide(found: Sequence[tuple[str, frozenset[int]]], full_fields: int) -> tuple[int, bool]:
+def decide(found: Sequence[tuple[str, Holders]], full_fields: int) -> tuple[int, bool]:
     """The customer a row is (0 for none) and whether it was ambiguous, from its fields' holders.
 
     ``found`` holds (field, customers with that value) for each full value some customer has;
@@ -102,13 +102,10 @@ def decide(found: Sequence[tuple[str, frozenset[int]]], full_fields: int) -> tup
     """
     if not found:
         return 0, False
-    strong = [s for f, s in found if f in STRONG and len(s) <= STRONG_MAX_HOLDERS]
-    if strong:
-        candidates: set[int] | frozenset[int] = set().union(*strong)
-    else:
-        candidates = min((s for _, s in found), key=len)
+    if len(found) == 1 and len(found[0][1]) != 1:
+        return 0, True  # one field, several holders, nothing else: every one of them fits equally
     best, best_support, tie = 0, 0, False
-    for c in candidates:
+    for c in _candidates(found):
         support = sum(1 for _, s in found if c in s)
         if support > best_support:
             best, best_support, tie = c, support, False
@@ -130,8 +127,100 @@ def decide(found: Sequence[tuple[str, frozenset[int]]], full_fields: int) -> tup
     return 0, False
 
 
+def _candidates(found: Sequence[tuple[str, Holders]]) -> Iterable[int]:
+    """Who a row could be: the holders of its strong values when few hold them, else the smallest hit."""
+    strong = [s for f, s in found if f in STRONG and len(s) <= STRONG_MAX_HOLDERS]
+    return set().union(*strong) if strong else _source(found)
+
+
+def _source(found: Sequence[tuple[str, Holders]]) -> Holders:
+    """Where candidates come from when no strong value names a few people: the smallest hit."""
+    return min((s for _, s in found), key=len)
+
+
+class WeakHit:
+    """A row's weak field (name, kana, birthday) that some customers hold, without loading them all.
+
+    ``len`` is how many hold it (from :func:`~appwarden.attribution.blind_index.holder_counts`);
+    membership and iteration use the holder lists or per-candidate digests the matcher fetched for the
+    rows that need them: a common name's 400 holders are only ever read when nothing stronger decides.
+    """
+
+    __slots__ = ("_batch", "digests", "field", "size")
+
+    def __init__(self, field: str, digests: list[bytes], size: int, batch: _WeakBatch) -> None:
+        self.field, self.digests, self.size, self._batch = field, digests, size, batch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __contains__(self, customer: object) -> bool:
+        return any(self._batch.holds(self.field, d, customer) for d in self.digests)
+
+    def __iter__(self) -> Iterator[int]:
+        for d in self.digests:
+            yield from self._batch.holders(self.field, d)
+
+
+Holders = frozenset[int] | set[int] | WeakHit
+
+
+class _WeakBatch:
+    """Weak-field evidence, shared across batches: holder counts per digest (one aggregate query per
+    new digest), holder lists where a row needs them as candidates, and candidates' own digests."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.counts: dict[str, dict[bytes, tuple[int, int]]] = {f: {} for f in MATCHED_FIELDS}
+        self.lists: dict[str, dict[bytes, frozenset[int]]] = {f: {} for f in MATCHED_FIELDS}
+        self.own: dict[str, dict[int, set[bytes]]] = {f: {} for f in MATCHED_FIELDS}
+
+    def count(self, field: str, digests: Iterable[bytes]) -> None:
+        """Learn the holder counts of digests not seen before (absent ones count 0)."""
+        table = self.counts[field]
+        new = {d for d in digests if d not in table}
+        if new:
+            found = holder_counts(self.session, field, new)
+            for d in new:
+                table[d] = found.get(d, (0, 0))
+
+    def fetch_lists(self, field: str, digests: Iterable[bytes]) -> None:
+        table = self.lists[field]
+        new = {d for d in digests if d not in table}
+        if new:
+            found = lookup(self.session, field, new)
+            for d in new:
+                table[d] = frozenset(found.get(d, ()))
+
+    def fetch_own(self, field: str, customers: Iterable[int]) -> None:
+        table = self.own[field]
+        new = {c for c in customers if c not in table}
+        if new:
+            found = digests_of(self.session, field, new)
+            for c in new:
+                table[c] = found.get(c, set())
+
+    def holds(self, field: str, digest: bytes, customer: object) -> bool:
+        count, first = self.counts[field][digest]
+        if count <= 1:
+            return count == 1 and customer == first
+        listed = self.lists[field].get(digest)
+        if listed is not None:
+            return customer in listed
+        own = self.own[field].get(customer)  # type: ignore[call-overload]
+        if own is None:
+            raise LookupError(f"{field} digests of candidate {customer} were not fetched")
+        return digest in own
+
+    def holders(self, field: str, digest: bytes) -> frozenset[int]:
+        count, first = self.counts[field][digest]
+        if count <= 1:
+            return frozenset({first}) if count else frozenset()
+        return self.lists[field][digest]
+
+
 class _Holders:
-    """Per field, digest → frozenset of holders, built once per distinct digest (names repeat a lot)."""
+    """Per strong field, digest → frozenset of holders (phones and emails: a few people each)."""
 
     def __init__(self) -> None:
         self.sets: dict[str, dict[bytes, frozenset[int]]] = {f: {} for f in MATCHED_FIELDS}
@@ -161,12 +250,13 @@ def match_dump(
     old_values: OldValues = {}
     current: dict[str, BitMap] = {}
     rows = 0
+    weak = _WeakBatch(session)
     for batch in dump.batches():
         n = batch.size
         # Per field: a list of per-column cell kinds and digests (several phone columns are possible).
         kinds: dict[str, list[list[str | None]]] = {}
         digests: dict[str, list[list[bytes | None]]] = {}
-        holders = _Holders()
+        holders = _Holders()  # strong fields, per batch; weak counts are kept across batches
         old_hits: dict[str, dict[bytes, list[tuple[int, datetime]]]] = {}
         for name, columns in batch.values.items():
             if name not in KIND_FIELDS:
@@ -185,34 +275,17 @@ def match_dump(
                     digests[name].append(digest_values(name, swapped_names(full), key=key))
         for name, cols in digests.items():
             wanted = [d for col in cols for d in col if d is not None]
+            if name not in STRONG:
+                weak.count(name, wanted)  # how many hold each name: the hundreds are never loaded
+                continue
             hits = lookup(session, name, wanted)
             holders.add(name, hits)
-            if name in STRONG:
-                missing = [d for d in wanted if d not in hits]
-                if missing:
-                    old_hits[name] = history(session, name, missing)
-                    holders.add(name, {d: [c for c, _ in v] for d, v in old_hits[name].items()})
-        batch_ids = np.zeros(n, dtype=np.int64)
-        for i in range(n):
-            found: list[tuple[str, frozenset[int]]] = []
-            full_fields = 0
-            for name, cols in digests.items():
-                table = holders.sets[name]
-                hit: frozenset[int] = frozenset()
-                seen_full = False
-                for col in cols:
-                    d = col[i]
-                    if d is not None:
-                        seen_full = True
-                        got = table.get(d)
-                        if got:
-                            hit = hit | got
-                full_fields += seen_full
-                if hit:
-                    found.append((name, hit))
-            cid, amb = decide(found, full_fields)
-            ambiguous += amb
-            batch_ids[i] = cid
+            missing = [d for d in wanted if d not in hits]
+            if missing:
+                old_hits[name] = history(session, name, missing)
+                holders.add(name, {d: [c for c, _ in v] for d, v in old_hits[name].items()})
+        batch_ids, batch_ambiguous = _decide_batch(n, digests, holders, weak)
+        ambiguous += batch_ambiguous
         _collect(batch_ids, kinds, digests, old_hits, cells, counts, old_values, current, holders)
         ids_parts.append(batch_ids)
         rows += n
@@ -230,6 +303,63 @@ def match_dump(
         old_values=old_values,
         current_values=current,
     )
+
+
+def _decide_batch(
+    n: int, digests: dict[str, list[list[bytes | None]]], holders: _Holders, weak: _WeakBatch
+) -> tuple[np.ndarray[Any, np.dtype[np.int64]], int]:
+    """Decide every row of a batch: gather each row's hits, fetch only the holder lists and candidate
+    digests that some row's decision reads (see :class:`WeakHit`), then :func:`decide` row by row."""
+    rows: list[tuple[list[tuple[str, Holders]], int]] = []
+    lists_needed: dict[str, set[bytes]] = {}
+    for i in range(n):
+        found: list[tuple[str, Holders]] = []
+        full_fields = 0
+        for name, cols in digests.items():
+            row_digests = [d for col in cols if (d := col[i]) is not None]
+            if not row_digests:
+                continue
+            full_fields += 1
+            if name in STRONG:
+                table = holders.sets[name]
+                hit = frozenset().union(*(table.get(d, ()) for d in row_digests))
+                if hit:
+                    found.append((name, hit))
+                continue
+            counts = weak.counts[name]
+            known = [d for d in row_digests if counts[d][0]]
+            if known:
+                found.append((name, WeakHit(name, known, sum(counts[d][0] for d in known), weak)))
+        rows.append((found, full_fields))
+        if len(found) >= 2:
+            source = _candidates(found)
+            if isinstance(source, WeakHit) and len(source) > 1:
+                lists_needed.setdefault(source.field, set()).update(source.digests)
+    for name, wanted in lists_needed.items():
+        weak.fetch_lists(name, wanted)
+    own_needed: dict[str, set[int]] = {}
+    for found, _ in rows:
+        if len(found) < 2:
+            continue
+        unresolved = [
+            h
+            for _, h in found
+            if isinstance(h, WeakHit)
+            and any(weak.counts[h.field][d][0] > 1 and d not in weak.lists[h.field] for d in h.digests)
+        ]
+        if unresolved:
+            candidates = set(_candidates(found))
+            for h in unresolved:
+                own_needed.setdefault(h.field, set()).update(candidates)
+    for name, customers in own_needed.items():
+        weak.fetch_own(name, customers)
+    ids = np.zeros(n, dtype=np.int64)
+    ambiguous = 0
+    for i, (found, full_fields) in enumerate(rows):
+        cid, amb = decide(found, full_fields)
+        ids[i] = cid
+        ambiguous += amb
+    return ids, ambiguous
 
 
 def _collect(

@@ -148,6 +148,15 @@ def phone_e164(value: str | int | None) -> str | None:
     ):
         # The usual domestic shape 0[2-9]…: exactly what phonenumbers returns for it (tested), ~50x faster.
         return "+81" + compact[1:]
+    if (
+        len(compact) in (12, 13)
+        and compact.startswith("+81")
+        and compact.isascii()
+        and compact[1:].isdigit()
+        and compact[3] > "1"
+    ):
+        # The same numbers written internationally (+81 90-1234-5678): the same shortcut.
+        return compact
     text = _PHONE_EXT.sub("", text)  # 内線 / ext: the line, not the person
     compact = _PHONE_PUNCT.sub("", text)
     if compact.startswith("+81(0)") or compact.startswith("81(0)"):
