@@ -88,6 +88,7 @@ def test_fast_path_agrees_with_phonenumbers() -> None:
         assert phone_e164(written) == expected == "+81" + digits[1:]
         international = f"+81 {digits[1:3]}-{digits[3:7]}-{digits[7:]}"
         assert phone_e164(international) == expected
+        assert phone_e164(f"+81(0){digits[1:3]}-{digits[3:7]}-{digits[7:]}") == expected
 
 
 def test_different_phones_differ() -> None:

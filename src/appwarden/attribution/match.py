@@ -94,7 +94,9 @@ class MatchResult:
         return int(np.count_nonzero(self.row_customer_ids))
 
 
-def decide(found: Sequence[tuple[str, Holders]], full_fields: int) -> tuple[int, bool]:
+def decide(
+    found: Sequence[tuple[str, Holders]], full_fields: int, candidates: Iterable[int] | None = None
+) -> tuple[int, bool]:
     """The customer a row is (0 for none) and whether it was ambiguous, from its fields' holders.
 
     ``found`` holds (field, customers with that value) for each full value some customer has;
@@ -105,7 +107,7 @@ def decide(found: Sequence[tuple[str, Holders]], full_fields: int) -> tuple[int,
     if len(found) == 1 and len(found[0][1]) != 1:
         return 0, True  # one field, several holders, nothing else: every one of them fits equally
     best, best_support, tie = 0, 0, False
-    for c in _candidates(found):
+    for c in _candidates(found) if candidates is None else candidates:
         support = sum(1 for _, s in found if c in s)
         if support > best_support:
             best, best_support, tie = c, support, False
@@ -199,6 +201,11 @@ class _WeakBatch:
             found = digests_of(self.session, field, new)
             for c in new:
                 table[c] = found.get(c, set())
+
+    def resolved(self, hit: WeakHit) -> bool:
+        """Whether membership in ``hit`` can be answered without the candidates' own digests."""
+        counts, lists = self.counts[hit.field], self.lists[hit.field]
+        return all(counts[d][0] <= 1 or d in lists for d in hit.digests)
 
     def holds(self, field: str, digest: bytes, customer: object) -> bool:
         count, first = self.counts[field][digest]
@@ -308,58 +315,98 @@ def match_dump(
 def _decide_batch(
     n: int, digests: dict[str, list[list[bytes | None]]], holders: _Holders, weak: _WeakBatch
 ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], int]:
-    """Decide every row of a batch: gather each row's hits, fetch only the holder lists and candidate
-    digests that some row's decision reads (see :class:`WeakHit`), then :func:`decide` row by row."""
-    rows: list[tuple[list[tuple[str, Holders]], int]] = []
-    lists_needed: dict[str, set[bytes]] = {}
-    for i in range(n):
-        found: list[tuple[str, Holders]] = []
-        full_fields = 0
-        for name, cols in digests.items():
-            row_digests = [d for col in cols if (d := col[i]) is not None]
-            if not row_digests:
-                continue
-            full_fields += 1
-            if name in STRONG:
-                table = holders.sets[name]
-                hit = frozenset().union(*(table.get(d, ()) for d in row_digests))
-                if hit:
-                    found.append((name, hit))
-                continue
+    """Decide every row of a batch: gather each row's hits column-wise, fetch only the holder lists and
+    candidate digests that some row's decision reads (see :class:`WeakHit`), then decide each row.
+
+    The common shape of a leaked customer list — one phone or email held by one customer, plus names —
+    is decided directly (:func:`_decide_one_holder`); every other row goes through :func:`decide`.
+    """
+    full_any = [False] * n
+    full_count = [0] * n
+    strong_hits: dict[str, list[frozenset[int]]] = {}
+    weak_known: dict[str, list[list[bytes]]] = {}
+    for name, cols in digests.items():
+        present = [any(col[i] is not None for col in cols) for i in range(n)] if len(cols) > 1 else None
+        first = cols[0]
+        for i in range(n):
+            if present[i] if present is not None else first[i] is not None:
+                full_count[i] += 1
+                full_any[i] = True
+        if name in STRONG:
+            table = holders.sets[name]
+            empty: frozenset[int] = frozenset()
+            hits = [table.get(d, empty) if d is not None else empty for d in first]
+            for col in cols[1:]:
+                hits = [
+                    h | table.get(d, empty) if d is not None else h for h, d in zip(hits, col, strict=True)
+                ]
+            strong_hits[name] = hits
+        else:
             counts = weak.counts[name]
-            known = [d for d in row_digests if counts[d][0]]
-            if known:
-                found.append((name, WeakHit(name, known, sum(counts[d][0] for d in known), weak)))
-        rows.append((found, full_fields))
-        if len(found) >= 2:
-            source = _candidates(found)
-            if isinstance(source, WeakHit) and len(source) > 1:
-                lists_needed.setdefault(source.field, set()).update(source.digests)
+            weak_known[name] = [
+                [d for col in cols if (d := col[i]) is not None and counts[d][0]] for i in range(n)
+            ]
+
+    quick: list[tuple[int, int, list[tuple[str, list[bytes]]]]] = []  # (row, its one holder, weak hits)
+    general: list[tuple[int, list[tuple[str, Holders]], int, Iterable[int] | None]] = []
+    lists_needed: dict[str, set[bytes]] = {}
+    strong_columns = list(strong_hits.items())
+    weak_columns = list(weak_known.items())
+    for i in range(n):
+        if not full_any[i]:
+            continue
+        strong = [(name, h) for name, hits in strong_columns if (h := hits[i])]
+        weak_found = [(name, ds) for name, known in weak_columns if (ds := known[i])]
+        if len(strong) == 1 and len(strong[0][1]) == 1:
+            (only,) = strong[0][1]
+            quick.append((i, only, weak_found))
+            continue
+        found: list[tuple[str, Holders]] = list(strong)
+        for name, ds in weak_found:
+            counts = weak.counts[name]
+            found.append((name, WeakHit(name, ds, sum(counts[d][0] for d in ds), weak)))
+        source = _candidates(found) if len(found) >= 2 else None
+        general.append((i, found, full_count[i], source))
+        if isinstance(source, WeakHit) and len(source) > 1:
+            lists_needed.setdefault(source.field, set()).update(source.digests)
     for name, wanted in lists_needed.items():
         weak.fetch_lists(name, wanted)
+
     own_needed: dict[str, set[int]] = {}
-    for found, _ in rows:
-        if len(found) < 2:
+    for _, holder, weak_found in quick:
+        for name, _ in weak_found:
+            own_needed.setdefault(name, set()).add(holder)
+    for _, found, _, source in general:
+        if source is None:
             continue
-        unresolved = [
-            h
-            for _, h in found
-            if isinstance(h, WeakHit)
-            and any(weak.counts[h.field][d][0] > 1 and d not in weak.lists[h.field] for d in h.digests)
-        ]
+        unresolved = [hit for _, hit in found if isinstance(hit, WeakHit) and not weak.resolved(hit)]
         if unresolved:
-            candidates = set(_candidates(found))
-            for h in unresolved:
-                own_needed.setdefault(h.field, set()).update(candidates)
+            candidates = set(source)
+            for hit in unresolved:
+                own_needed.setdefault(hit.field, set()).update(candidates)
     for name, customers in own_needed.items():
         weak.fetch_own(name, customers)
+
     ids = np.zeros(n, dtype=np.int64)
     ambiguous = 0
-    for i, (found, full_fields) in enumerate(rows):
-        cid, amb = decide(found, full_fields)
+    for i, holder, weak_found in quick:
+        ids[i] = _decide_one_holder(holder, weak_found, weak)
+    for i, found, full_fields, source in general:
+        cid, amb = decide(found, full_fields, source)
         ids[i] = cid
         ambiguous += amb
     return ids, ambiguous
+
+
+def _decide_one_holder(holder: int, weak_found: list[tuple[str, list[bytes]]], weak: _WeakBatch) -> int:
+    """:func:`decide` for a row whose only strong hit is one value held by one customer: that customer,
+    unless the row's weak values point at other people and none of them at this one (a contradiction)."""
+    if not weak_found:
+        return holder
+    for name, ds in weak_found:
+        if any(weak.holds(name, d, holder) for d in ds):
+            return holder  # two fields agree on the one candidate
+    return 0
 
 
 def _collect(

@@ -148,6 +148,8 @@ def phone_e164(value: str | int | None) -> str | None:
     ):
         # The usual domestic shape 0[2-9]…: exactly what phonenumbers returns for it (tested), ~50x faster.
         return "+81" + compact[1:]
+    if compact.startswith("+810") and "(0)" in text:
+        compact = "+81" + compact[4:]  # +81(0)90…: the trunk 0 written in brackets, as phonenumbers reads it
     if (
         len(compact) in (12, 13)
         and compact.startswith("+81")

@@ -231,7 +231,8 @@ def _evidence(
 
 def _canary_hits(session: Session, matched: BitMap) -> list[dict[str, Any]]:
     """Matched people who are canaries: the exact app, company, store and connection (never values)."""
-    ids = list(matched)
+    # Canaries are a few per connection: intersect with all of them rather than send every match to SQL.
+    ids = list(matched & BitMap(session.scalars(select(Canary.customer_id))))
     hits: list[dict[str, Any]] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]

@@ -126,14 +126,11 @@ def load_deliveries(
 
 def value_changes(session: Session, field: str, people: BitMap) -> list[tuple[int, str, datetime]]:
     """(person, field, latest replaced_at) for ``people`` who replaced an older ``field`` value."""
-    ids = list(people)
-    out: list[tuple[int, str, datetime]] = []
-    for start in range(0, len(ids), 30_000):
-        chunk = ids[start : start + 30_000]
-        rows = session.execute(
-            select(BlindIndexHistory.customer_id, func.max(BlindIndexHistory.replaced_at))
-            .where(BlindIndexHistory.field == FIELD_CODES[field], BlindIndexHistory.customer_id.in_(chunk))
-            .group_by(BlindIndexHistory.customer_id)
-        )
-        out.extend((cid, field, at) for cid, at in rows)
-    return out
+    # Value changes are rare next to the people in a dump: read the field's changes and keep the dumped
+    # people's, instead of sending every dumped id to SQL.
+    rows = session.execute(
+        select(BlindIndexHistory.customer_id, func.max(BlindIndexHistory.replaced_at))
+        .where(BlindIndexHistory.field == FIELD_CODES[field])
+        .group_by(BlindIndexHistory.customer_id)
+    )
+    return [(cid, field, at) for cid, at in rows if cid in people]
