@@ -319,63 +319,68 @@ def _decide_batch(
     candidate digests that some row's decision reads (see :class:`WeakHit`), then decide each row.
 
     The common shape of a leaked customer list — one phone or email held by one customer, plus names —
-    is decided directly (:func:`_decide_one_holder`); every other row goes through :func:`decide`.
+    is decided column-wise as :func:`decide` would decide it; every other row goes through it.
     """
-    full_any = [False] * n
-    full_count = [0] * n
+    # Column-wise first (numpy masks and list comprehensions), row by row only where a row needs it.
+    full_count = np.zeros(n, dtype=np.int64)  # the row's identifying fields with a full value
     strong_hits: dict[str, list[frozenset[int]]] = {}
-    weak_known: dict[str, list[list[bytes]]] = {}
+    weak_known: dict[str, list[list[bytes | None]]] = {}  # per column: the digest if someone holds it
     for name, cols in digests.items():
-        present = [any(col[i] is not None for col in cols) for i in range(n)] if len(cols) > 1 else None
-        first = cols[0]
-        for i in range(n):
-            if present[i] if present is not None else first[i] is not None:
-                full_count[i] += 1
-                full_any[i] = True
+        present = np.zeros(n, dtype=bool)
+        for col in cols:
+            present |= np.fromiter((d is not None for d in col), dtype=bool, count=n)
+        full_count += present
         if name in STRONG:
             table = holders.sets[name]
             empty: frozenset[int] = frozenset()
-            hits = [table.get(d, empty) if d is not None else empty for d in first]
+            hits = [empty if d is None else table.get(d, empty) for d in cols[0]]
             for col in cols[1:]:
-                hits = [
-                    h | table.get(d, empty) if d is not None else h for h, d in zip(hits, col, strict=True)
-                ]
+                hits = [h if d is None else h | table.get(d, empty) for h, d in zip(hits, col, strict=True)]
             strong_hits[name] = hits
         else:
             counts = weak.counts[name]
-            weak_known[name] = [
-                [d for col in cols if (d := col[i]) is not None and counts[d][0]] for i in range(n)
-            ]
+            weak_known[name] = [[d if d is not None and counts[d][0] else None for d in col] for col in cols]
+    strong_found = np.zeros(n, dtype=np.int64)
+    one_holder = np.zeros(n, dtype=np.int64)
+    for hits in strong_hits.values():
+        sizes = np.fromiter(map(len, hits), dtype=np.int64, count=n)
+        strong_found += sizes > 0
+        one_holder += sizes == 1
+    quick_rows = np.flatnonzero((strong_found == 1) & (one_holder == 1)).tolist()
+    rest = np.flatnonzero((full_count > 0) & ~((strong_found == 1) & (one_holder == 1))).tolist()
 
-    quick: list[tuple[int, int, list[tuple[str, list[bytes]]]]] = []  # (row, its one holder, weak hits)
+    def weak_of(i: int) -> list[tuple[str, list[bytes]]]:
+        out = []
+        for name, cols in weak_known.items():
+            ds = [d for col in cols if (d := col[i]) is not None]
+            if ds:
+                out.append((name, ds))
+        return out
+
+    # The one holder of each quick row (the row's only non-empty strong hit has exactly one member).
+    quick_holder = [next(iter(_first_hit(strong_hits, i))) for i in quick_rows]
     general: list[tuple[int, list[tuple[str, Holders]], int, Iterable[int] | None]] = []
     lists_needed: dict[str, set[bytes]] = {}
-    strong_columns = list(strong_hits.items())
-    weak_columns = list(weak_known.items())
-    for i in range(n):
-        if not full_any[i]:
-            continue
-        strong = [(name, h) for name, hits in strong_columns if (h := hits[i])]
-        weak_found = [(name, ds) for name, known in weak_columns if (ds := known[i])]
-        if len(strong) == 1 and len(strong[0][1]) == 1:
-            (only,) = strong[0][1]
-            quick.append((i, only, weak_found))
-            continue
-        found: list[tuple[str, Holders]] = list(strong)
-        for name, ds in weak_found:
+    for i in rest:
+        found: list[tuple[str, Holders]] = [(name, h) for name, hits in strong_hits.items() if (h := hits[i])]
+        for name, ds in weak_of(i):
             counts = weak.counts[name]
             found.append((name, WeakHit(name, ds, sum(counts[d][0] for d in ds), weak)))
         source = _candidates(found) if len(found) >= 2 else None
-        general.append((i, found, full_count[i], source))
+        general.append((i, found, int(full_count[i]), source))
         if isinstance(source, WeakHit) and len(source) > 1:
             lists_needed.setdefault(source.field, set()).update(source.digests)
     for name, wanted in lists_needed.items():
         weak.fetch_lists(name, wanted)
 
     own_needed: dict[str, set[int]] = {}
-    for _, holder, weak_found in quick:
-        for name, _ in weak_found:
-            own_needed.setdefault(name, set()).add(holder)
+    for name, cols in weak_known.items():  # quick holders whose row names someone by a shared value
+        counts = weak.counts[name]
+        own_needed[name] = {
+            h
+            for i, h in zip(quick_rows, quick_holder, strict=True)
+            if any((d := col[i]) is not None and counts[d][0] > 1 for col in cols)
+        }
     for _, found, _, source in general:
         if source is None:
             continue
@@ -389,8 +394,22 @@ def _decide_batch(
 
     ids = np.zeros(n, dtype=np.int64)
     ambiguous = 0
-    for i, holder, weak_found in quick:
-        ids[i] = _decide_one_holder(holder, weak_found, weak)
+    # Quick rows, as :func:`decide` would: the holder, unless weak values found people and none of
+    # them is the holder (a contradiction).
+    weak_found = np.zeros(len(quick_rows), dtype=bool)
+    weak_held = np.zeros(len(quick_rows), dtype=bool)
+    for name, cols in weak_known.items():
+        for col in cols:
+            known = [col[i] for i in quick_rows]
+            weak_found |= np.fromiter((d is not None for d in known), dtype=bool, count=len(known))
+            weak_held |= np.fromiter(
+                (d is not None and weak.holds(name, d, h) for d, h in zip(known, quick_holder, strict=True)),
+                dtype=bool,
+                count=len(known),
+            )
+    if quick_rows:
+        keep = weak_held | ~weak_found
+        ids[np.asarray(quick_rows)[keep]] = np.asarray(quick_holder, dtype=np.int64)[keep]
     for i, found, full_fields, source in general:
         cid, amb = decide(found, full_fields, source)
         ids[i] = cid
@@ -398,15 +417,8 @@ def _decide_batch(
     return ids, ambiguous
 
 
-def _decide_one_holder(holder: int, weak_found: list[tuple[str, list[bytes]]], weak: _WeakBatch) -> int:
-    """:func:`decide` for a row whose only strong hit is one value held by one customer: that customer,
-    unless the row's weak values point at other people and none of them at this one (a contradiction)."""
-    if not weak_found:
-        return holder
-    for name, ds in weak_found:
-        if any(weak.holds(name, d, holder) for d in ds):
-            return holder  # two fields agree on the one candidate
-    return 0
+def _first_hit(strong_hits: dict[str, list[frozenset[int]]], i: int) -> frozenset[int]:
+    return next(h for hits in strong_hits.values() if (h := hits[i]))
 
 
 def _collect(
