@@ -23,7 +23,7 @@ delivered exactly that.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,13 +32,12 @@ import numpy as np
 from pyroaring import BitMap
 from sqlalchemy.orm import Session
 
-from appwarden.attribution.blind_index import digest_values, digests_of, history, holder_counts, lookup
-from appwarden.attribution.models import FIELD_CODES
+from appwarden.attribution.blind_index import digest_values, history, lookup
+from appwarden.attribution.evidence import MATCHED_FIELDS, Holders, StrongHolders, WeakEvidence, WeakHit
 from appwarden.attribution.normalize import normalize_field, swapped_names
 from appwarden.attribution.reader import Dump
 
 STRONG = frozenset({"phone", "email"})
-MATCHED_FIELDS: tuple[str, ...] = tuple(FIELD_CODES)  # name, name_kana, phone, email, birthday
 # Every field whose cell kind is recorded (address is not indexed but the verdict still asks who got it).
 KIND_FIELDS: tuple[str, ...] = (*MATCHED_FIELDS, "address")
 # A strong value shared by more people than this (a shop's landline typed for every member) proves nothing.
@@ -140,104 +139,6 @@ def _source(found: Sequence[tuple[str, Holders]]) -> Holders:
     return min((s for _, s in found), key=len)
 
 
-class WeakHit:
-    """A row's weak field (name, kana, birthday) that some customers hold, without loading them all.
-
-    ``len`` is how many hold it (from :func:`~appwarden.attribution.blind_index.holder_counts`);
-    membership and iteration use the holder lists or per-candidate digests the matcher fetched for the
-    rows that need them: a common name's 400 holders are only ever read when nothing stronger decides.
-    """
-
-    __slots__ = ("_batch", "digests", "field", "size")
-
-    def __init__(self, field: str, digests: list[bytes], size: int, batch: _WeakBatch) -> None:
-        self.field, self.digests, self.size, self._batch = field, digests, size, batch
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __contains__(self, customer: object) -> bool:
-        return any(self._batch.holds(self.field, d, customer) for d in self.digests)
-
-    def __iter__(self) -> Iterator[int]:
-        for d in self.digests:
-            yield from self._batch.holders(self.field, d)
-
-
-Holders = frozenset[int] | set[int] | WeakHit
-
-
-class _WeakBatch:
-    """Weak-field evidence, shared across batches: holder counts per digest (one aggregate query per
-    new digest), holder lists where a row needs them as candidates, and candidates' own digests."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.counts: dict[str, dict[bytes, tuple[int, int]]] = {f: {} for f in MATCHED_FIELDS}
-        self.lists: dict[str, dict[bytes, frozenset[int]]] = {f: {} for f in MATCHED_FIELDS}
-        self.own: dict[str, dict[int, set[bytes]]] = {f: {} for f in MATCHED_FIELDS}
-
-    def count(self, field: str, digests: Iterable[bytes]) -> None:
-        """Learn the holder counts of digests not seen before (absent ones count 0)."""
-        table = self.counts[field]
-        new = {d for d in digests if d not in table}
-        if new:
-            found = holder_counts(self.session, field, new)
-            for d in new:
-                table[d] = found.get(d, (0, 0))
-
-    def fetch_lists(self, field: str, digests: Iterable[bytes]) -> None:
-        table = self.lists[field]
-        new = {d for d in digests if d not in table}
-        if new:
-            found = lookup(self.session, field, new)
-            for d in new:
-                table[d] = frozenset(found.get(d, ()))
-
-    def fetch_own(self, field: str, customers: Iterable[int]) -> None:
-        table = self.own[field]
-        new = {c for c in customers if c not in table}
-        if new:
-            found = digests_of(self.session, field, new)
-            for c in new:
-                table[c] = found.get(c, set())
-
-    def resolved(self, hit: WeakHit) -> bool:
-        """Whether membership in ``hit`` can be answered without the candidates' own digests."""
-        counts, lists = self.counts[hit.field], self.lists[hit.field]
-        return all(counts[d][0] <= 1 or d in lists for d in hit.digests)
-
-    def holds(self, field: str, digest: bytes, customer: object) -> bool:
-        count, first = self.counts[field][digest]
-        if count <= 1:
-            return count == 1 and customer == first
-        listed = self.lists[field].get(digest)
-        if listed is not None:
-            return customer in listed
-        own = self.own[field].get(customer)  # type: ignore[call-overload]
-        if own is None:
-            raise LookupError(f"{field} digests of candidate {customer} were not fetched")
-        return digest in own
-
-    def holders(self, field: str, digest: bytes) -> frozenset[int]:
-        count, first = self.counts[field][digest]
-        if count <= 1:
-            return frozenset({first}) if count else frozenset()
-        return self.lists[field][digest]
-
-
-class _Holders:
-    """Per strong field, digest → frozenset of holders (phones and emails: a few people each)."""
-
-    def __init__(self) -> None:
-        self.sets: dict[str, dict[bytes, frozenset[int]]] = {f: {} for f in MATCHED_FIELDS}
-
-    def add(self, name: str, hits: dict[bytes, list[int]]) -> None:
-        table = self.sets[name]
-        for digest, ids in hits.items():
-            table[digest] = frozenset(ids)
-
-
 def match_dump(
     session: Session,
     dump: Dump,
@@ -257,13 +158,13 @@ def match_dump(
     old_values: OldValues = {}
     current: dict[str, BitMap] = {}
     rows = 0
-    weak = _WeakBatch(session)
+    weak = WeakEvidence(session)
     for batch in dump.batches():
         n = batch.size
         # Per field: a list of per-column cell kinds and digests (several phone columns are possible).
         kinds: dict[str, list[list[str | None]]] = {}
         digests: dict[str, list[list[bytes | None]]] = {}
-        holders = _Holders()  # strong fields, per batch; weak counts are kept across batches
+        holders = StrongHolders()  # strong fields, per batch; weak counts are kept across batches
         old_hits: dict[str, dict[bytes, list[tuple[int, datetime]]]] = {}
         for name, columns in batch.values.items():
             if name not in KIND_FIELDS:
@@ -313,7 +214,7 @@ def match_dump(
 
 
 def _decide_batch(
-    n: int, digests: dict[str, list[list[bytes | None]]], holders: _Holders, weak: _WeakBatch
+    n: int, digests: dict[str, list[list[bytes | None]]], holders: StrongHolders, weak: WeakEvidence
 ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], int]:
     """Decide every row of a batch: gather each row's hits column-wise, fetch only the holder lists and
     candidate digests that some row's decision reads (see :class:`WeakHit`), then decide each row.
@@ -430,7 +331,7 @@ def _collect(
     counts: dict[str, dict[str, int]],
     old_values: OldValues,
     current: dict[str, BitMap],
-    holders: _Holders,
+    holders: StrongHolders,
 ) -> None:
     """Fold one batch's cell kinds into per-field bitmaps of matched people, and note old/current values."""
     matched_rows = np.flatnonzero(batch_ids)
