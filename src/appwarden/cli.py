@@ -86,7 +86,8 @@ _register()
 def run(argv: list[str]) -> int:
     """Run the CLI on ``argv``; domain errors become one line on stderr and exit code 1."""
     # Log lines go to stderr: stdout is for results, and ``--json`` output must stay parseable.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    # The factory looks sys.stderr up per logger, so a replaced stream (tests, redirection) is followed.
+    structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(file=sys.stderr))
     try:
         app(args=argv, prog_name="appwarden")
     except SystemExit as exc:  # Typer/Click finished: usage errors exit 2 with their message printed
