@@ -51,7 +51,7 @@ def test_cli_json(leak: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_people_output(leak: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["attribute", str(leak)]) == 0
     text = capsys.readouterr().out
-    assert "12 of 12 rows are platform customers" in text
+    assert "12 rows — 12 matched to platform customers" in " ".join(text.split())
     assert "source: an app's vendor: invoice-plus" in text
     assert "invoice-plus" in text and "100.0%" in text
 
@@ -98,7 +98,8 @@ def test_cli_incident_gets_a_timeline_entry_and_event(
             session.scalars(select(SecurityEvent).where(SecurityEvent.tag == "attribution:dump:attributed"))
         )
     assert len(entries) == 1 and entries[0].actor == "cli"
-    assert "leak-invoice-plus.csv: 12/12 rows" in entries[0].text and "invoice-plus" in entries[0].text
+    assert "leak-invoice-plus.csv: 12 of 12 rows matched" in entries[0].text
+    assert "invoice-plus" in entries[0].text
     assert entries[0].data["verdict"]["apps"] == ["invoice-plus"]
     assert (
         len(events) == 1

@@ -42,10 +42,12 @@ def _summary(data: dict[str, Any]) -> None:
     console = out(False)
     v = data["verdict"]
     source = {"app": "an app's vendor", "platform": "NOT the marketplace", "unknown": "unknown"}[v["source"]]
+    rows, matched, several = data["rows"], data["rows_matched"], data["rows_ambiguous"]
+    columns = ", ".join(f"{h} → {f}" for h, f in data["columns"].items())
     console.print(
-        f"[bold]{data['dump']['name']}[/]: {data['rows_matched']:,} of {data['rows']:,} rows are platform "
-        f"customers ({data['persons_matched']:,} people); columns "
-        + ", ".join(f"{h} → {f}" for h, f in data["columns"].items())
+        f"[bold]{data['dump']['name']}[/]: {rows:,} rows — {matched:,} matched to platform customers "
+        f"({data['persons_matched']:,} people), {several:,} fit several customers (a shared name and "
+        f"nothing else), {rows - matched - several:,} match nobody; columns {columns}"
     )
     apps = f": [bold]{', '.join(v['apps'])}[/]" if v["apps"] else ""
     console.print(f"source: [bold]{source}[/]{apps} (confidence {v['confidence']:.3f})")

@@ -305,7 +305,8 @@ def _to_timeline(db: Database, result: Attribution, incident_ref: str, actor: st
     summary = result.to_dict()
     v = result.verdict
     text = (
-        f"dump {result.dump.get('name')}: {result.rows_matched}/{result.rows} rows are platform customers;"
+        f"dump {result.dump.get('name')}: {result.rows_matched:,} of {result.rows:,} rows matched to platform"
+        f" customers ({result.ambiguous:,} fit several);"
         f" source {v.source}"
         + (f" ({', '.join(v.apps)})" if v.apps else "")
         + f", confidence {v.confidence}"

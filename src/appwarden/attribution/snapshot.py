@@ -62,15 +62,15 @@ def window(
                 after = at
                 if not remaining:
                     evidence.append(
-                        f"the last {len(hit)} of the {len(dumped)} dumped people"
+                        f"the last {len(hit):,} of the {len(dumped):,} dumped people"
                         f" were first delivered at {_iso(at)}"
                     )
             continue
         before = at
-        evidence.append(f"{len(new)} people first delivered at {_iso(at)} are all absent from the dump")
+        evidence.append(f"{len(new):,} people first delivered at {_iso(at)} are all absent from the dump")
         break
     if remaining and dumped:
-        evidence.append(f"{len(remaining)} dumped people are in none of these deliveries")
+        evidence.append(f"{len(remaining):,} dumped people are in none of these deliveries")
     if old_values:
         earliest = min(old_values.values())
         names = ", ".join(sorted({name for _, name in old_values}))
