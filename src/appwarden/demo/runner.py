@@ -103,7 +103,10 @@ def _build_and_drive(
 
     def expected_rows(company: int, slug: str, untick: tuple[str, ...]) -> int:
         spec, company_id = APPS_BY_SLUG[slug], built.company_ids[company]
-        rows = customers_of.get(company_id, 0) if set(spec.customer_scopes) - set(untick) else 0
+        # Each connection is also served its own canaries, issued when the owner consents.
+        canaries = settings.canaries_per_connection if settings.canary_enabled else 0
+        members = customers_of.get(company_id, 0) + canaries
+        rows = members if set(spec.customer_scopes) - set(untick) else 0
         sales = sales_of.get(company_id, 0)
         if spec.transaction_pages:
             rows += sales if spec.transaction_pages < 0 else min(sales, spec.transaction_pages * PAGE)
