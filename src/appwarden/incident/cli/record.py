@@ -32,8 +32,9 @@ def open_cmd(
     title: Annotated[str | None, typer.Option("--title", help="A title; default from the apps.")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Kill switch: in one transaction delist the app(s), revoke every token, suspend every connection and
-    open an incident; then signal every API worker."""
+    """Kill switch: delist the app(s), revoke tokens, suspend connections, open an incident.
+
+    All in one transaction; then every API worker is signalled (Redis, or the database)."""
     from appwarden.config import get_settings
     from appwarden.db.session import get_database
     from appwarden.incident.killswitch import kill_switch
