@@ -55,13 +55,12 @@ def connect_with_canaries(
 
 def canary_rows(world: World) -> list[tuple[Canary, Customer]]:
     with world.db.session() as session:
-        return list(
-            session.execute(
-                select(Canary, Customer)
-                .join(Customer, Customer.id == Canary.customer_id)
-                .order_by(Canary.customer_id)
-            ).tuples()
+        rows = session.execute(
+            select(Canary, Customer)
+            .join(Customer, Customer.id == Canary.customer_id)
+            .order_by(Canary.customer_id)
         )
+        return [(canary, customer) for canary, customer in rows]
 
 
 def test_issued_canaries_look_like_members_and_belong_to_one_connection(

@@ -11,6 +11,7 @@ entry and the security event are written in a second, short one.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,9 @@ class Attribution:
     def to_dict(self) -> dict[str, Any]:
         """The verdict JSON (DESIGN.md "Attribution verdict JSON"), plus companies, field modes and file."""
         v = self.verdict
+        # Canaries prove the source but are nobody: every count of people leaves them out (as the blast
+        # radius does) and says how many there were.
+        canaries: Counter[tuple[str, str]] = Counter((h["app"], h["company"]) for h in v.canary_hits)
         return {
             "rows": self.rows,
             "rows_matched": self.rows_matched,
@@ -72,18 +76,22 @@ class Attribution:
                 "canary_hits": v.canary_hits,
                 "reasons": v.reasons,
                 "companies": {
-                    app: [{"id": co, "persons": n} for co, n in sorted(per.items())]
+                    app: [{"id": co, "persons": n - canaries[(app, co)]} for co, n in sorted(per.items())]
                     for app, per in v.companies.items()
                 },
             },
-            "candidates": self.candidates,
+            "candidates": [
+                {**c, "persons": c["persons"] - sum(k for (app, _), k in canaries.items() if app == c["app"])}
+                for c in self.candidates
+            ],
             "unexplained": {
                 "persons": v.unexplained_persons,
                 "fields": [f["field"] for f in v.unexplained_fields],
                 "detail": v.unexplained_fields,
             },
             "snapshot": self.snapshot,
-            "persons_matched": v.matched,
+            "persons_matched": v.matched - len(v.canary_hits),
+            "canaries_matched": len(v.canary_hits),
             "rows_ambiguous": self.ambiguous,
             "cells": self.cells,
             "dump": self.dump,
