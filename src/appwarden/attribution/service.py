@@ -124,8 +124,8 @@ def attribute_dump(
     with db.session() as session:
         match = match_dump(session, dump, key=key)
         matched = match.matched
-        company_of = _company_ids(session, matched)
-        apps, app_ids, company_ids = _evidence(session, matched, match.fields, set(company_of.values()))
+        companies = _companies_of(session, matched)
+        apps, app_ids, company_ids = _evidence(session, matched, match.fields, companies)
         hits = _canary_hits(session, matched)
         verdict = decide_verdict(
             rows=match.rows,
@@ -136,7 +136,7 @@ def attribute_dump(
             canary_hits=hits,
         )
         snap = _snapshot(session, match, verdict, app_ids, company_ids)
-        stores = _store_counts(session, verdict, set(company_of.values()))
+        stores = _store_counts(session, verdict, companies)
     candidates: list[dict[str, Any]] = [
         {
             "app": slug,
@@ -172,28 +172,11 @@ def attribute_dump(
     return result
 
 
-def _company_ids(session: Session, people: BitMap) -> dict[int, int]:
-    """customer id → company id for the matched people (primary-key lookups in chunks, at driver level:
-    compiling a 30,000-item ``IN`` through SQLAlchemy costs more than running it)."""
-    ids = list(people)
-    out: dict[int, int] = {}
-    conn = session.connection()
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    postgres = conn.dialect.name == "postgresql"
-    cur = raw.cursor()
-    try:
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            if postgres:
-                cur.execute("SELECT id, company_id FROM customers WHERE id = ANY(%s)", (chunk,))
-            else:
-                marks = ",".join("?" * len(chunk))
-                cur.execute(f"SELECT id, company_id FROM customers WHERE id IN ({marks})", chunk)
-            out.update(cur.fetchall())
-    finally:
-        cur.close()
-    return out
+def _companies_of(session: Session, people: BitMap) -> set[int]:
+    """The companies the matched people belong to, from the per-store member bitmaps (one
+    intersection per store instead of a primary-key lookup per person)."""
+    rows = session.connection().execute(select(StoreMembers.company_id, StoreMembers.bitmap))
+    return {company for company, blob in rows if BitMap.deserialize(blob).intersect(people)}
 
 
 def _evidence(
