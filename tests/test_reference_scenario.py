@@ -23,6 +23,7 @@ from sqlalchemy import select
 from appwarden.cli import run
 from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database
+from appwarden.demo.leak import leak_path
 from appwarden.platform.models import Company, Store
 
 
@@ -78,6 +79,20 @@ def test_reference_scenario_end_to_end(
     assert radius["fields"]["phone"]["exposed"] == 114_951
     affected = {c["id"] for c in radius["companies"]}
     assert len(affected) == 8
+    # Each of the 8 connections was served its own canaries; they are in the ledger and out of the counts.
+    canaries = get_settings().canaries_per_connection
+    assert canaries > 0 and radius["canaries_excluded"] == 8 * canaries
+
+    # The leaked dump the demo wrote (Shift_JIS, as posted) is attributed to invoice-plus, with canary proof.
+    leak = leak_path(get_settings().data_dir)
+    verdict = cli(capsys, "attribute", str(leak), "--json", "--incident", inc)
+    assert verdict["verdict"]["source"] == "app" and verdict["verdict"]["apps"] == ["invoice-plus"]
+    hits = verdict["verdict"]["canary_hits"]
+    assert len(hits) == 8 * canaries and {h["app"] for h in hits} == {"invoice-plus"}
+    assert {h["company"] for h in hits} == affected
+    # Everyone with a phone is matched one to one (name-only rows may fit several people: not guessed).
+    assert verdict["persons_matched"] >= 114_951
+    assert verdict["rows_matched"] == verdict["persons_matched"] + len(hits)
 
     with db.session() as session:
         emails = {c.public_id: c.email for c in session.scalars(select(Company))}
@@ -131,3 +146,4 @@ def test_reference_scenario_end_to_end(
     shown = cli(capsys, "incident", "show", inc)
     kinds = [e["kind"] for e in shown["timeline"]]
     assert kinds[:2] == ["opened", "kill_switch"] and "notice" in kinds and "report" in kinds
+    assert "attribution" in kinds
