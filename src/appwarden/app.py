@@ -12,6 +12,7 @@ from appwarden import __version__
 from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database, get_database
 from appwarden.web import problems
+from appwarden.web.body_limit import BodyLimit
 
 
 class WorkerPid:
@@ -54,6 +55,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         max_age=3600,
     )
     app.add_middleware(WorkerPid)
+    # Uploads are capped while they stream in (the multipart framing gets 64 KiB on top of the file).
+    app.add_middleware(
+        BodyLimit, limits={"/admin/attributions": settings.attribution_upload_max_bytes + (64 << 10)}
+    )
 
     from appwarden.attribution.api import router as attribution_router
     from appwarden.broker.api import router as broker_router

@@ -1,8 +1,9 @@
 """Admin API: ``POST /admin/attributions`` takes a leaked dump as a multipart upload and returns the verdict.
 
-The upload is copied to a private temporary file in chunks and refused with 413 as soon as it passes
-``attribution_upload_max_bytes`` (an announced ``Content-Length`` over the cap is refused before any
-byte is read); the file is deleted when the request ends. A broken file is a 422 problem carrying the
+The body is capped while it streams in (``web.body_limit.BodyLimit``: an announced ``Content-Length``
+over ``attribution_upload_max_bytes`` is refused before any byte is read, a chunked body as soon as it
+passes the cap); the file part is then copied to a private temporary file, checked against the cap again,
+and deleted when the request ends. A broken file is a 422 problem carrying the
 reader's code (``dump_empty``, ``dump_binary``…).
 """
 
