@@ -246,8 +246,12 @@ def lookup(session: Session, field: str, digests: Iterable[bytes | None]) -> dic
     - PostgreSQL, few: one ``digest = ANY(%s)`` probe of the (field, digest) index;
     - SQLite: ``IN (?, …)`` lists of :data:`LOOKUP_CHUNK`.
     """
+    code = FIELD_CODES[field]
+    wanted = sorted({d for d in digests if d is not None})
+    raw, postgres = _driver(session)
+    rows = _lookup_pg(raw, code, wanted) if postgres else _lookup_sqlite(raw, code, wanted)
     found: dict[bytes, list[int]] = {}
-    for digest, customer_id in _probe(session, field, digests, "b.customer_id", group=False):
+    for digest, customer_id in rows:
         found.setdefault(bytes(digest), []).append(customer_id)
     for ids in found.values():
         ids.sort()
@@ -324,41 +328,25 @@ def _driver(session: Session) -> tuple[Any, bool]:
     return raw, conn.dialect.name == "postgresql"
 
 
-def _probe(
-    session: Session, field: str, digests: Iterable[bytes | None], select_list: str, *, group: bool
-) -> list[tuple[Any, ...]]:
-    """Rows ``(digest, *select_list)`` of blind-index entries of ``field`` with one of ``digests``
-    (grouped by digest when ``group``); see :func:`lookup` for the strategies."""
-    code = FIELD_CODES[field]
-    wanted = sorted({d for d in digests if d is not None})
-    group_by = " GROUP BY b.digest" if group else ""
-    raw, postgres = _driver(session)
-    if postgres:
-        return _probe_pg(raw, code, wanted, select_list, group_by)
-    rows: list[tuple[Any, ...]] = []
+def _lookup_sqlite(raw: Any, code: int, wanted: list[bytes]) -> list[tuple[bytes, int]]:
+    rows: list[tuple[bytes, int]] = []
     cur = raw.cursor()
     try:
         for start in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[start : start + LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            sql = (
-                f"SELECT b.digest, {select_list} FROM blind_index b"
-                f" WHERE b.field = ? AND b.digest IN ({marks}){group_by}"
-            )
+            sql = f"SELECT digest, customer_id FROM blind_index WHERE field = ? AND digest IN ({marks})"
             rows.extend(cur.execute(sql, (code, *chunk)).fetchall())
     finally:
         cur.close()
     return rows
 
 
-def _probe_pg(
-    raw: Any, code: int, wanted: list[bytes], select_list: str, group_by: str
-) -> list[tuple[Any, ...]]:
+def _lookup_pg(raw: Any, code: int, wanted: list[bytes]) -> list[tuple[bytes, int]]:
     with raw.cursor(binary=True) as cur:
         if len(wanted) <= PG_ANY_MAX:
             cur.execute(
-                f"SELECT b.digest, {select_list} FROM blind_index b"
-                f" WHERE b.field = %s AND b.digest = ANY(%s){group_by}",
+                "SELECT digest, customer_id FROM blind_index WHERE field = %s AND digest = ANY(%s)",
                 (code, wanted),
             )
             return list(cur.fetchall())
@@ -370,8 +358,8 @@ def _probe_pg(
                 copy.write_row((digest,))
         cur.execute("ANALYZE blind_probe")  # so the planner hashes the probe instead of looping over it
         cur.execute(
-            f"SELECT b.digest, {select_list} FROM blind_probe p JOIN blind_index b"
-            f" ON b.field = %s AND b.digest = p.digest{group_by}",
+            "SELECT b.digest, b.customer_id FROM blind_probe p JOIN blind_index b"
+            " ON b.field = %s AND b.digest = p.digest",
             (code,),
         )
         return list(cur.fetchall())
