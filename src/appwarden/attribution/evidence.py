@@ -9,7 +9,9 @@ row's weak field on top of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -17,6 +19,8 @@ from appwarden.attribution.blind_index import digests_of, holder_counts, lookup
 from appwarden.attribution.models import FIELD_CODES
 
 MATCHED_FIELDS: tuple[str, ...] = tuple(FIELD_CODES)  # name, name_kana, phone, email, birthday
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class WeakHit:
@@ -47,39 +51,30 @@ Holders = frozenset[int] | set[int] | WeakHit
 
 
 class WeakEvidence:
-    """Weak-field evidence, shared across batches: holder counts per digest (one aggregate query per
-    new digest), holder lists where a row needs them as candidates, and candidates' own digests."""
+    """Weak-field evidence, shared across batches: holder counts per digest (capped at two, learnt once
+    per digest), holder lists where a row needs them as candidates, and candidates' own digests."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.counts: dict[str, dict[bytes, tuple[int, int]]] = {f: {} for f in MATCHED_FIELDS}
         self.lists: dict[str, dict[bytes, frozenset[int]]] = {f: {} for f in MATCHED_FIELDS}
-        self.own: dict[str, dict[int, set[bytes]]] = {f: {} for f in MATCHED_FIELDS}
+        self.own: dict[str, dict[int, AbstractSet[bytes]]] = {f: {} for f in MATCHED_FIELDS}
 
     def count(self, field: str, digests: Iterable[bytes]) -> None:
         """Learn the holder counts of digests not seen before (absent ones count 0)."""
-        table = self.counts[field]
-        new = {d for d in digests if d not in table}
-        if new:
-            found = holder_counts(self.session, field, new)
-            for d in new:
-                table[d] = found.get(d, (0, 0))
+        _learn(self.counts[field], digests, lambda new: holder_counts(self.session, field, new), (0, 0))
 
     def fetch_lists(self, field: str, digests: Iterable[bytes]) -> None:
-        table = self.lists[field]
-        new = {d for d in digests if d not in table}
-        if new:
-            found = lookup(self.session, field, new)
-            for d in new:
-                table[d] = frozenset(found.get(d, ()))
+        """Load the holders of digests whose lists are not loaded yet."""
+
+        def fetch(new: set[bytes]) -> dict[bytes, frozenset[int]]:
+            return {d: frozenset(ids) for d, ids in lookup(self.session, field, new).items()}
+
+        _learn(self.lists[field], digests, fetch, frozenset())
 
     def fetch_own(self, field: str, customers: Iterable[int]) -> None:
-        table = self.own[field]
-        new = {c for c in customers if c not in table}
-        if new:
-            found = digests_of(self.session, field, new)
-            for c in new:
-                table[c] = found.get(c, set())
+        """Load the ``field`` digests of customers not loaded yet."""
+        _learn(self.own[field], customers, lambda new: digests_of(self.session, field, new), frozenset())
 
     def resolved(self, hit: WeakHit) -> bool:
         """Whether membership in ``hit`` can be answered without the candidates' own digests."""
@@ -103,6 +98,15 @@ class WeakEvidence:
         if count <= 1:
             return frozenset({first}) if count else frozenset()
         return self.lists[field][digest]
+
+
+def _learn(table: dict[K, V], keys: Iterable[K], fetch: Callable[[set[K]], Mapping[K, V]], absent: V) -> None:
+    """Fill ``table`` for the keys it lacks: one fetch for all of them, ``absent`` for those not found."""
+    new = {k for k in keys if k not in table}
+    if new:
+        found = fetch(new)
+        for k in new:
+            table[k] = found.get(k, absent)
 
 
 class StrongHolders:

@@ -247,8 +247,9 @@ def _decide_batch(
         sizes = np.fromiter(map(len, hits), dtype=np.int64, count=n)
         strong_found += sizes > 0
         one_holder += sizes == 1
-    quick_rows = np.flatnonzero((strong_found == 1) & (one_holder == 1)).tolist()
-    rest = np.flatnonzero((full_count > 0) & ~((strong_found == 1) & (one_holder == 1))).tolist()
+    quick = (strong_found == 1) & (one_holder == 1)  # one strong value found, held by one customer
+    quick_rows = np.flatnonzero(quick).tolist()
+    rest = np.flatnonzero((full_count > 0) & ~quick).tolist()
 
     def weak_of(i: int) -> list[tuple[str, list[bytes]]]:
         out = []
