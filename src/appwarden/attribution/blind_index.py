@@ -36,7 +36,7 @@ from appwarden.attribution.models import (
 from appwarden.attribution.normalize import normalize_field
 from appwarden.config import get_settings
 from appwarden.db.base import utcnow
-from appwarden.db.session import Database
+from appwarden.db.session import Database, driver_connection
 from appwarden.platform.models import Customer
 
 DIGEST_BYTES = 16
@@ -111,8 +111,7 @@ def _insert(session: Session, entries: list[tuple[int, int, bytes]]) -> None:
         return
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
-        assert raw is not None
+        raw = driver_connection(conn)
         with (
             raw.cursor() as cur,
             cur.copy("COPY blind_index (customer_id, field, digest) FROM STDIN (FORMAT BINARY)") as copy,
@@ -323,9 +322,7 @@ def digests_of(session: Session, field: str, customer_ids: Iterable[int]) -> dic
 def _driver(session: Session) -> tuple[Any, bool]:
     """The session connection's DB-API connection, and whether it is PostgreSQL."""
     conn = session.connection()
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    return raw, conn.dialect.name == "postgresql"
+    return driver_connection(conn), conn.dialect.name == "postgresql"
 
 
 def _lookup_sqlite(raw: Any, code: int, wanted: list[bytes]) -> list[tuple[bytes, int]]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from appwarden.config import Settings, get_settings
@@ -80,6 +80,14 @@ def get_database(settings: Settings | None = None) -> Database:
             upgrade(url)
         _databases[url] = Database(url)
     return _databases[url]
+
+
+def driver_connection(conn: Connection) -> Any:
+    """The DB-API connection under ``conn`` (psycopg or sqlite3), for the few paths that need the driver
+    itself: COPY, binary result format, or thousands of binds without per-parameter overhead."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw
 
 
 def reset_databases() -> None:
