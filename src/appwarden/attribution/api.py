@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from appwarden.attribution.service import attribute_dump
@@ -27,7 +27,6 @@ CHUNK = 1 << 20
 
 @router.post("/attributions")
 async def upload_dump(
-    request: Request,
     actor: AdminDep,
     db: DatabaseDep,
     settings: SettingsDep,
@@ -35,10 +34,7 @@ async def upload_dump(
     incident: Annotated[str | None, Form(description="Incident to add the result to (inc_…).")] = None,
 ) -> dict[str, Any]:
     """Attribute an uploaded dump; the verdict JSON of ``appwarden attribute --json``."""
-    cap = settings.attribution_upload_max_bytes
-    announced = request.headers.get("content-length")
-    if announced and announced.isdigit() and int(announced) > cap + 64 * 1024:  # room for multipart framing
-        raise PayloadTooLarge(f"the dump is over the {cap:,}-byte upload limit", limit=cap)
+    cap = settings.attribution_upload_max_bytes  # the whole body was capped already (BodyLimit)
     name = Path(file.filename or "dump").name
     suffix = "".join(Path(name).suffixes[-2:])[:16]
     fd, tmp = tempfile.mkstemp(prefix="appwarden-dump-", suffix=suffix)
