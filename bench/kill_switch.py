@@ -6,8 +6,9 @@ and for each worker the time from the command's return to that worker's first re
 
 A real server on a free port over a prepared database (SQLite in a temporary directory by default), client
 threads calling `GET /v1/customers` with the app's tokens (a new connection per request, so the kernel
-spreads them over the workers), workers told apart by the `X-Worker-Pid` response header. Also reported:
-any success that *started* after the command returned (must be 0) and the command's own wall time.
+spreads them over the workers), workers told apart by the `X-Worker-Pid` response header (turned on for
+the bench by `APPWARDEN_WORKER_PID_HEADER`). Also reported: any success that *started* after the command
+returned (must be 0) and the command's own wall time.
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ def main() -> None:
         "APPWARDEN_DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'appwarden.db'}",
         "APPWARDEN_ADMIN_API_KEY": "bench-admin-key",
         "APPWARDEN_SECRET_KEY": "bench-secret-key",
+        "APPWARDEN_WORKER_PID_HEADER": "true",  # off in production; the bench tells workers apart by it
     }
     if args.redis:
         env["APPWARDEN_REDIS_URL"] = args.redis

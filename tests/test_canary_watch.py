@@ -11,6 +11,7 @@ from email.message import EmailMessage
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from appwarden.canary.listen import build_controller
@@ -157,7 +158,7 @@ def test_alert_without_incident_joins_the_next_incident_for_that_app(
 
 @pytest.fixture
 def hook(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    monkeypatch.setattr(settings, "canary_webhook_key", WEBHOOK_KEY)
+    monkeypatch.setattr(settings, "canary_webhook_key", SecretStr(WEBHOOK_KEY))
     return {"Authorization": f"Bearer {WEBHOOK_KEY}"}
 
 

@@ -8,16 +8,18 @@ from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from appwarden import __version__
+from appwarden import __version__, logs
 from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database, get_database
 from appwarden.web import problems
 from appwarden.web.body_limit import BodyLimit
+from appwarden.web.request_log import RequestLog
 
 
 class WorkerPid:
-    """``X-Worker-Pid`` on every response: which process of ``serve --workers N`` answered (operators and
-    ``bench/kill_switch.py`` use it to see that every worker refuses a killed app)."""
+    """``X-Worker-Pid`` on every response: which process of ``serve --workers N`` answered. Only when
+    ``worker_pid_header`` is set (``bench/kill_switch.py`` sets it to see that every worker refuses a
+    killed app): in production it would disclose the workers' PIDs."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = db or get_database(settings)
+    logs.ensure_configured()
     problems.install(app)
     app.add_middleware(
         SessionMiddleware,
@@ -54,7 +57,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         https_only=settings.base_url.startswith("https"),
         max_age=3600,
     )
-    app.add_middleware(WorkerPid)
+    if settings.worker_pid_header:
+        app.add_middleware(WorkerPid)
     # Uploads are capped while they stream in (the multipart framing gets 64 KiB on top of the file).
     app.add_middleware(
         BodyLimit, limits={"/admin/attributions": settings.attribution_upload_max_bytes + (64 << 10)}
@@ -75,6 +79,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(incident_router)
     app.include_router(canary_router)
     app.include_router(attribution_router)
+
+    app.add_middleware(RequestLog)  # outermost: its line covers every answer, 413s and 500s included
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -5,13 +5,14 @@ Exit codes: 0 ok, 1 user error (one line on stderr), 2 usage.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Annotated
 
-import structlog
 import typer
 from sqlalchemy.exc import DBAPIError
 
+from appwarden import logs
 from appwarden.errors import AppwardenError
 
 app = typer.Typer(
@@ -42,20 +43,51 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Serve the data API, OAuth server, admin API and console."""
+    """Serve the data API, OAuth server, admin API and console; one JSON log line per request on stderr."""
+    import os
+
     import uvicorn
 
     from appwarden.config import get_settings
     from appwarden.db.migrate import upgrade
+    from appwarden.terminal import stderr
 
     settings = get_settings()
     if settings.database_url is None:
         settings.ensure_data_dir()
     upgrade(settings.resolved_database_url)
-    uvicorn.run("appwarden.asgi:app", host=host, port=port, workers=workers, log_level="warning")
+    base_url = settings.base_url if "base_url" in settings.model_fields_set else listening_url(host, port)
+    # Workers are fresh processes that read their settings from the environment: the issuer goes there.
+    os.environ["APPWARDEN_BASE_URL"] = base_url
+    get_settings.cache_clear()  # one worker runs in this process: it must read the same
+    stderr.print(
+        f"appwarden listening on {listening_url(host, port, literal=True)} "
+        f"({workers} worker{'s' if workers != 1 else ''}); issuer and base URL {base_url}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    uvicorn.run(
+        "appwarden.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",  # its start-up lines say when the server is ready
+        log_config=None,  # our handlers (appwarden.logs) render uvicorn's lines too
+        access_log=False,  # RequestLog writes the request lines, without paths' personal data
+        server_header=False,
+    )
+
+
+def listening_url(host: str, port: int, *, literal: bool = False) -> str:
+    """The base URL for a bound address: a wildcard bind is reached as localhost unless ``literal``."""
+    if not literal and host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def _redact(url: str) -> str:
@@ -85,9 +117,9 @@ _register()
 
 def run(argv: list[str]) -> int:
     """Run the CLI on ``argv``; domain errors become one line on stderr and exit code 1."""
-    # Log lines go to stderr: stdout is for results, and ``--json`` output must stay parseable.
-    # The factory looks sys.stderr up per logger, so a replaced stream (tests, redirection) is followed.
-    structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(file=sys.stderr))
+    # Log lines go to stderr: stdout is for results, and ``--json`` output must stay parseable. The
+    # handler follows the current sys.stderr, so a replaced stream (tests, redirection) is followed.
+    logs.configure(level=logging.WARNING if argv[:1] != ["serve"] else logging.INFO)
     try:
         app(args=argv, prog_name="appwarden")
     except SystemExit as exc:  # Typer/Click finished: usage errors exit 2 with their message printed

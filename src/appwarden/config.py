@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,26 +20,35 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path(".appwarden"), description="Where the embedded database and keys live."
     )
+    # URLs may carry passwords: kept out of repr (a settings object in a log or a traceback shows none).
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; SQLite in data_dir when unset."
+        default=None, repr=False, description="SQLAlchemy URL; SQLite in data_dir when unset."
     )
     redis_url: str | None = Field(
-        default=None, description="Redis for cross-worker revocation and rate limits."
+        default=None, repr=False, description="Redis for cross-worker revocation and rate limits."
     )
-    secret_key: str | None = Field(
+    # Secrets are SecretStr: printed, logged or repr'd they read '**********'.
+    secret_key: SecretStr | None = Field(
         default=None, description="Master key; generated into data_dir when unset."
     )
-    admin_api_key: str | None = Field(
+    admin_api_key: SecretStr | None = Field(
         default=None, description="Bearer key for /admin; generated when unset."
     )
-    smtp_url: str | None = Field(
+    smtp_url: SecretStr | None = Field(
         default=None, description="SMTP for store notices: smtp://host:port, smtp+starttls://, smtps://."
     )
     security_contact: str = Field(
         default="security@appwarden.example",
         description="The security team's address: sender of store notices and their contact.",
     )
-    base_url: str = "http://127.0.0.1:8000"
+    base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public base URL (the OAuth issuer); `serve` sets it from --host/--port unless given.",
+    )
+    worker_pid_header: bool = Field(
+        default=False,
+        description="Add X-Worker-Pid to responses (bench/kill_switch.py only: it discloses worker PIDs).",
+    )
 
     # Canary records (marketplace policy): on by default; issued per (app, company) connection.
     canary_enabled: bool = Field(default=True, description="Mix canary customers into app responses.")
@@ -51,7 +61,7 @@ class Settings(BaseSettings):
         default="05010000000-05010999999",
         description="Inclusive range of national numbers the operator owns, issued to canaries.",
     )
-    canary_webhook_key: str | None = Field(
+    canary_webhook_key: SecretStr | None = Field(
         default=None, description="Bearer key for canary hit webhooks; generated into data_dir when unset."
     )
 
@@ -92,18 +102,29 @@ class Settings(BaseSettings):
     @property
     def master_key(self) -> bytes:
         """Key material for pseudonyms, cursors and sessions (never printed)."""
-        return (self.secret_key or self._persisted_secret("secret.key")).encode()
+        return _reveal(self.secret_key, lambda: self._persisted_secret("secret.key")).encode()
 
     @property
     def admin_key(self) -> str:
         """The admin API key: configured, or generated once into ``data_dir/admin.key``."""
-        return self.admin_api_key or self._persisted_secret("admin.key")
+        return _reveal(self.admin_api_key, lambda: self._persisted_secret("admin.key"))
 
     @property
     def canary_webhook_secret(self) -> str:
         """The canary-hit webhook's bearer key: configured, or generated once into
         ``data_dir/canary-webhook.key`` (a separate key: a phone provider must not hold the admin key)."""
-        return self.canary_webhook_key or self._persisted_secret("canary-webhook.key")
+        return _reveal(self.canary_webhook_key, lambda: self._persisted_secret("canary-webhook.key"))
+
+    @property
+    def smtp_target(self) -> str | None:
+        """The SMTP URL (it may hold a password), or None when notices cannot be sent."""
+        return self.smtp_url.get_secret_value() if self.smtp_url else None
+
+
+def _reveal(secret: SecretStr | None, generate: Callable[[], str]) -> str:
+    """A configured secret's value, else the generated one (an empty setting counts as unset)."""
+    value = secret.get_secret_value() if secret is not None else ""
+    return value or generate()
 
 
 @lru_cache(maxsize=1)

@@ -71,7 +71,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path)
+        # A plain traceback (appwarden.logs: never locals); the route's template, not the path's ids.
+        route = getattr(request.scope.get("route"), "path", "(unmatched)")
+        log.error("unhandled error", route=route, exc_info=exc)
         return problem_response(
             {
                 "type": "https://appwarden.dev/problems/internal_error",

@@ -19,14 +19,14 @@ def send_notices(incident: str, actor: AdminDep, db: DatabaseDep, settings: Sett
     from appwarden.incident.delivery import send_notices as send
     from appwarden.incident.notices import draft_notices
 
-    parse_smtp_url(settings.smtp_url)  # 503 smtp_not_configured before any work
+    parse_smtp_url(settings.smtp_target)  # 503 smtp_not_configured before any work
     facts = load_facts(db, incident)
     drafts = draft_notices(facts, contact=settings.security_contact)
     report = send(
         db,
         drafts,
         incident=facts.id,
-        smtp_url=settings.smtp_url,
+        smtp_url=settings.smtp_target,
         sender=settings.security_contact,
         actor=actor,
     )

@@ -58,7 +58,7 @@ def notices_cmd(
             db,
             drafts,
             incident=facts.id,
-            smtp_url=settings.smtp_url,
+            smtp_url=settings.smtp_target,
             sender=settings.security_contact,
             actor="cli",
         )
