@@ -13,6 +13,7 @@ from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database, get_database
 from appwarden.web import problems
 from appwarden.web.body_limit import BodyLimit
+from appwarden.web.login_throttle import LoginThrottle
 from appwarden.web.request_log import RequestLog
 
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = db or get_database(settings)
+    app.state.login_throttle = LoginThrottle(settings)
     logs.ensure_configured()
     problems.install(app)
     app.add_middleware(

@@ -69,6 +69,17 @@ class Settings(BaseSettings):
         default=512 * 1024 * 1024, ge=1, description="Largest dump POST /admin/attributions accepts (bytes)."
     )
 
+    # Failed logins (every login page): a moving window per account and per client address.
+    login_max_failures_per_account: int = Field(
+        default=5, ge=1, description="Failed logins per account within the window before a lock-out."
+    )
+    login_max_failures_per_address: int = Field(
+        default=20, ge=1, description="Failed logins per client address within the window (many accounts)."
+    )
+    login_failure_window_seconds: int = Field(
+        default=900, ge=1, description="The window failed logins are counted over, and the longest lock-out."
+    )
+
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
     authorization_code_ttl: int = 120

@@ -75,6 +75,14 @@ class PayloadTooLarge(AppwardenError):
     title = "Payload too large"
 
 
+class TooManyRequests(AppwardenError):
+    """Over a rate limit or a login throttle; ``retry_after`` (seconds) becomes ``Retry-After``."""
+
+    status = 429
+    code = "too_many_requests"
+    title = "Too many requests"
+
+
 class Unavailable(AppwardenError):
     """A dependency the security decision needs is down: fail closed."""
 

@@ -30,6 +30,7 @@ class EventTag(StrEnum):
     TOKEN_REUSED = "connection:token:reuse-detected"
     USER_LOGIN = "user:session:login"
     USER_LOGIN_FAILED = "user:session:login-failed"
+    USER_LOGIN_THROTTLED = "user:session:login-throttled"
     DETOKENIZE = "broker:token:detokenized"
     CALL_REFUSED = "broker:call:refused"
     CANARY_ISSUED = "canary:record:issued"

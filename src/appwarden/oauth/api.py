@@ -36,6 +36,7 @@ from appwarden.oauth.pages import (
 from appwarden.oauth.server import AppwardenServer, build_server, metadata
 from appwarden.platform.models import User
 from appwarden.platform.service import authenticate_user
+from appwarden.web.login_throttle import Lockout, LoginThrottle
 
 router = APIRouter(tags=["oauth"])
 T = TypeVar("T")
@@ -132,19 +133,54 @@ async def login_submit(request: Request) -> Response:
                 "The form expired (CSRF check failed).",
             ),
         )
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = request.client.host if request.client else "unknown"
 
-    def check(server: AppwardenServer) -> int | str:
+    def check(server: AppwardenServer) -> int | str | Lockout:
+        # The lock-out is checked before the password: while locked, the right password fails too.
+        lockout = throttle.lockout(username, address)
+        if lockout is not None:
+            record(
+                server.session,
+                EventTag.USER_LOGIN_THROTTLED,
+                actor=username,
+                address=address,
+                scope=lockout.scope,
+                retry_after=lockout.retry_after,
+                via="oauth",
+            )
+            return lockout
         user = authenticate_user(server.session, username, form.get("password", ""))
         if user is None or user.role != "company_owner" or user.company_id is None:
             reason = "bad_credentials" if user is None else "not_company_owner"
-            record(server.session, EventTag.USER_LOGIN_FAILED, actor=username, reason=reason, via="oauth")
+            throttle.failed(username, address)
+            record(
+                server.session,
+                EventTag.USER_LOGIN_FAILED,
+                actor=username,
+                address=address,
+                reason=reason,
+                via="oauth",
+            )
             return reason
+        throttle.succeeded(username, address)
         record(
             server.session, EventTag.USER_LOGIN, actor=user.username, company_id=user.company_id, via="oauth"
         )
         return user.id
 
     outcome = await _in_transaction(request, check)
+    if isinstance(outcome, Lockout):
+        minutes = max(1, -(-outcome.retry_after // 60))
+        locked = again(
+            429,
+            (
+                f"ログインの失敗が続いたため、しばらくログインできません。約{minutes}分後にお試しください。",
+                f"Too many failed logins. Try again in about {minutes} minute(s).",
+            ),
+        )
+        locked.headers["Retry-After"] = str(outcome.retry_after)
+        return locked
     if outcome == "bad_credentials":
         return again(401, ("ユーザー名またはパスワードが違います。", "Wrong username or password."))
     if isinstance(outcome, str):

@@ -20,7 +20,9 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
     return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
 
 
-def _www_authenticate(exc: AppwardenError) -> dict[str, str] | None:
+def _headers(exc: AppwardenError) -> dict[str, str] | None:
+    if exc.status == 429 and "retry_after" in exc.extra:
+        return {"Retry-After": str(exc.extra["retry_after"])}
     if exc.status == 401:
         return {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc.detail}"'}
     if exc.status == 403 and exc.code == "insufficient_scope":
@@ -33,7 +35,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(AppwardenError)
     async def _domain(request: Request, exc: AppwardenError) -> JSONResponse:
-        return problem_response(exc.problem(request.url.path), _www_authenticate(exc))
+        return problem_response(exc.problem(request.url.path), _headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
