@@ -84,7 +84,7 @@ def test_one_address_guessing_many_accounts_is_locked_out(
 
 @pytest.mark.services
 @pytest.mark.skipif(
-    not REDIS_URL, reason="set APPWARDEN_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15) to test the Redis path"
+    not REDIS_URL, reason="set APPWARDEN_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15) for the Redis path"
 )
 def test_failures_are_shared_between_workers_through_redis(settings: Settings) -> None:
     shared = settings.model_copy(update={"redis_url": REDIS_URL, "login_max_failures_per_account": 2})
