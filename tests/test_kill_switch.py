@@ -274,3 +274,23 @@ def test_killing_two_apps_in_one_incident(
     assert body["apps"] == ["invoice-plus", "booking-go"] and body["connections_suspended"] == 2
     assert client.get("/v1/customers", headers=bearer(a)).json()["code"] == "app_delisted"
     assert client.get("/v1/customers", headers=bearer(b)).json()["code"] == "app_delisted"
+
+
+def test_a_second_kill_of_an_app_cut_off_by_an_open_incident_says_so(
+    client: TestClient, world: World, admin_headers: dict[str, str], db: Database, capsys: Any
+) -> None:
+    world.connect("invoice-plus", world.tenants[0])
+    first = kill(client, admin_headers, "invoice-plus")
+    assert first.status_code == 201, first.text
+    incident = first.json()["incident"]
+    before = state(db, "invoice-plus")
+    again = kill(client, admin_headers, "invoice-plus", reason="dump found again")
+    assert again.status_code == 409
+    assert again.json()["code"] == "incident_already_open"
+    assert again.json()["incident"] == incident
+    assert run(["incident", "open", "--app", "invoice-plus", "--reason", "again"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: invoice-plus already has an open incident, " + incident)
+    with db.session() as s:
+        assert len(s.scalars(select(Incident.id)).all()) == 1  # no second incident was opened
+    assert state(db, "invoice-plus") == before

@@ -13,15 +13,16 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.orm import Session
 
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
-from appwarden.errors import InvalidInput
+from appwarden.errors import Conflict, InvalidInput
 from appwarden.events.service import EventTag, record
 from appwarden.incident.models import IncidentApp
 from appwarden.incident.revocation import RevocationSignal
-from appwarden.incident.service import add_timeline, open_incident
-from appwarden.marketplace.models import ListingState
+from appwarden.incident.service import add_timeline, open_incident, open_incidents_for
+from appwarden.marketplace.models import App, ListingState
 from appwarden.marketplace.service import get_app, set_listing_state
 from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, Token
 from appwarden.platform.models import Company
@@ -85,6 +86,7 @@ def kill_switch(
     now = utcnow()
     with db.session() as session:  # any error below rolls every change back
         rows = [get_app(session, ref) for ref in refs]  # NotFound(app_not_found) before any write
+        _refuse_if_already_cut_off(session, rows)
         incident = open_incident(session, apps=rows, reason=reason, actor=actor, title=title)
         incident.opened_at = incident.aware_at = now
         ids = [a.id for a in rows]
@@ -175,6 +177,24 @@ def kill_switch(
     # Committed: every worker's database check now refuses the apps. Then the fast path for the rest.
     result.signal = signal.publish(ids)
     return result
+
+
+def _refuse_if_already_cut_off(session: Session, apps: Sequence[App]) -> None:
+    """An app that an open incident already cut off gets no second incident: the operator adds to the
+    open one. An app relisted while its incident is open is cut off again (the kill switch never refuses
+    to stop a live app)."""
+    current = open_incidents_for(session, [a.id for a in apps])
+    for app in apps:
+        incident = current.get(app.id)
+        if incident is not None and app.listing_state == ListingState.DELISTED.value:
+            opened = incident.opened_at.strftime("%Y-%m-%d %H:%M UTC")
+            raise Conflict(
+                f"{app.slug} already has an open incident, {incident.public_id} (opened {opened}), and is "
+                f"cut off: add to it (`appwarden incident note {incident.public_id} …`) or close it first",
+                code="incident_already_open",
+                incident=incident.public_id,
+                app=app.slug,
+            )
 
 
 def _rowcount(result: Any) -> int:

@@ -46,6 +46,17 @@ def open_incident(
     return incident
 
 
+def open_incidents_for(session: Session, app_ids: Sequence[int]) -> dict[int, Incident]:
+    """The newest open incident of each of these apps that has one."""
+    rows = session.execute(
+        select(IncidentApp.app_id, Incident)
+        .join(Incident, Incident.id == IncidentApp.incident_id)
+        .where(IncidentApp.app_id.in_(list(app_ids)), Incident.status == IncidentStatus.OPEN.value)
+        .order_by(Incident.id)
+    ).all()
+    return {app_id: incident for app_id, incident in rows}
+
+
 def add_timeline(
     session: Session, incident: Incident, *, actor: str, kind: str, text: str, **data: Any
 ) -> TimelineEntry:
