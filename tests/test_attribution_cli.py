@@ -81,7 +81,7 @@ def test_cli_missing_file_and_unknown_incident(
     leak: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(["attribute", str(tmp_path / "nope.csv")]) == 1
-    assert capsys.readouterr().err.strip().startswith("error: ")
+    assert capsys.readouterr().err.startswith("error: ")  # the first line, no blank line before it
     assert run(["attribute", str(leak), "--incident", "inc_missing"]) == 1
     assert "no incident 'inc_missing'" in capsys.readouterr().err
 
@@ -129,6 +129,7 @@ def test_admin_upload_broken_and_too_big(
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == "dump_binary"
+    assert response.json()["detail"].startswith("x.csv: ")  # the uploaded file's name, not a temporary one
 
     from appwarden.config import get_settings
 

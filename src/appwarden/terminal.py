@@ -21,7 +21,10 @@ def print_json(data: Any) -> None:
 
 
 def progress(*, json_mode: bool = False, disable: bool = False) -> Progress:
-    """A Rich progress bar on stderr (stdout stays clean for JSON)."""
+    """A Rich progress bar on stderr (stdout stays clean for JSON). A transient bar on a stream that is
+    not a terminal is off: it would show nothing and leave a blank line before the next one."""
+    if json_mode and not stderr.is_terminal:
+        disable = True
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

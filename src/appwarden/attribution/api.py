@@ -2,14 +2,15 @@
 
 The body is capped while it streams in (``web.body_limit.BodyLimit``: an announced ``Content-Length``
 over ``attribution_upload_max_bytes`` is refused before any byte is read, a chunked body as soon as it
-passes the cap); the file part is then copied to a private temporary file, checked against the cap again,
-and deleted when the request ends. A broken file is a 422 problem carrying the
+passes the cap); the file part is then copied, under the uploaded file's own name, into a private
+temporary directory (so every error names the uploaded file, never a temporary one), checked against the
+cap again, and deleted when the request ends. A broken file is a 422 problem carrying the
 reader's code (``dump_empty``, ``dump_binary``…).
 """
 
 from __future__ import annotations
 
-import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,12 +36,12 @@ async def upload_dump(
 ) -> dict[str, Any]:
     """Attribute an uploaded dump; the verdict JSON of ``appwarden attribute --json``."""
     cap = settings.attribution_upload_max_bytes  # the whole body was capped already (BodyLimit)
-    name = Path(file.filename or "dump").name
-    suffix = "".join(Path(name).suffixes[-2:])[:16]
-    fd, tmp = tempfile.mkstemp(prefix="appwarden-dump-", suffix=suffix)
+    name = Path(file.filename or "").name[-200:].lstrip(".") or "dump"
+    folder = tempfile.mkdtemp(prefix="appwarden-dump-")  # mode 0700: nobody else reads the dump
+    tmp = Path(folder) / name
     try:
         size = 0
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "xb") as fh:
             while chunk := await file.read(CHUNK):
                 size += len(chunk)
                 if size > cap:
@@ -52,5 +53,5 @@ async def upload_dump(
             attribute_dump, db, tmp, settings=settings, incident=incident, actor=actor, display_name=name
         )
     finally:
-        os.unlink(tmp)
+        shutil.rmtree(folder, ignore_errors=True)
     return result.to_dict()
