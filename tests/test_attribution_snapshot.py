@@ -96,3 +96,13 @@ def test_snapshot_bounded_by_a_replaced_phone(world: World, db: Database, tmp_pa
     after = datetime.fromisoformat(out["snapshot"]["after"].replace("Z", "+00:00"))
     assert after >= before
     assert any("replaced older ones" in e for e in out["snapshot"]["evidence"])
+
+
+def test_window_counts_canaries_apart_from_people() -> None:
+    d = [(T0, BitMap([1, 2])), (T0 + timedelta(days=1), BitMap([3, 90]))]  # 90 is a canary
+    snap = window(iter(d), BitMap([1, 2, 3, 90]), canaries=BitMap([90]))
+    assert snap["after"] == "2025-12-02T09:00:00Z"  # the canary dates the copy like anyone
+    assert snap["evidence"] == [
+        "the last 1 (and 1 canary record(s)) of the 3 dumped people were first delivered at"
+        " 2025-12-02T09:00:00Z"
+    ]

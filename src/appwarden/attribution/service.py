@@ -126,7 +126,8 @@ def attribute_dump(
         matched = match.matched
         companies = _companies_of(session, matched)
         apps, app_ids, company_ids = _evidence(session, matched, match.fields, companies)
-        hits = _canary_hits(session, matched)
+        canaries = matched & BitMap(session.scalars(select(Canary.customer_id)))
+        hits = _canary_hits(session, canaries)
         verdict = decide_verdict(
             rows=match.rows,
             rows_matched=match.rows_matched,
@@ -135,7 +136,7 @@ def attribute_dump(
             apps=apps,
             canary_hits=hits,
         )
-        snap = _snapshot(session, match, verdict, app_ids, company_ids)
+        snap = _snapshot(session, match, verdict, app_ids, company_ids, canaries)
         stores = _store_counts(session, verdict, companies)
     candidates: list[dict[str, Any]] = [
         {
@@ -220,10 +221,11 @@ def _evidence(
     return list(by_app.values()), app_ids, company_ids
 
 
-def _canary_hits(session: Session, matched: BitMap) -> list[dict[str, Any]]:
-    """Matched people who are canaries: the exact app, company, store and connection (never values)."""
-    # Canaries are a few per connection: intersect with all of them rather than send every match to SQL.
-    ids = list(matched & BitMap(session.scalars(select(Canary.customer_id))))
+def _canary_hits(session: Session, canaries: BitMap) -> list[dict[str, Any]]:
+    """The matched canaries' exact app, company, store and connection (never values)."""
+    # Canaries are a few per connection: the caller intersected the matches with all of them, rather
+    # than sending every match to SQL.
+    ids = list(canaries)
     hits: list[dict[str, Any]] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
@@ -249,6 +251,7 @@ def _snapshot(
     verdict: Verdict,
     app_ids: dict[str, int],
     company_ids: dict[str, int],
+    canaries: BitMap,
 ) -> dict[str, Any]:
     """The copy window for the verdict's apps (or the best candidate when the verdict names none)."""
     apps = verdict.apps or sorted(verdict.explained, key=lambda a: -len(verdict.explained[a]))[:1]
@@ -272,7 +275,7 @@ def _snapshot(
         for name in sorted(STRONG & match.current_values.keys())
         for change in value_changes(session, name, match.current_values[name] & dumped)
     ]
-    return window(deliveries, dumped, old_values=old, new_values=new)
+    return window(deliveries, dumped, old_values=old, new_values=new, canaries=canaries & dumped)
 
 
 def _store_counts(session: Session, verdict: Verdict, companies: set[int]) -> dict[str, int]:

@@ -39,12 +39,20 @@ def window(
     *,
     old_values: Mapping[tuple[int, str], datetime] | None = None,
     new_values: Sequence[tuple[int, str, datetime]] = (),
+    canaries: BitMap | None = None,
 ) -> dict[str, Any]:
     """The window ``{"after", "before", "evidence"}`` (ISO 8601 UTC or ``None``) for ``dumped`` people.
 
     ``deliveries`` must be in ledger order. ``old_values`` maps (person, field) to when the dumped value
     was replaced; ``new_values`` lists (person, field, when their dumped value replaced an older one).
+    ``canaries`` (among ``dumped``) date the copy like anyone, but the evidence counts them apart.
     """
+    canaries = canaries if canaries is not None else BitMap()
+
+    def counted(ids: BitMap) -> str:
+        extra = len(ids & canaries)
+        return f"{len(ids - canaries):,}" + (f" (and {extra:,} canary record(s))" if extra else "")
+
     evidence: list[str] = []
     after: datetime | None = None
     before: datetime | None = None
@@ -62,7 +70,7 @@ def window(
                 after = at
                 if not remaining:
                     evidence.append(
-                        f"the last {len(hit):,} of the {len(dumped):,} dumped people"
+                        f"the last {counted(hit)} of the {len(dumped - canaries):,} dumped people"
                         f" were first delivered at {_iso(at)}"
                     )
             continue
@@ -70,7 +78,7 @@ def window(
         evidence.append(f"{len(new):,} people first delivered at {_iso(at)} are all absent from the dump")
         break
     if remaining and dumped:
-        evidence.append(f"{len(remaining):,} dumped people are in none of these deliveries")
+        evidence.append(f"{counted(remaining)} dumped people are in none of these deliveries")
     if old_values:
         earliest = min(old_values.values())
         names = ", ".join(sorted({name for _, name in old_values}))
