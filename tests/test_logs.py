@@ -112,10 +112,18 @@ def test_serve_advertises_the_port_it_binds_and_logs_requests(tmp_path: Path) ->
         assert "server" not in metadata.headers
         assert "x-worker-pid" not in metadata.headers
         request_id = metadata.headers["x-request-id"]
+        probe = httpx.get(f"http://127.0.0.1:{port}/v1/customers/cus_AbCdEf0123456789?phone=09012345678")
+        assert probe.status_code == 401
     finally:
         server.terminate()
         rest = server.communicate(timeout=30)[1]
     request_lines = [json.loads(line) for line in rest.splitlines() if '"event": "request"' in line]
-    assert [entry["request_id"] for entry in request_lines] == [request_id]
-    assert request_lines[0]["route"] == "/.well-known/oauth-authorization-server"
-    assert ADMIN_KEY not in "".join(seen) + rest
+    assert [entry["request_id"] for entry in request_lines][:1] == [request_id]
+    assert [entry["route"] for entry in request_lines] == [
+        "/.well-known/oauth-authorization-server",
+        "/v1/customers/{customer_id}",
+    ]
+    everything = "".join(seen) + rest
+    assert "cus_AbCdEf0123456789" not in everything  # uvicorn's access line (path + query) is gone
+    assert "09012345678" not in everything
+    assert ADMIN_KEY not in everything

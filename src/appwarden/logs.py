@@ -20,6 +20,11 @@ _SHARED: list[Any] = [
 ]
 
 
+def _drop_color_message(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
+    return event
+
+
 class _CurrentStderr:
     """A stream that is whatever ``sys.stderr`` is now (tests and redirection replace it)."""
 
@@ -50,19 +55,23 @@ def configure(*, json: bool = False, level: int = logging.INFO, stream: TextIO |
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-            foreign_pre_chain=[*processors, structlog.stdlib.ExtraAdder()],
+            foreign_pre_chain=[*processors, structlog.stdlib.ExtraAdder(), _drop_color_message],
         )
     )
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
-    for name in ("httpx", "httpcore"):
-        # Their INFO lines are whole URLs, query strings and ids included (the demo's traffic).
+    for name in ("httpx", "httpcore", "alembic", "sqlalchemy"):
+        # httpx's INFO lines are whole URLs, query strings and ids included (the demo's traffic); the
+        # others narrate each migration step and connection.
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         # uvicorn installs handlers of its own; ours render its lines like every other.
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # Its access lines carry the raw path and query string (ids, phone numbers): RequestLog replaces them.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers, access.propagate, access.disabled = [], False, True
 
 
 def ensure_configured() -> None:
