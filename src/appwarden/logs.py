@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -20,7 +21,7 @@ _SHARED: list[Any] = [
 ]
 
 
-def _drop_color_message(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _drop_color_message(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
     return event
 
