@@ -20,7 +20,8 @@ from appwarden.db.session import Database
 from appwarden.errors import InvalidInput, NotFound
 from appwarden.incident import appi
 from appwarden.incident.context import CompanyFacts, IncidentFacts
-from appwarden.incident.render import markdown_to_pdf, render, sections
+from appwarden.incident.pdf import markdown_to_pdf
+from appwarden.incident.render import render, sections
 from appwarden.incident.service import add_timeline, get_incident
 
 KINDS = ("preliminary", "final")
