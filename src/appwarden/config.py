@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         default=512 * 1024 * 1024, ge=1, description="Largest dump POST /admin/attributions accepts (bytes)."
     )
     pdf_system_fonts: bool = Field(
-        default=True, description="Set report PDFs in the system's Noto Sans CJK when installed (else packaged)."
+        default=True, description="Report PDFs in the system's Noto Sans CJK if installed (else packaged)."
     )
 
     # Failed logins (every login page): a moving window per account and per client address.

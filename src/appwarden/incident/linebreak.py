@@ -36,11 +36,9 @@ def can_break_before(chars: Sequence[str], i: int) -> bool:
     before, after = chars[i - 1], chars[i]
     if after == " ":
         return False  # break after the spaces, which then hang at the end of the line and are dropped
-    if before == " ":
-        return True
     if after in NO_LINE_START or before in NO_LINE_END:
         return False
-    return is_wide(before) or is_wide(after)
+    return before == " " or is_wide(before) or is_wide(after)
 
 
 def break_spans(chars: Sequence[str], widths: Sequence[float], max_width: float) -> list[tuple[int, int]]:
@@ -48,7 +46,8 @@ def break_spans(chars: Sequence[str], widths: Sequence[float], max_width: float)
 
     When a character overflows, the line ends at the last allowed break before it, so a closing mark that
     does not fit is pushed to the next line together with the character before it (追い出し). Only a run
-    with no allowed break at all (a URL longer than the line) is cut where it overflows.
+    with no allowed break at all (a URL longer than the line) is cut where it overflows, still before any
+    closing marks that follow it.
     """
     spans: list[tuple[int, int]] = []
     n = len(chars)
@@ -66,7 +65,12 @@ def break_spans(chars: Sequence[str], widths: Sequence[float], max_width: float)
                 last_break = i
             # Spaces may hang past the margin: they are dropped at the end of a line.
             if i > start and chars[i] != " " and width + widths[i] > max_width:
-                end = last_break if last_break is not None else i
+                if last_break is not None:
+                    end = last_break
+                else:  # forced: still keep closing marks off the next line's start if the line allows
+                    end = i
+                    while end - 1 > start and chars[end] in NO_LINE_START:
+                        end -= 1
                 break
             width += widths[i]
         stop = end
