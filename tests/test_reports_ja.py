@@ -93,6 +93,7 @@ def test_the_japanese_notice_has_no_english_but_what_was_typed(killed: tuple[Wor
     # The English notice words the same facts in English.
     english = drafts[0].markdown_en
     assert "流出の経緯" not in english
-    assert "kill switch: invoice-plus delisted" in dict(drafts[0].attachments)[
-        f"report-preliminary-{drafts[0].company.id}-en.md"
-    ]
+    assert (
+        "kill switch: invoice-plus delisted"
+        in dict(drafts[0].attachments)[f"report-preliminary-{drafts[0].company.id}-en.md"]
+    )
