@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     attribution_upload_max_bytes: int = Field(
         default=512 * 1024 * 1024, ge=1, description="Largest dump POST /admin/attributions accepts (bytes)."
     )
+    pdf_system_fonts: bool = Field(
+        default=True, description="Report PDFs in the system's Noto Sans CJK if installed (else packaged)."
+    )
 
     # Failed logins (every login page): a moving window per account and per client address.
     login_max_failures_per_account: int = Field(

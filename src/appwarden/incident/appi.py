@@ -59,13 +59,15 @@ class Deadlines:
     final_days: int
     final_due: date
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self, lang: str = "en") -> dict[str, object]:
+        """The deadlines as JSON, the preliminary report's rule worded in ``lang``."""
+        rule = {"ja": "速やかに（目安3〜5日）", "en": "promptly (速やかに), roughly 3-5 days"}[lang]
         return {
             "aware_on": self.aware_on.isoformat(),
             "preliminary": {
                 "from": self.preliminary_from.isoformat(),
                 "to": self.preliminary_to.isoformat(),
-                "rule": "promptly (速やかに), roughly 3-5 days",
+                "rule": rule,
             },
             "final": {"due": self.final_due.isoformat(), "days": self.final_days},
         }

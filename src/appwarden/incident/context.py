@@ -7,7 +7,7 @@ The blast radius is the DESIGN.md "Blast radius JSON" dict (``compute_blast_radi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from appwarden.db.session import Database
 from appwarden.incident.models import Incident, IncidentApp, TimelineEntry
 from appwarden.incident.service import get_incident
+from appwarden.incident.wording import kill_switch_summary
 from appwarden.marketplace.models import App, Vendor
 from appwarden.platform.models import Company, Store
 
@@ -37,7 +38,14 @@ class AppFacts:
 class Action:
     at: datetime
     kind: str
-    text: str
+    text: str  # as the timeline has it (English for the kill switch); ``in_lang`` words it for a reader
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def in_lang(self, lang: str) -> Action:
+        """The action with its text in ``lang``: the kill switch's from its counts, an opening as typed."""
+        if self.kind == "kill_switch":
+            return replace(self, text=kill_switch_summary(lang, self.params))
+        return self
 
 
 @dataclass(frozen=True)
@@ -63,8 +71,9 @@ class IncidentFacts:
     opened_at: datetime
     aware_at: datetime
     unauthorized_access: bool
-    known: list[str]
-    unknown: list[str]
+    # Fact entries as recorded ({"text", "at", "by", optional "code"/"params"}): see ``wording.fact_texts``.
+    known: list[dict[str, Any]]
+    unknown: list[dict[str, Any]]
     apps: list[AppFacts]
     actions: list[Action]
     blast: dict[str, Any]
@@ -101,8 +110,8 @@ def load_facts(db: Database, incident_ref: str, *, blast: Mapping[str, Any] | No
             opened_at=incident.opened_at,
             aware_at=incident.aware_at,
             unauthorized_access=bool(incident.unauthorized_access),
-            known=_texts(incident.known),
-            unknown=_texts(incident.unknown),
+            known=_entries(incident.known),
+            unknown=_entries(incident.unknown),
             apps=_apps(session, incident),
             actions=_actions(session, incident),
             blast=dict(blast),
@@ -111,14 +120,9 @@ def load_facts(db: Database, incident_ref: str, *, blast: Mapping[str, Any] | No
     return facts
 
 
-def _texts(items: list[Any] | None) -> list[str]:
-    """Fact lists hold strings or ``{"text": …}`` entries; keep the text."""
-    out: list[str] = []
-    for item in items or []:
-        text = item.get("text") if isinstance(item, Mapping) else item
-        if text:
-            out.append(str(text))
-    return out
+def _entries(items: list[Any] | None) -> list[dict[str, Any]]:
+    """Fact lists hold ``{"text": …}`` entries (or, in old records, bare strings)."""
+    return [dict(item) if isinstance(item, Mapping) else {"text": str(item)} for item in items or []]
 
 
 def _apps(session: Session, incident: Incident) -> list[AppFacts]:
@@ -150,7 +154,7 @@ def _actions(session: Session, incident: Incident) -> list[Action]:
     kills = [e for e in entries if e.kind == "kill_switch"]
     # The kill switch entry says what was done; without one, the opening entry is all there is.
     chosen = kills or [e for e in entries if e.kind == "opened"]
-    return [Action(at=e.at, kind=e.kind, text=e.text) for e in chosen]
+    return [Action(at=e.at, kind=e.kind, text=e.text, params=dict(e.data or {})) for e in chosen]
 
 
 def _companies(session: Session, blast: Mapping[str, Any]) -> list[CompanyFacts]:

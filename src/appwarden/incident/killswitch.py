@@ -22,21 +22,12 @@ from appwarden.events.service import EventTag, record
 from appwarden.incident.models import IncidentApp
 from appwarden.incident.revocation import RevocationSignal
 from appwarden.incident.service import add_timeline, open_incident, open_incidents_for
+from appwarden.incident.wording import KILL_SWITCH_CODE, SEED_QUESTIONS, seed_fact
+from appwarden.incident.wording import SEED_UNKNOWNS as SEED_UNKNOWNS  # every new incident's open questions
 from appwarden.marketplace.models import App, ListingState
 from appwarden.marketplace.service import get_app, set_listing_state
 from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, Token
 from appwarden.platform.models import Company
-
-# What the seed article's platform still did not know days later (わかっていないこと): every new incident
-# starts with these open, and they are resolved one by one (``incident fact --resolve``).
-SEED_UNKNOWNS = (
-    "How the data was taken (the route of the leak) / 流出の経緯・手口",
-    "When the data was taken / 流出の時期",
-    "Who took it / 流出させた者",
-    "The vendor's security measures / アプリベンダーのセキュリティ対策の状況",
-    "The scope of what was published / 公開された情報の範囲",
-    "Secondary damage (misuse of the data) / 二次被害の有無",
-)
 
 
 @dataclass
@@ -160,8 +151,10 @@ def kill_switch(
         add_timeline(session, incident, actor=actor, kind="kill_switch", text=text, apps=slugs, **counts)
         stamp = now.isoformat()
         done_at = now.strftime("%Y-%m-%d %H:%M:%S UTC")  # read in notices and reports: no microseconds
-        incident.known = [{"text": f"{text} at {done_at}", "at": stamp, "by": actor}]
-        incident.unknown = [{"text": t, "at": stamp, "by": "seed"} for t in SEED_UNKNOWNS]
+        fact = {"text": f"{text} at {done_at}", "at": stamp, "by": actor}
+        # The code and params let notices and reports word this fact in their own language.
+        incident.known = [fact | {"code": KILL_SWITCH_CODE, "params": {"apps": slugs, **counts}}]
+        incident.unknown = [seed_fact(q, at=stamp) for q in SEED_QUESTIONS]
         for app in rows:
             record(session, EventTag.INCIDENT_OPENED, actor=actor, app_id=app.id, incident=incident.public_id)
         result = KillResult(

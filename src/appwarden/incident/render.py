@@ -1,35 +1,19 @@
 """Rendering for notices and report drafts: Jinja2 templates to Markdown, Markdown to sections and to PDF.
 
 The Markdown a template produces is the single source of every format: the ``.md`` file as is, the JSON's
-``sections`` parsed from it, and the PDF drawn from its HTML with fpdf2 and a Noto CJK font.
+``sections`` parsed from it, and the PDF laid out from it by :mod:`appwarden.incident.pdf`.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markdown_it import MarkdownIt
 
-from appwarden.errors import Unavailable
 from appwarden.incident.appi import JST
 
 LANGS = ("ja", "en")
-
-# Debian's fonts-noto-cjk (and its usual places elsewhere). A TrueType/OpenType collection: index 0 is JP.
-FONT_CANDIDATES = (
-    (
-        "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-        "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
-    ),
-    ("/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc", "/usr/share/fonts/noto-cjk/NotoSansCJK-Bold.ttc"),
-    (
-        "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",
-        "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Bold.ttc",
-    ),
-)
 
 
 def _jst(value: datetime, lang: str = "ja") -> str:
@@ -50,8 +34,8 @@ def _num(value: int) -> str:
 
 
 def _environment() -> Environment:
-    # Markdown output, not HTML: autoescaping would corrupt it; values reach HTML only through markdown-it,
-    # which escapes raw HTML (html=False below).
+    # Markdown output, not HTML: autoescaping would corrupt it; the PDF reads it as markdown-it tokens with
+    # raw HTML disabled (appwarden.incident.pdf), so no value is ever interpreted as markup.
     env = Environment(
         loader=PackageLoader("appwarden.incident", "templates"),
         autoescape=False,
@@ -64,7 +48,6 @@ def _environment() -> Environment:
 
 
 _env = _environment()
-_md = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
 def render(template: str, lang: str, **context: Any) -> str:
@@ -91,44 +74,3 @@ def sections(markdown: str) -> list[dict[str, str]]:
     for section in out:
         section["body"] = section["body"].strip().removesuffix("---").strip()
     return out
-
-
-def find_font() -> tuple[Path, Path]:
-    """The Noto Sans CJK regular and bold collections, or a clear error naming the package to install."""
-    for regular, bold in FONT_CANDIDATES:
-        if Path(regular).is_file():
-            return Path(regular), Path(bold) if Path(bold).is_file() else Path(regular)
-    raise Unavailable(
-        "no Japanese font for PDF output: install Noto CJK (Debian: apt-get install fonts-noto-cjk)",
-        code="font_unavailable",
-    )
-
-
-def markdown_to_pdf(markdown: str, *, title: str) -> bytes:
-    """Draw Markdown as an A4 PDF with Japanese text embedded (subset of Noto Sans CJK JP)."""
-    from fpdf import FPDF
-    from fpdf.fonts import FontFace
-
-    regular, bold = find_font()
-    pdf = FPDF(format="A4")
-    pdf.set_title(title)
-    pdf.set_creator("appwarden")
-    pdf.set_margins(18, 18, 18)
-    pdf.set_auto_page_break(True, margin=18)
-    # Collection index 0 is the Japanese face (JP glyph forms for shared ideographs).
-    pdf.add_font("noto", "", str(regular), collection_font_number=0)
-    pdf.add_font("noto", "B", str(bold), collection_font_number=0)
-    pdf.add_page()
-    pdf.set_font("noto", size=10)
-    black = (0, 0, 0)
-    pdf.write_html(
-        _md.render(markdown),
-        font_family="noto",
-        tag_styles={
-            "h1": FontFace(color=black, size_pt=15, emphasis="BOLD"),
-            "h2": FontFace(color=black, size_pt=12, emphasis="BOLD"),
-            "h3": FontFace(color=black, size_pt=11, emphasis="BOLD"),
-            "h4": FontFace(color=black, size_pt=10, emphasis="BOLD"),
-        },
-    )
-    return bytes(pdf.output())

@@ -20,8 +20,10 @@ from appwarden.db.session import Database
 from appwarden.errors import InvalidInput, NotFound
 from appwarden.incident import appi
 from appwarden.incident.context import CompanyFacts, IncidentFacts
-from appwarden.incident.render import markdown_to_pdf, render, sections
+from appwarden.incident.pdf import markdown_to_pdf
+from appwarden.incident.render import render, sections
 from appwarden.incident.service import add_timeline, get_incident
+from appwarden.incident.wording import fact_texts
 
 KINDS = ("preliminary", "final")
 FORMATS = ("md", "json", "pdf")
@@ -52,7 +54,7 @@ def company_context(
         "apps": facts.apps,
         # Per-app kill times say what the platform did, in the reader's language; the timeline's own
         # entries stand in only when no app records one.
-        "actions": [] if any(a.killed_at for a in facts.apps) else facts.actions,
+        "actions": [] if any(a.killed_at for a in facts.apps) else [a.in_lang(lang) for a in facts.actions],
         "company": company,
         "fields": [{"field": f, "label": appi.label(f, lang), "exposed": n} for f, n in exposed.items()],
         "deadlines": appi.deadlines(facts.aware_at, unauthorized_access=facts.unauthorized_access),
@@ -60,8 +62,9 @@ def company_context(
             persons=company.persons, unauthorized_access=facts.unauthorized_access, fields=exposed
         ),
         "risks": appi.risks(exposed, lang),
-        "known": facts.known,
-        "unknown": facts.unknown,
+        # Generated facts in the reader's language; what the operator typed, as typed.
+        "known": fact_texts(facts.known, lang),
+        "unknown": fact_texts(facts.unknown, lang),
         "stopped": any(a.killed_at for a in facts.apps)
         or any(a.kind == "kill_switch" for a in facts.actions),
         "generated_at": now or utcnow(),
@@ -125,7 +128,7 @@ def draft_report(
             for a in facts.apps
         ],
         "joint_filing": True,
-        "deadlines": deadlines.to_dict(),
+        "deadlines": deadlines.to_dict(lang),
         "mandatory": {"required": bool(reasons), "reasons": [r.to_dict() for r in reasons]},
         "persons": company.persons,
         "fields": [
