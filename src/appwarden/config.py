@@ -7,7 +7,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,6 +57,20 @@ class Settings(BaseSettings):
 
     attribution_upload_max_bytes: int = Field(
         default=512 * 1024 * 1024, ge=1, description="Largest dump POST /admin/attributions accepts (bytes)."
+    )
+
+    # Ledger checkpoints (issue 9): Ed25519-signed heads of the ledger, kept outside the database.
+    checkpoint_dir: Path | None = Field(
+        default=None, description="Where signed ledger checkpoints are written; data_dir/checkpoints when unset."
+    )
+    checkpoint_key: SecretStr | None = Field(
+        default=None,
+        description="Checkpoint signing key (PRIVATE+KEY+<name>+<id>+<key>, the Go note format); "
+        "generated into data_dir/checkpoint.key when unset.",
+    )
+    checkpoint_origin: str | None = Field(
+        default=None,
+        description="Origin and key name for a generated checkpoint key; base_url's host + /ledger when unset.",
     )
 
     access_token_ttl: int = 900
