@@ -362,7 +362,7 @@ def _check_checkpoints(given: list[Given], walker: _Walker, report: VerifyReport
     for g in given:
         entry: dict[str, Any] = {"source": g.source}
         if g.checkpoint is None:
-            detail = f"{g.source}: refused — {g.error}"
+            detail = f"{g.source}: {g.error}"
             report.problems.append(Problem("checkpoint_refused", 0, detail))
             report.checkpoints.append(entry | {"status": "refused", "detail": detail})
             continue
