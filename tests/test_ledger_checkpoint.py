@@ -12,6 +12,9 @@ import base64
 import hashlib
 import json
 import stat
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 
 import pytest
@@ -31,8 +34,9 @@ from appwarden.ledger.checkpoint import KEY_FILE, checkpoint_dir, publish_checkp
 from appwarden.ledger.models import LedgerEntry, LedgerIndex
 from appwarden.ledger.note import Checkpoint, NoteError, Signer, Verifier, open_note, sign_note
 from appwarden.ledger.verify import verify
-from conftest import World
+from conftest import World, build_world
 from test_ledger import _chain, _insert_forged, _record
+from test_notices import affected_incident
 
 # golang.org/x/mod/sumdb/note's own test key and note: Ed25519 is deterministic (RFC 8032), so a correct
 # implementation reproduces the published signature byte for byte.
@@ -316,3 +320,71 @@ def test_the_head_row_and_the_entry_it_names_must_agree_to_sign(world: World) ->
     assert caught.value.code == "ledger_inconsistent"
     with world.db.session() as session:
         assert session.scalar(select(LedgerEntry.hash).where(LedgerEntry.seq == 2)) != "a" * 64
+
+
+# --- published at incidents and carried by notices ----------------------------------------------------
+
+
+def test_opening_an_incident_publishes_a_checkpoint(world: World, settings: Settings) -> None:
+    from appwarden.incident.killswitch import kill_switch
+    from appwarden.incident.revocation import RevocationSignal
+
+    entries = _chain(world, 3)
+    result = kill_switch(
+        world.db, apps=["invoice-plus"], reason="leak", actor="test", signal=RevocationSignal(settings)
+    )
+    assert result.to_dict()["checkpoint"]["size"] == 3
+    assert (checkpoint_dir(settings) / "3").is_file()
+    with world.db.session() as session:
+        events = session.scalars(
+            select(SecurityEvent).where(SecurityEvent.tag == "ledger:checkpoint:published")
+        ).all()
+    assert [e.data["reason"] for e in events] == [f"incident {result.incident} opened"]
+    assert events[0].data["hash"] == entries[-1].hash
+
+
+@pytest.fixture
+def three(db: Database) -> World:
+    return build_world(db, companies=3, stores=2, customers=12)
+
+
+def test_every_notice_carries_the_signed_checkpoint_in_both_languages(three: World, tmp_path: Path) -> None:
+    ref = affected_incident(three)
+    out = tmp_path / "notices"
+    assert run(["incident", "notices", ref, "--out", str(out)]) == 0
+    key = verifier()
+    latest = (checkpoint_dir() / "latest").read_text()
+    size = Checkpoint.open(latest, key).size
+    assert size == 3  # the three deliveries the notice's figures are counted from
+    for eml in sorted(out.glob("*.eml")):
+        message = message_from_bytes(eml.read_bytes(), policy=default)
+        assert isinstance(message, EmailMessage)
+        parts = [p for p in message.iter_parts() if p.get_content_type() == "text/plain"]
+        for part, heading in zip(
+            parts, ("アプリ提供ログのチェックポイント", "Ledger checkpoint"), strict=True
+        ):
+            body = part.get_content().replace("\r\n", "\n")  # type: ignore[attr-defined]
+            assert f"## {heading}" in body and key.vkey in body
+            # A company can cut the note out of its mail and verify it with nothing but the key.
+            note = body.split("```\n")[1]
+            assert note == latest and Checkpoint.open(note, key).size == size
+
+
+def test_a_configured_key_signs_and_a_bad_one_is_never_echoed(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from appwarden.config import get_settings
+
+    monkeypatch.setenv("APPWARDEN_CHECKPOINT_KEY", GO_SKEY)
+    get_settings.cache_clear()
+    assert "AYEKFALV" not in repr(get_settings())
+    assert publish_checkpoint(world.db, reason="test").vkey == GO_VKEY
+    assert not (get_settings().data_dir / KEY_FILE).exists()  # nothing generated when one is configured
+
+    broken = GO_SKEY[:-4] + "AAAA"
+    monkeypatch.setenv("APPWARDEN_CHECKPOINT_KEY", broken)
+    get_settings.cache_clear()
+    assert run(["ledger", "checkpoint"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: APPWARDEN_CHECKPOINT_KEY: ") and captured.err.count("\n") == 1
+    assert broken.split("+", 4)[4] not in captured.out + captured.err

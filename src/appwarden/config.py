@@ -61,7 +61,7 @@ class Settings(BaseSettings):
 
     # Ledger checkpoints (issue 9): Ed25519-signed heads of the ledger, kept outside the database.
     checkpoint_dir: Path | None = Field(
-        default=None, description="Where signed ledger checkpoints are written; data_dir/checkpoints when unset."
+        default=None, description="Where signed ledger checkpoints go; data_dir/checkpoints when unset."
     )
     checkpoint_key: SecretStr | None = Field(
         default=None,
@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     )
     checkpoint_origin: str | None = Field(
         default=None,
-        description="Origin and key name for a generated checkpoint key; base_url's host + /ledger when unset.",
+        description="Origin (key name) of a generated checkpoint key; base_url host + /ledger when unset.",
     )
 
     access_token_ttl: int = 900
