@@ -81,7 +81,8 @@ class VerifyReport:
         anchored = ""
         if extends:
             largest = max(c["size"] for c in extends)
-            anchored = f"; extends {len(extends)} signed checkpoint(s), the largest at {largest:,}"
+            count = "1 signed checkpoint" if len(extends) == 1 else f"{len(extends)} signed checkpoints"
+            anchored = f"; extends {count}, the largest at {largest:,}"
         if self.intact:
             head = f"head {self.head_seq} {self.head_hash[:16]}…"
             return f"ledger intact: {self.entries} entries, {head}{anchored}"
