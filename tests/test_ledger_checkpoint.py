@@ -388,3 +388,16 @@ def test_a_configured_key_signs_and_a_bad_one_is_never_echoed(
     captured = capsys.readouterr()
     assert captured.err.startswith("error: APPWARDEN_CHECKPOINT_KEY: ") and captured.err.count("\n") == 1
     assert broken.split("+", 4)[4] not in captured.out + captured.err
+
+
+def test_an_unreadable_or_planted_file_in_the_directory_is_refused_not_fatal(world: World) -> None:
+    _chain(world, 2)
+    publish_checkpoint(world.db, reason="test")
+    directory = checkpoint_dir()
+    (directory / "9").write_bytes(b"\xff\xfe not a note")
+    (directory / "10").write_text("127.0.0.1:8000/ledger\n10\n" + "A" * 43 + "=\n\n")
+    report = verify(world.db)
+    assert [(c["source"].rsplit("/", 1)[1], c["status"]) for c in report.checkpoints] == [
+        ("2", "extends"), ("9", "refused"), ("10", "refused")
+    ]  # fmt: skip
+    assert {p.kind for p in report.problems} == {"checkpoint_refused"}

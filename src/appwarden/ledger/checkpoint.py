@@ -239,10 +239,24 @@ class Given:
     error: str | None = None
 
 
-def open_all(sources: Iterable[tuple[str, str]], key: Verifier) -> list[Given]:
+def stored_notes(settings: Settings | None = None) -> list[tuple[str, str | None]]:
+    """``(path, text)`` for each file in the checkpoint directory; None for one that cannot be read."""
+    notes: list[tuple[str, str | None]] = []
+    for path in stored_paths(settings):
+        try:
+            notes.append((str(path), read_note(path)))
+        except InvalidInput:
+            notes.append((str(path), None))  # refused by open_all: a bad file must not stop the check
+    return notes
+
+
+def open_all(sources: Iterable[tuple[str, str | None]], key: Verifier) -> list[Given]:
     """Verify each ``(source, note text)`` with ``key``; a forged or malformed one is refused, not used."""
     out: list[Given] = []
     for source, text in sources:
+        if text is None:
+            out.append(Given(source, None, "cannot be read"))
+            continue
         try:
             out.append(Given(source, Checkpoint.open(text, key)))
         except NoteError as exc:

@@ -35,7 +35,7 @@ from sqlalchemy import Row, func, select
 
 from appwarden.db.session import Database
 from appwarden.ledger.chain import GENESIS, EntryContent, entry_hash, hashes_equal, iter_payload
-from appwarden.ledger.checkpoint import Given, open_all, read_note, stored_paths, verifier
+from appwarden.ledger.checkpoint import Given, open_all, stored_notes, verifier
 from appwarden.ledger.extension import compare
 from appwarden.ledger.models import LedgerEntry, LedgerHead, LedgerIndex
 from appwarden.ledger.note import Verifier
@@ -244,7 +244,7 @@ def verify(
     *,
     actor: str = "ledger",
     on_progress: Callable[[int, int], None] | None = None,
-    checkpoints: Sequence[tuple[str, str]] | None = None,
+    checkpoints: Sequence[tuple[str, str | None]] | None = None,
     key: Verifier | None = None,
 ) -> VerifyReport:
     """Walk and check the whole ledger; record ``ledger:chain:verified`` or ``…:tamper-detected``.
@@ -256,7 +256,7 @@ def verify(
     from appwarden.events.service import EventTag, record
 
     if checkpoints is None:
-        checkpoints = [(str(path), read_note(path)) for path in stored_paths()]
+        checkpoints = stored_notes()
     given = open_all(checkpoints, key or verifier()) if checkpoints else []
     report = VerifyReport()
     with db.sessionmaker() as session:
