@@ -49,6 +49,10 @@ def _english(text: str, world: World) -> list[str]:
     names += [slug.title() for slug in world.apps] + list(world.apps) + [TYPED_FACT]
     for name in sorted(names, key=len, reverse=True):
         text = text.replace(name, " ").replace(name.replace(" ", ""), " ")
+    # Machine-readable text (the signed ledger checkpoint, keys, hashes, commands) is code, not prose.
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    text = re.sub(r"`[^`\n]*`", " ", text)
+    text = text.replace("Ed25519", " ")  # the signature algorithm's name, as Japanese documents write it
     # ASCII classes: Python's \w and \b count Japanese as word characters.
     text = re.sub(r"[A-Za-z0-9.+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", " ", text)  # email addresses
     text = re.sub(r"https?://[!-~]+", " ", text)

@@ -83,6 +83,20 @@ class Settings(BaseSettings):
         default=900, ge=1, description="The window failed logins are counted over, and the longest lock-out."
     )
 
+    # Ledger checkpoints (issue 9): Ed25519-signed heads of the ledger, kept outside the database.
+    checkpoint_dir: Path | None = Field(
+        default=None, description="Where signed ledger checkpoints go; data_dir/checkpoints when unset."
+    )
+    checkpoint_key: SecretStr | None = Field(
+        default=None,
+        description="Checkpoint signing key (PRIVATE+KEY+<name>+<id>+<key>, the Go note format); "
+        "generated into data_dir/checkpoint.key when unset.",
+    )
+    checkpoint_origin: str | None = Field(
+        default=None,
+        description="Origin (key name) of a generated checkpoint key; base_url host + /ledger when unset.",
+    )
+
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
     authorization_code_ttl: int = 120

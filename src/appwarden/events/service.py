@@ -41,6 +41,7 @@ class EventTag(StrEnum):
     LEDGER_WRITE_FAILED = "ledger:entry:write-failed"
     LEDGER_VERIFIED = "ledger:chain:verified"
     LEDGER_TAMPERED = "ledger:chain:tamper-detected"
+    LEDGER_CHECKPOINTED = "ledger:checkpoint:published"
 
 
 def record(

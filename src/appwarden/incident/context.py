@@ -60,6 +60,18 @@ class CompanyFacts:
     stores: list[dict[str, Any]]  # {id, name, persons_exposed, email}
 
 
+@dataclass(frozen=True)
+class CheckpointFacts:
+    """The signed ledger checkpoint taken when the facts were read: notices carry it, so each company can
+    hold the platform to the ledger its figures were counted from."""
+
+    size: int
+    hash: str
+    note: str  # the signed note, as published
+    vkey: str  # the platform's verifier key
+    url: str  # where anyone fetches the latest checkpoint (the key at ``url + "/key"``)
+
+
 @dataclass
 class IncidentFacts:
     """Everything a notice or report needs, as plain data."""
@@ -78,6 +90,7 @@ class IncidentFacts:
     actions: list[Action]
     blast: dict[str, Any]
     companies: list[CompanyFacts] = field(default_factory=list)
+    checkpoint: CheckpointFacts | None = None
 
     def company(self, ref: str) -> CompanyFacts | None:
         """The affected company with public id or name ``ref``, or None if it was not affected."""
@@ -97,6 +110,10 @@ def load_facts(db: Database, incident_ref: str, *, blast: Mapping[str, Any] | No
 
     Only companies with ``persons_exposed > 0`` are affected; the others are left out here, so nothing
     downstream can address them.
+
+    Every notice and report is written from these facts, so this is also where the ledger checkpoint is
+    signed and published (issue 9: at every notice and report). It fails closed: if the ledger no longer
+    extends the last checkpoint, its figures are not to be trusted and nothing is drafted from them.
     """
     if blast is None:
         blast = load_blast(db, incident_ref)  # raises NotFound(incident_not_found) for an unknown id
@@ -117,12 +134,28 @@ def load_facts(db: Database, incident_ref: str, *, blast: Mapping[str, Any] | No
             blast=dict(blast),
         )
         facts.companies = _companies(session, blast)
+    facts.checkpoint = _checkpoint(db, facts.id)
     return facts
 
 
 def _entries(items: list[Any] | None) -> list[dict[str, Any]]:
     """Fact lists hold ``{"text": …}`` entries (or, in old records, bare strings)."""
     return [dict(item) if isinstance(item, Mapping) else {"text": str(item)} for item in items or []]
+
+
+def _checkpoint(db: Database, incident: str) -> CheckpointFacts:
+    from appwarden.config import get_settings
+    from appwarden.ledger.checkpoint import publish_checkpoint
+
+    published = publish_checkpoint(db, reason=f"notice or report for {incident}", actor="incident")
+    base = str(get_settings().base_url or "").rstrip("/")
+    return CheckpointFacts(
+        size=published.checkpoint.size,
+        hash=published.checkpoint.hash_hex,
+        note=published.note,
+        vkey=published.vkey,
+        url=f"{base}/ledger/checkpoint",
+    )
 
 
 def _apps(session: Session, incident: Incident) -> list[AppFacts]:

@@ -7,6 +7,7 @@ request); ``incident.revocation`` explains the Redis signal on top.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,8 @@ from appwarden.marketplace.service import get_app, set_listing_state
 from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, Token
 from appwarden.platform.models import Company
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class KillResult:
@@ -43,6 +46,7 @@ class KillResult:
     connections_suspended: int
     companies: list[str]
     signal: dict[str, Any] = field(default_factory=dict)
+    checkpoint: dict[str, Any] | None = None  # the ledger checkpoint signed at opening (None if it failed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +60,7 @@ class KillResult:
             "connections_suspended": self.connections_suspended,
             "companies": self.companies,
             "signal": self.signal,
+            "checkpoint": self.checkpoint,
         }
 
 
@@ -169,6 +174,7 @@ def kill_switch(
         )
     # Committed: every worker's database check now refuses the apps. Then the fast path for the rest.
     result.signal = signal.publish(ids)
+    result.checkpoint = _checkpoint(db, result.incident, actor)
     return result
 
 
@@ -188,6 +194,24 @@ def _refuse_if_already_cut_off(session: Session, apps: Sequence[App]) -> None:
                 incident=incident.public_id,
                 app=app.slug,
             )
+
+
+def _checkpoint(db: Database, incident: str, actor: str) -> dict[str, Any] | None:
+    """Sign the ledger's head as the incident opens (the state its blast radius is computed from). The
+    kill switch has already taken effect, so a failure here is logged and recorded, never raised."""
+    from appwarden.errors import AppwardenError
+    from appwarden.ledger.checkpoint import publish_checkpoint
+
+    try:
+        published = publish_checkpoint(db, reason=f"incident {incident} opened", actor=actor)
+    except AppwardenError as exc:
+        log.warning("incident %s: no ledger checkpoint: %s", incident, exc.detail)
+        return None
+    return {
+        "size": published.checkpoint.size,
+        "hash": published.checkpoint.hash_hex,
+        "file": str(published.path),
+    }
 
 
 def _rowcount(result: Any) -> int:

@@ -1,25 +1,76 @@
-"""Admin API over the ledger: verify, who-has, and paging through entries (admin key required)."""
+"""The ledger over HTTP: the admin API (verify, who-has, paging through entries; admin key required) and
+the public checkpoint (``GET /ledger/checkpoint`` and its verifier key, for anyone)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
 
+from appwarden.errors import InvalidInput, NotFound
+from appwarden.ledger.checkpoint import latest_note, verifier
+from appwarden.ledger.note import NoteError, Verifier
 from appwarden.ledger.queries import list_entries, who_has
 from appwarden.ledger.verify import verify
-from appwarden.web.deps import AdminDep, DatabaseDep
+from appwarden.web.deps import AdminDep, DatabaseDep, SettingsDep
 
-router = APIRouter(prefix="/admin/ledger", tags=["admin: ledger"])
+admin = APIRouter(prefix="/admin/ledger", tags=["admin: ledger"])
+public = APIRouter(prefix="/ledger", tags=["ledger checkpoints"])
 
 
-@router.get("/verify")
+@admin.get("/verify")
 def verify_ledger(actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
-    """Walk the chain and index; ``intact`` false lists each problem with its position."""
+    """Walk the chain and index and check every checkpoint in the checkpoint directory; ``intact`` false
+    lists each problem with its position."""
     return verify(db, actor=actor).to_dict()
 
 
-@router.get("/who-has/{customer}")
+class VerifyIn(BaseModel):
+    checkpoints: list[Annotated[str, Field(max_length=16384)]] = Field(
+        min_length=1,
+        max_length=100,
+        description="Signed checkpoints (signed notes) the chain must extend.",
+    )
+    key: str | None = Field(
+        default=None, max_length=200, description="Verifier key for them; default the platform's."
+    )
+
+
+@admin.post("/verify")
+def verify_against(body: VerifyIn, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
+    """As ``GET``, against the checkpoints given (e.g. one a company kept from its notice)."""
+    try:
+        key = Verifier.parse(body.key) if body.key else None
+    except NoteError as exc:
+        raise InvalidInput(f"key: {exc}", parameter="key") from None
+    given = [(f"checkpoints[{i}]", note) for i, note in enumerate(body.checkpoints)]
+    return verify(db, actor=actor, checkpoints=given, key=key).to_dict()
+
+
+@public.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}, 404: {"description": "No checkpoint published yet."}},
+)
+def checkpoint(settings: SettingsDep) -> PlainTextResponse:
+    """The latest signed checkpoint of the ledger's head (C2SP tlog-checkpoint), for anyone to keep."""
+    note = latest_note(settings)
+    if note is None:
+        raise NotFound("no checkpoint has been published yet", code="checkpoint_not_found")
+    return PlainTextResponse(note, headers={"Cache-Control": "no-cache"})
+
+
+@public.get(
+    "/checkpoint/key", response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {}}}}
+)
+def checkpoint_key(settings: SettingsDep) -> PlainTextResponse:
+    """The verifier key checkpoints are signed with (``<name>+<key ID>+<base64 key>``)."""
+    return PlainTextResponse(verifier(settings).vkey + "\n")
+
+
+@admin.get("/who-has/{customer}")
 def who_has_customer(customer: str, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
     """Every app, field and mode the customer's data went to (404 ``customer_not_found`` if unknown)."""
     rows = who_has(db, customer)
@@ -32,7 +83,7 @@ def who_has_customer(customer: str, actor: AdminDep, db: DatabaseDep) -> dict[st
     }
 
 
-@router.get("/entries")
+@admin.get("/entries")
 def entries(
     actor: AdminDep,
     db: DatabaseDep,
@@ -43,3 +94,8 @@ def entries(
 ) -> dict[str, Any]:
     """A page of entries without payload bytes; ``next_after`` continues the walk."""
     return list_entries(db, app=app, company=company, limit=limit, after=after)
+
+
+router = APIRouter()
+router.include_router(admin)
+router.include_router(public)

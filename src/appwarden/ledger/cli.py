@@ -1,7 +1,10 @@
-"""``appwarden ledger …``: verify the chain and index, and ask who received a customer's data."""
+"""``appwarden ledger …``: verify the chain, index and checkpoints, publish a checkpoint, and ask who
+received a customer's data."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,11 +18,35 @@ ledger_app = typer.Typer(help="The access ledger.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 
 
+CheckpointOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--checkpoint",
+        help="A signed checkpoint the chain must extend (repeatable); default: every file in the "
+        "checkpoint directory.",
+    ),
+]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--key", help="Verifier key (<name>+<id>+<key>) for the checkpoints; default: the platform's."
+    ),
+]
+
+
 @ledger_app.command("verify")
-def verify_cmd(json_mode: JsonOpt = False) -> None:
-    """Check every entry's hash, the chain and the index; exit 1 and list the problems if tampered."""
+def verify_cmd(checkpoint: CheckpointOpt = None, key: KeyOpt = None, json_mode: JsonOpt = False) -> None:
+    """Check every entry's hash, the chain, the index and that the chain extends each signed checkpoint;
+    exit 1 and list the problems if anything fails."""
+    from appwarden.ledger.checkpoint import read_note
+    from appwarden.ledger.note import NoteError, Verifier
     from appwarden.ledger.verify import verify
 
+    notes = [(str(path), read_note(path)) for path in checkpoint] if checkpoint else None
+    try:
+        verifier = Verifier.parse(key) if key else None
+    except NoteError as exc:
+        raise InvalidInput(f"--key: {exc}", parameter="key") from None
     console = out(json_mode)
     with progress(json_mode=json_mode) as bar:
         task = bar.add_task("verifying ledger", total=None)
@@ -27,18 +54,36 @@ def verify_cmd(json_mode: JsonOpt = False) -> None:
         def on_progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        report = verify(get_database(), actor="cli", on_progress=on_progress)
+        report = verify(get_database(), actor="cli", on_progress=on_progress, checkpoints=notes, key=verifier)
     if json_mode:
         print_json(report.to_dict())
     else:
-        console.print(report.summary())
-        if not report.intact:
+        console.print(report.summary(), highlight=False, soft_wrap=True)
+        against = {c["detail"] for c in report.checkpoints if c["status"] != "extends"}
+        chain = [p for p in report.problems if p.detail not in against]
+        if chain:
             table = Table("problem", "position", "count", "detail")
-            for problem in report.problems:
+            for problem in chain:
                 table.add_row(problem.kind, str(problem.position), str(problem.count), problem.detail)
             console.print(table)
+        for entry in report.checkpoints:  # one unwrapped line each: what was cut, said exactly
+            if entry["status"] != "extends":
+                console.print(f"{entry['status']}: {entry['detail']}", highlight=False, soft_wrap=True)
     if not report.intact:
         raise typer.Exit(1)
+
+
+@ledger_app.command("checkpoint")
+def checkpoint_cmd(json_mode: JsonOpt = False) -> None:
+    """Sign the ledger's head and publish it to the checkpoint directory (run it from cron); print it."""
+    from appwarden.ledger.checkpoint import publish_checkpoint
+
+    published = publish_checkpoint(get_database(), reason="ledger checkpoint command", actor="cli")
+    if json_mode:
+        print_json(published.to_dict())
+        return
+    sys.stdout.write(published.note)
+    sys.stderr.write(f"wrote {published.path}\nverifier key: {published.vkey}\n")
 
 
 @ledger_app.command("who-has")

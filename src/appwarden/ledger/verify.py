@@ -1,26 +1,33 @@
-"""Verifying the ledger: the keyed hash chain, the head, and the index against the entries.
+"""Verifying the ledger: the keyed hash chain, the head, the index against the entries, and the signed
+checkpoints the chain must still extend.
 
 The walk streams entries in ``seq`` order (keyset batches) and classifies each problem with its position:
 
 - ``altered``: an entry's HMAC does not match its content, but the chain still runs through it (its
-  successor, or the head, links to its stored hash) — the content was edited in place.
+  successor links to its stored hash, and that successor — or a checkpoint — is authentic) — the content
+  was edited in place.
 - ``inserted``: an entry that does not verify and that the chain skips over (its successor links to its
-  predecessor), or that sits beyond the head. Entries renumbered to make room for it are recognised as
-  authentic under their original number and counted in the problem's detail.
+  predecessor), that sits beyond the head, or that sits at the head with nothing authentic after it (the
+  head row is not signed, so pointing it at a forged entry vouches for nothing). Entries renumbered to
+  make room for an insertion are recognised as authentic under their original number and counted in the
+  problem's detail.
 - ``removed``: a gap in ``seq``; an authentic entry whose predecessor is missing (removal hidden by
   renumbering); or a head that says more entries exist than do (tail truncation).
 - ``index_mismatch``: an index bitmap that differs from the union of the entries' payloads for its key.
+- against each signed checkpoint (:mod:`appwarden.ledger.checkpoint`): ``truncated`` (entries after some
+  point removed, usually with the head rolled back), ``wiped``, ``rewritten`` (the chain's hash at the
+  checkpoint's size differs) or ``removed``; and ``checkpoint_refused`` for a checkpoint whose signature
+  does not verify with the platform's key (it proves nothing and is not used).
 
 Only the holder of the master key can compute entry hashes, so none of this can be papered over with
-database write access alone. (Truncating the tail *and* rolling the head back to an older, genuine
-(seq, hash) cannot be seen from inside the database; the ``ledger:chain:verified`` events, which carry the
-head, are the external anchor for that.)
+database write access alone — except truncating the tail *and* rolling the head back, or wiping entries,
+head and index together, which leave a shorter intact chain: the checkpoints, kept outside the database,
+are what catch those.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pyroaring import BitMap
@@ -28,57 +35,16 @@ from sqlalchemy import Row, func, select
 
 from appwarden.db.session import Database
 from appwarden.ledger.chain import GENESIS, EntryContent, entry_hash, hashes_equal, iter_payload
+from appwarden.ledger.checkpoint import Given, open_all, stored_notes, verifier
+from appwarden.ledger.extension import compare
 from appwarden.ledger.models import LedgerEntry, LedgerHead, LedgerIndex
+from appwarden.ledger.note import Verifier
+from appwarden.ledger.report import Problem, VerifyReport
 from appwarden.ledger.service import HEAD_ID, current_chain_key
 
 BATCH = 2000
 IndexKey = tuple[int, int, str, str]  # (app, company, field, mode)
-
-
-@dataclass
-class Problem:
-    """One thing wrong with the ledger, at ``position`` (an entry's seq; 0 for the chain as a whole)."""
-
-    kind: str  # altered | inserted | removed | index_mismatch
-    position: int
-    detail: str
-    count: int = 1
-    key: dict[str, Any] | None = None
-
-
-@dataclass
-class VerifyReport:
-    """The outcome of :func:`verify`."""
-
-    entries: int = 0
-    head_seq: int = 0
-    head_hash: str = GENESIS
-    index_keys: int = 0
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def intact(self) -> bool:
-        return not self.problems
-
-    def summary(self) -> str:
-        """One line for people."""
-        if self.intact:
-            return f"ledger intact: {self.entries} entries, head {self.head_seq} {self.head_hash[:16]}…"
-        kinds: dict[str, int] = {}
-        for problem in self.problems:
-            kinds[problem.kind] = kinds.get(problem.kind, 0) + 1
-        found = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
-        return f"ledger TAMPERED: {found} (of {self.entries} entries, head {self.head_seq})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "intact": self.intact,
-            "entries": self.entries,
-            "head": {"seq": self.head_seq, "hash": self.head_hash},
-            "index_keys": self.index_keys,
-            "problems": [asdict(p) for p in self.problems],
-        }
-
+__all__ = ["Problem", "VerifyReport", "verify"]
 
 _COLUMNS = (
     LedgerEntry.seq,
@@ -129,7 +95,13 @@ def _content(row: Row[Any], seq: int) -> EntryContent:
 class _Walker:
     """The chain walk's state, fed one entry at a time with a one-entry lookahead."""
 
-    def __init__(self, key: bytes, report: VerifyReport, head: tuple[int, str] | None) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        report: VerifyReport,
+        head: tuple[int, str] | None,
+        vouched: set[tuple[int, str]] | None = None,
+    ) -> None:
         self.key = key
         self.report = report
         self.head = head
@@ -139,12 +111,27 @@ class _Walker:
         self.renumbered: Problem | None = None  # the insertion/removal that the shift belongs to
         self.last_original_seq = 0
         self.last_hash = GENESIS
+        # Signed (size, hash) pairs: the chain's hash at each such position is recorded on the way past.
+        self.vouched = vouched or set()
+        self.watch = {size for size, _ in self.vouched}
+        self.hash_at: dict[int, str] = {}
+        # Entries that fail their HMAC but that the chain links through, while nothing authentic has yet
+        # vouched for their stored hash: edits in place if an authentic entry follows, forged entries at
+        # the head if none does (see finish). (problem, original seq)
+        self.pending: list[tuple[Problem, int]] = []
+        self._valid_cache: tuple[int, int, bool] | None = None
+        self.length = 0
 
     def _valid(self, row: Row[Any], seq: int) -> bool:
+        cached = self._valid_cache
+        if cached is not None and cached[:2] == (row.seq, seq):
+            return cached[2]  # the lookahead already computed it
         try:
-            return hashes_equal(entry_hash(self.key, row.prev_hash, _content(row, seq)), row.hash)
+            valid = hashes_equal(entry_hash(self.key, row.prev_hash, _content(row, seq)), row.hash)
         except (ValueError, TypeError, AttributeError):
-            return False
+            valid = False
+        self._valid_cache = (row.seq, seq, valid)
+        return valid
 
     def add(self, kind: str, position: int, detail: str, count: int = 1) -> Problem:
         problem = Problem(kind, position, detail, count)
@@ -162,6 +149,7 @@ class _Walker:
         self.expected = seq + 1
         links = row.prev_hash == self.prev_hash
         if self._valid(row, seq - self.shift):
+            self.pending.clear()  # an authentic entry after them: those were edits in place
             if self.shift and self.renumbered is not None:
                 self.renumbered.detail = self._renumber_note()
             if not links and gap <= 0:
@@ -176,7 +164,15 @@ class _Walker:
             return True
         successor_hash = nxt.prev_hash if nxt is not None else (self.head[1] if self.head else None)
         if successor_hash is not None and successor_hash == row.hash:
-            self.add("altered", seq, f"seq {seq}: content does not match its hash (edited in place)")
+            problem = self.add(
+                "altered", seq, f"seq {seq}: content does not match its hash (edited in place)"
+            )
+            # The link only vouches for the stored hash if the successor is authentic (its HMAC covers
+            # prev_hash); the head row is not authenticated at all. Until then the entry is pending.
+            if nxt is None or not self._valid(nxt, nxt.seq - self.shift):
+                self.pending.append((problem, seq - self.shift))
+            else:
+                self.pending.clear()
             self._accept(row, seq - self.shift)
         elif successor_hash is not None and successor_hash == self.prev_hash:
             self.shift += 1
@@ -201,8 +197,33 @@ class _Walker:
         self.prev_hash = chained_hash or row.hash
         self.last_original_seq = original_seq
         self.last_hash = self.prev_hash
+        if original_seq in self.watch:
+            self.hash_at[original_seq] = self.prev_hash
+
+    def _settle_pending(self) -> None:
+        """Entries failing their HMAC at the end of the chain, with nothing authentic after them: only a
+        checkpoint can vouch that one held a genuine hash (then it was edited); the rest were appended."""
+        vouched = max(
+            (seq for _, seq in self.pending if (seq, self.hash_at.get(seq, "")) in self.vouched), default=0
+        )
+        forged = [(problem, seq) for problem, seq in self.pending if seq > vouched]
+        self.pending.clear()
+        if not forged:
+            return
+        first, first_seq = forged[0]
+        self.length = first_seq - 1
+        if len(forged) > 1:
+            first.detail = f"seq {first.position}..{forged[-1][0].position}: forged entries"
+        else:
+            first.detail = f"seq {first.position}: forged entry"
+        first.detail += " at the head (fails its HMAC; nothing authentic after it vouches for its hash)"
+        first.kind, first.count = "inserted", len(forged)
+        for problem, _ in forged[1:]:
+            self.report.problems.remove(problem)
 
     def finish(self) -> None:
+        self.length = self.last_original_seq  # how far the authentic chain runs (forged head entries aside)
+        self._settle_pending()
         if self.head is None:
             if self.report.entries:
                 self.add("removed", 0, "the chain head row is missing")
@@ -219,14 +240,24 @@ class _Walker:
 
 
 def verify(
-    db: Database, *, actor: str = "ledger", on_progress: Callable[[int, int], None] | None = None
+    db: Database,
+    *,
+    actor: str = "ledger",
+    on_progress: Callable[[int, int], None] | None = None,
+    checkpoints: Sequence[tuple[str, str | None]] | None = None,
+    key: Verifier | None = None,
 ) -> VerifyReport:
     """Walk and check the whole ledger; record ``ledger:chain:verified`` or ``…:tamper-detected``.
 
+    ``checkpoints`` are ``(source, signed note)`` pairs the chain must extend; by default every file in
+    the checkpoint directory. They are verified with ``key``, by default the platform's own verifier key.
     ``on_progress(done, total)`` is called every batch (the CLI draws a progress bar with it).
     """
     from appwarden.events.service import EventTag, record
 
+    if checkpoints is None:
+        checkpoints = stored_notes()
+    given = open_all(checkpoints, key or verifier()) if checkpoints else []
     report = VerifyReport()
     with db.sessionmaker() as session:
         head_row = session.execute(
@@ -236,7 +267,8 @@ def verify(
     head = (int(head_row.seq), str(head_row.hash)) if head_row is not None else None
     if head is not None:
         report.head_seq, report.head_hash = head
-    walker = _Walker(current_chain_key(), report, head)
+    vouched = {(g.checkpoint.size, g.checkpoint.hash_hex) for g in given if g.checkpoint is not None}
+    walker = _Walker(current_chain_key(), report, head, vouched)
     unions: dict[IndexKey, BitMap] = {}
     stream = _stream(db)
     row = next(stream, None)
@@ -250,6 +282,7 @@ def verify(
         row = nxt
     walker.finish()
     _check_index(db, unions, report)
+    _check_checkpoints(given, walker, report)
     with db.session() as session:
         tag = EventTag.LEDGER_VERIFIED if report.intact else EventTag.LEDGER_TAMPERED
         record(
@@ -260,8 +293,35 @@ def verify(
             head_seq=report.head_seq,
             head_hash=report.head_hash,
             problems=len(report.problems),
+            checkpoints=len(given),
         )
     return report
+
+
+def _check_checkpoints(given: list[Given], walker: _Walker, report: VerifyReport) -> None:
+    """Each verified checkpoint must be extended by the chain; each refused one is a problem of its own."""
+    empty = report.entries == 0 and walker.head is None and report.index_keys == 0
+    for g in given:
+        entry: dict[str, Any] = {"source": g.source}
+        if g.checkpoint is None:
+            detail = f"{g.source}: {g.error}"
+            report.problems.append(Problem("checkpoint_refused", 0, detail))
+            report.checkpoints.append(entry | {"status": "refused", "detail": detail})
+            continue
+        cp = g.checkpoint
+        entry |= {"origin": cp.origin, "size": cp.size, "hash": cp.hash_hex}
+        cut = compare(
+            cp,
+            length=walker.length,
+            hash_at=walker.hash_at.get(cp.size),
+            head_seq=walker.head[0] if walker.head else None,
+            empty=empty,
+        )
+        if cut is None:
+            report.checkpoints.append(entry | {"status": "extends", "detail": None})
+            continue
+        report.problems.append(Problem(cut.kind, cut.position, cut.detail, cut.count))
+        report.checkpoints.append(entry | {"status": cut.kind, "detail": cut.detail})
 
 
 def _add_to_unions(unions: dict[IndexKey, BitMap], row: Row[Any]) -> None:
