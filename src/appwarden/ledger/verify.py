@@ -218,8 +218,8 @@ class _Walker:
             first.detail = f"seq {first.position}: forged entry"
         first.detail += " at the head (fails its HMAC; nothing authentic after it vouches for its hash)"
         first.kind, first.count = "inserted", len(forged)
-        for problem, _ in forged[1:]:
-            self.report.problems.remove(problem)
+        merged = {id(problem) for problem, _ in forged[1:]}  # one problem for the run, said once
+        self.report.problems[:] = [p for p in self.report.problems if id(p) not in merged]
 
     def finish(self) -> None:
         self.length = self.last_original_seq  # how far the authentic chain runs (forged head entries aside)
