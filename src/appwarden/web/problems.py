@@ -28,12 +28,17 @@ def _www_authenticate(exc: AppwardenError) -> dict[str, str] | None:
     return None
 
 
+def error_response(exc: AppwardenError, instance: str) -> JSONResponse:
+    """The problem response for ``exc`` (with ``WWW-Authenticate`` for a 401), as the routes answer it."""
+    return problem_response(exc.problem(instance), _www_authenticate(exc))
+
+
 def install(app: FastAPI) -> None:
     """Map our errors, validation errors, HTTP errors and bugs to problem+json."""
 
     @app.exception_handler(AppwardenError)
     async def _domain(request: Request, exc: AppwardenError) -> JSONResponse:
-        return problem_response(exc.problem(request.url.path), _www_authenticate(exc))
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
