@@ -209,7 +209,19 @@ def test_a_line_past_the_limits_is_refused_without_reading_it_whole(tmp_path: Pa
         fh.write("a," * 4_000_000)
     limits = DumpLimits(max_columns=10, max_cell_chars=100)
     error, peak = peak_of(lambda: read_all(path, limits))
+    assert isinstance(error, DumpError) and error.code == "dump_too_many_columns"
+    assert "row 3 has 1,017 columns, over the 10-column limit" in error.detail  # a line's worth of them
+    assert peak < 4_000_000  # the whole line is 8 MB; parsed, four million str cells
+
+
+def test_a_json_lines_line_past_the_limits_is_refused_without_reading_it_whole(tmp_path: Path) -> None:
+    path = tmp_path / "one-line.jsonl"
+    with path.open("w") as fh:
+        fh.write('{"name": "山田 太郎", "phone": "090-1234-5678"}\n{"name": "')
+        fh.write("x" * 8_000_000)
+    error, peak = peak_of(lambda: read_all(path, DumpLimits(max_columns=10, max_cell_chars=100)))
     assert isinstance(error, DumpError) and error.code == "dump_row_too_long"
+    assert "line 2 is longer than 2,032 characters" in error.detail
     assert peak < 4_000_000
 
 
@@ -243,3 +255,9 @@ def test_the_settings_reach_the_cli_and_the_upload(
         response = client.post("/admin/attributions", files=files, headers=admin_headers)
     assert response.status_code == 422 and response.json()["code"] == "dump_too_many_rows"
     assert "more than 5 rows" in response.json()["detail"]
+
+
+def test_an_xlsx_is_read_whatever_its_name(tmp_path: Path) -> None:
+    """Opened from its file handle: an upload saved as ``.bin`` is not refused by openpyxl's name check."""
+    path = workbook(tmp_path / "leak.bin", [HEADER, *PEOPLE])
+    assert read_dump(path).format == "xlsx" and read_all(path) == 3

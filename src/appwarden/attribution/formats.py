@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -322,17 +323,24 @@ def iter_rows(
 def _text_rows(
     source: Source, on_progress: Progress | None, max_line: int
 ) -> Iterator[list[Any] | dict[str, Any]]:
-    from appwarden.attribution.limits import lines
-
     assert source.encoding is not None
     line = 0
     with io.TextIOWrapper(
         _open_binary(source.path, on_progress), encoding=source.encoding, errors="strict", newline=""
     ) as stream:
-        text = lines(stream, max_line, source.path.name)
+        # Lines of at most max_line + 1 characters (C-level, no per-line Python): a longer line arrives
+        # in pieces and is never held whole. A CSV piece that long holds more columns or a longer cell
+        # than the limits allow, so ``within`` refuses it (or csv's field size limit does, inside quotes).
+        text = iter(partial(stream.readline, max_line + 1), "")
         try:
             if source.format == "jsonl":
                 for line, raw in enumerate(text, start=1):
+                    if len(raw) > max_line:
+                        raise DumpError(
+                            f"{source.path.name}: line {line} is longer than {max_line:,} characters (more "
+                            "than the column and cell limits allow)",
+                            code="dump_row_too_long",
+                        )
                     if not raw.strip():
                         continue
                     try:

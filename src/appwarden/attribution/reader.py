@@ -11,7 +11,7 @@ HTTP 422) with a one-line message naming the problem and a ``code``: ``dump_not_
 ``dump_invalid_json``, ``dump_truncated``, ``dump_no_records``, ``dump_malformed``, ``dump_no_fields``;
 past a limit of ``attribution.limits`` (a setting each): ``dump_too_large`` (an XLSX that expands past
 ``dump_max_decompressed_bytes`` or like a zip bomb), ``dump_too_many_rows``, ``dump_too_many_columns``,
-``dump_cell_too_long``, ``dump_row_too_long`` (a text line longer than the column and cell limits allow).
+``dump_cell_too_long``, ``dump_row_too_long`` (a JSON Lines line longer than those limits allow).
 Errors found past the sample (a truncated tail, a bad byte deep in the file) are raised by the iterator.
 """
 
