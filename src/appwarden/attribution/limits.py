@@ -4,9 +4,9 @@ A leaked dump comes from whoever leaked it, so its size on disk says little: an 
 expand a thousandfold, a CSV line can hold a million cells. The reader refuses a dump past any of these
 limits with a one-line :class:`~appwarden.attribution.formats.DumpError` (``dump_too_large``,
 ``dump_too_many_rows``, ``dump_too_many_columns``, ``dump_cell_too_long``, ``dump_row_too_long`` for a
-JSON Lines line), as
-soon as it sees the excess, holding no more than the limits allow. The limits are settings
-(``APPWARDEN_DUMP_MAX_*``); the defaults fit any dump a real platform could leak.
+JSON Lines line) as soon as it sees the excess, holding no more than the limits allow. The limits are
+settings (``APPWARDEN_DUMP_MAX_*``); the defaults fit any dump a real platform could leak. XLSX archives
+are judged in ``attribution.xlsx``; rows, columns and cells of every format by :func:`within`.
 """
 
 from __future__ import annotations
