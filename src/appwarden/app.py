@@ -12,7 +12,9 @@ from appwarden import __version__, logs
 from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database, get_database
 from appwarden.web import problems
+from appwarden.web.auth_first import AuthFirst
 from appwarden.web.body_limit import BodyLimit
+from appwarden.web.deps import check_admin_key
 from appwarden.web.login_throttle import LoginThrottle
 from appwarden.web.request_log import RequestLog
 
@@ -61,9 +63,19 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     if settings.worker_pid_header:
         app.add_middleware(WorkerPid)
-    # Uploads are capped while they stream in (the multipart framing gets 64 KiB on top of the file).
+    # Every body is capped while it streams in; the upload gets its own cap plus 64 KiB of multipart framing.
     app.add_middleware(
-        BodyLimit, limits={"/admin/attributions": settings.attribution_upload_max_bytes + (64 << 10)}
+        BodyLimit,
+        default=settings.request_body_max_bytes,
+        overrides={"/admin/attributions": settings.attribution_upload_max_bytes + (64 << 10)},
+    )
+    # Credentials are checked before any body is read (web.auth_first); only RequestLog is outside it.
+    from appwarden.canary.api import check_webhook_key
+    from appwarden.incident.revocation import check_access_token
+
+    app.add_middleware(
+        AuthFirst,
+        checks={"/admin/": check_admin_key, "/v1/": check_access_token, "/canary/hits": check_webhook_key},
     )
 
     from appwarden.attribution.api import router as attribution_router

@@ -97,6 +97,20 @@ class Settings(BaseSettings):
         description="Origin (key name) of a generated checkpoint key; base_url host + /ledger when unset.",
     )
 
+    # Bounded input (issue 9): request bodies are capped while they stream in; dumps by what they expand to.
+    request_body_max_bytes: int = Field(
+        default=64 * 1024, ge=1, description="Largest JSON or form body of any other route (bytes)."
+    )
+    dump_max_rows: int = Field(default=10_000_000, ge=1, description="Most records a dump may hold.")
+    dump_max_columns: int = Field(default=1_000, ge=1, description="Most columns (JSON: keys) of a record.")
+    dump_max_cell_chars: int = Field(default=32_768, ge=1, description="Longest cell of a dump (characters).")
+    dump_max_decompressed_bytes: int = Field(
+        default=1024 * 1024 * 1024, ge=1, description="Most bytes an XLSX workbook may expand to."
+    )
+    dump_max_compression_ratio: int = Field(
+        default=100, ge=1, description="Highest expansion ratio of an XLSX part (zip bombs go far beyond)."
+    )
+
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
     authorization_code_ttl: int = 120

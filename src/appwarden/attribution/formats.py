@@ -17,13 +17,16 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from itertools import chain, islice
+from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import ijson
 
 from appwarden.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from appwarden.attribution.limits import DumpLimits
 
 HEAD_BYTES = 256 * 1024
 EXTRA_CHUNKS = 4
@@ -294,28 +297,50 @@ def cell(value: Any) -> str | None:
     return text or None
 
 
-def iter_rows(source: Source, on_progress: Progress | None = None) -> Iterator[list[Any] | dict[str, Any]]:
+def iter_rows(
+    source: Source, on_progress: Progress | None = None, limits: DumpLimits | None = None
+) -> Iterator[list[Any] | dict[str, Any]]:
     """Raw records in file order: lists of cells (CSV, TSV, XLSX) or objects (JSON, JSON Lines).
 
-    A generator over an open file: nothing beyond the current buffer is held in memory.
+    A generator over an open file: nothing beyond the current buffer (a line, a record) is held in
+    memory, and a dump past ``limits`` (see ``attribution.limits``) is refused as soon as it shows.
     """
+    # Imported here: both modules build on this one (DumpError, Source, cell).
+    from appwarden.attribution.limits import DumpLimits, within
+
+    limits = limits or DumpLimits()
     if source.format == "xlsx":
-        yield from _xlsx_rows(source, on_progress)
+        from appwarden.attribution.xlsx import xlsx_rows
+
+        rows: Iterator[list[Any] | dict[str, Any]] = xlsx_rows(source, on_progress, limits)
     elif source.format == "json":
-        yield from _json_rows(source, on_progress)
+        rows = _json_rows(source, on_progress)
     else:
-        yield from _text_rows(source, on_progress)
+        rows = _text_rows(source, on_progress, limits.max_line_chars)
+    yield from within(rows, source, limits)
 
 
-def _text_rows(source: Source, on_progress: Progress | None) -> Iterator[list[Any] | dict[str, Any]]:
+def _text_rows(
+    source: Source, on_progress: Progress | None, max_line: int
+) -> Iterator[list[Any] | dict[str, Any]]:
     assert source.encoding is not None
     line = 0
     with io.TextIOWrapper(
         _open_binary(source.path, on_progress), encoding=source.encoding, errors="strict", newline=""
-    ) as text:
+    ) as stream:
+        # Lines of at most max_line + 1 characters (C-level, no per-line Python): a longer line arrives
+        # in pieces and is never held whole. A CSV piece that long holds more columns or a longer cell
+        # than the limits allow, so ``within`` refuses it (or csv's field size limit does, inside quotes).
+        text = iter(partial(stream.readline, max_line + 1), "")
         try:
             if source.format == "jsonl":
                 for line, raw in enumerate(text, start=1):
+                    if len(raw) > max_line:
+                        raise DumpError(
+                            f"{source.path.name}: line {line} is longer than {max_line:,} characters (more "
+                            "than the column and cell limits allow)",
+                            code="dump_row_too_long",
+                        )
                     if not raw.strip():
                         continue
                     try:
@@ -362,36 +387,3 @@ def _json_rows(source: Source, on_progress: Progress | None) -> Iterator[dict[st
         ) from None
     except ijson.JSONError as exc:
         raise _json_error(source.path, exc) from None
-
-
-def _xlsx_rows(source: Source, on_progress: Progress | None) -> Iterator[list[Any]]:
-    import zipfile
-
-    from openpyxl import load_workbook
-
-    name = source.path.name
-    try:
-        wb = load_workbook(source.path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise DumpError(f"{name}: not a readable XLSX workbook ({exc})", code="dump_unreadable") from None
-    try:
-        size = source.path.stat().st_size
-        try:
-            # The first sheet with a non-empty row: exports often put an empty or cover sheet first.
-            for ws in wb.worksheets:
-                rows = ws.iter_rows(values_only=True)
-                lead = list(islice(rows, 100))
-                if not any(v is not None for row in lead for v in row):
-                    continue
-                total_rows = ws.max_row or 0
-                for i, row in enumerate(chain(lead, rows), start=1):
-                    if on_progress and total_rows and i % 1000 == 0:
-                        on_progress(min(size, size * i // total_rows), size)
-                    yield list(row)
-                break
-        except (zipfile.BadZipFile, KeyError, OSError, ValueError, EOFError) as exc:
-            raise DumpError(f"{name}: XLSX workbook is damaged ({exc})", code="dump_unreadable") from None
-        if on_progress:
-            on_progress(size, size)
-    finally:
-        wb.close()

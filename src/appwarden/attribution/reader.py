@@ -8,7 +8,10 @@
 Every unreadable file raises :class:`~appwarden.attribution.formats.DumpError` (an ``InvalidInput``,
 HTTP 422) with a one-line message naming the problem and a ``code``: ``dump_not_found``,
 ``dump_empty``, ``dump_binary``, ``dump_undecodable``, ``dump_unsupported``, ``dump_unreadable``,
-``dump_invalid_json``, ``dump_truncated``, ``dump_no_records``, ``dump_malformed``, ``dump_no_fields``.
+``dump_invalid_json``, ``dump_truncated``, ``dump_no_records``, ``dump_malformed``, ``dump_no_fields``;
+past a limit of ``attribution.limits`` (a setting each): ``dump_too_large`` (an XLSX that expands past
+``dump_max_decompressed_bytes`` or like a zip bomb), ``dump_too_many_rows``, ``dump_too_many_columns``,
+``dump_cell_too_long``, ``dump_row_too_long`` (a JSON Lines line longer than those limits allow).
 Errors found past the sample (a truncated tail, a bad byte deep in the file) are raised by the iterator.
 """
 
@@ -22,6 +25,7 @@ from typing import Any
 
 from appwarden.attribution.columns import Column, looks_like_header, map_columns
 from appwarden.attribution.formats import DumpError, Progress, cell, iter_rows, sniff
+from appwarden.attribution.limits import DumpLimits
 
 SAMPLE_ROWS = 500
 BATCH_ROWS = 50_000
@@ -77,6 +81,7 @@ class Dump:
     columns: list[Column]
     size_bytes: int
     on_progress: Progress | None = None
+    limits: DumpLimits = field(default_factory=DumpLimits)
     rows_read: int = 0  # records seen by the last complete iteration
     _keys: list[str] | None = field(default=None, repr=False)  # JSON: the object keys, in column order
     _source: Any = field(default=None, repr=False)
@@ -119,7 +124,7 @@ class Dump:
     def _records(self) -> Iterator[list[str | None]]:
         """Non-empty records as lists of cells, aligned to :attr:`columns`."""
         width = len(self.columns)
-        for raw in iter_rows(self._source, self.on_progress):
+        for raw in iter_rows(self._source, self.on_progress, self.limits):
             if isinstance(raw, dict):
                 flat = _flatten(raw)
                 row = [cell(flat.get(k)) for k in self._keys or ()]
@@ -158,15 +163,20 @@ class Dump:
         return out
 
 
-def read_dump(path: str | Path, *, on_progress: Progress | None = None) -> Dump:
+def read_dump(
+    path: str | Path, *, on_progress: Progress | None = None, limits: DumpLimits | None = None
+) -> Dump:
     """Detect the dump at ``path``: format, encoding, header row and column → field mapping.
 
     Reads only a bounded sample; the records are streamed later by iterating the result.
     ``on_progress(bytes_read, total_bytes)`` is called while iterating (a Rich progress bar fits it).
+    ``limits`` (the settings' defaults when omitted) bound what the dump may expand to, both here and
+    while iterating (``attribution.limits``).
     """
     path = Path(path)
+    limits = limits or DumpLimits()
     source = sniff(path)
-    head = list(islice(iter_rows(source), SAMPLE_ROWS + 1))
+    head = list(islice(iter_rows(source, limits=limits), SAMPLE_ROWS + 1))
     keys: list[str] | None = None
     if source.format in ("json", "jsonl"):
         flats = [_flatten(r) for r in head if isinstance(r, dict)]
@@ -203,6 +213,7 @@ def read_dump(path: str | Path, *, on_progress: Progress | None = None) -> Dump:
         columns=columns,
         size_bytes=path.stat().st_size,
         on_progress=on_progress,
+        limits=limits,
         _keys=keys,
         _source=source,
     )

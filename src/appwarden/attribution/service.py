@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.attribution.blind_index import index_key
+from appwarden.attribution.limits import DumpLimits
 from appwarden.attribution.match import STRONG, MatchResult, match_dump
 from appwarden.attribution.reader import read_dump
 from appwarden.attribution.snapshot import load_deliveries, value_changes, window
@@ -119,7 +120,7 @@ def attribute_dump(
     if incident is not None:
         with db.sessionmaker() as session:
             get_incident(session, incident)  # fail before reading a million rows
-    dump = read_dump(path, on_progress=on_progress)
+    dump = read_dump(path, on_progress=on_progress, limits=DumpLimits.from_settings(settings))
     key = index_key(settings.master_key)
     with db.session() as session:
         match = match_dump(session, dump, key=key)

@@ -16,17 +16,25 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from appwarden.canary import alerts, service
+from appwarden.config import Settings
 from appwarden.errors import Unauthenticated
-from appwarden.web.deps import AdminDep, DatabaseDep, SettingsDep, bearer_token
+from appwarden.web.deps import AdminDep, DatabaseDep, bearer_token
 
 router = APIRouter(tags=["canaries"])
 
 
-async def require_webhook_key(request: Request, settings: SettingsDep) -> str:
-    """The webhook's authentication: ``Authorization: Bearer <canary_webhook_key>``."""
+def check_webhook_key(request: Request) -> None:
+    """401 ``invalid_webhook_key`` unless ``Authorization: Bearer <canary_webhook_key>`` (shared by the
+    route dependency and ``web.auth_first``, which runs it before the body is read)."""
+    settings: Settings = request.app.state.settings
     token = bearer_token(request)
     if token is None or not hmac.compare_digest(token.encode(), settings.canary_webhook_secret.encode()):
         raise Unauthenticated("canary webhook key required", code="invalid_webhook_key")
+
+
+async def require_webhook_key(request: Request) -> str:
+    """The webhook's authentication: ``Authorization: Bearer <canary_webhook_key>``."""
+    check_webhook_key(request)
     return "canary-webhook"
 
 

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from appwarden.config import Settings
 from appwarden.db.session import Database
+from appwarden.errors import Forbidden
 from appwarden.events.service import EventTag, record
 from appwarden.oauth.tokens import AccessContext, AppRefused, Refusal, authenticate
 from appwarden.web.deps import bearer_token
@@ -231,3 +232,15 @@ def authenticate_request(request: Request, session: Session) -> AccessContext:
         )
         raise
     return ctx
+
+
+def check_access_token(request: Request) -> None:
+    """Raise the route's 401 for a missing, unknown, expired or revoked token (``web.auth_first`` runs it
+    before a ``/v1`` body is read). Read in a transaction of its own; a 403 (suspended or killed app,
+    inactive connection) is left to the route, which refuses it again and records it as evidence."""
+    db: Database = request.app.state.db
+    with db.sessionmaker() as session:
+        try:
+            authenticate(session, bearer_token(request))
+        except Forbidden:
+            return

@@ -1,10 +1,11 @@
-"""Request-body caps for upload routes, enforced while the body streams in.
+"""Request-body caps for every route, enforced while the body streams in.
 
-Form parsing reads (and spools) a whole multipart body before any route code runs, so a cap checked in
-the route would only refuse a huge upload after it was stored. This middleware refuses an announced
-``Content-Length`` over the cap before reading a byte, and stops a body without one (chunked) as soon as
-it passes the cap (answering 413 itself and telling the app the client went away): 413
-``payload_too_large`` either way.
+Every path gets ``default`` bytes (JSON bodies and form posts are small); a path listed in ``overrides``
+(exact match: the dump upload) gets its own cap. Form and JSON parsing read (and spool) a whole body
+before any route code runs, so a cap checked in the route would only refuse a huge body after it was
+stored. This middleware refuses an announced ``Content-Length`` over the cap before reading a byte, and
+stops a body without one (chunked) as soon as it passes the cap (answering 413 itself and telling the
+app the client went away): 413 ``payload_too_large`` either way.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ from appwarden.web.problems import problem_response
 
 
 class BodyLimit:
-    """Cap the request body of the given paths (exact match) at ``limits[path]`` bytes."""
+    """Cap every request body at ``default`` bytes, or at ``overrides[path]`` for the paths listed."""
 
-    def __init__(self, app: ASGIApp, limits: Mapping[str, int]) -> None:
+    def __init__(self, app: ASGIApp, *, default: int, overrides: Mapping[str, int] | None = None) -> None:
         self.app = app
-        self.limits = dict(limits)
+        self.default = default
+        self.overrides = dict(overrides or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = self.limits.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if limit is None:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.overrides.get(scope.get("path", ""), self.default)
         too_large = PayloadTooLarge(f"the request body is over the {limit:,}-byte limit", limit=limit)
         announced = dict(scope.get("headers", [])).get(b"content-length", b"")
         if announced.isdigit() and int(announced) > limit:

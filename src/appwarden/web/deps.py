@@ -31,11 +31,18 @@ def bearer_token(request: Request) -> str | None:
     return value.strip()
 
 
-async def require_admin(request: Request, settings: Annotated[Settings, Depends(get_settings_dep)]) -> str:
-    """Admin API authentication: the admin API key as a bearer token. Returns the actor name."""
+def check_admin_key(request: Request) -> None:
+    """401 ``invalid_admin_key`` unless the request carries the admin API key as a bearer token (the one
+    check: the route dependency and ``web.auth_first``, which runs it before any body is read, share it)."""
+    settings: Settings = request.app.state.settings
     token = bearer_token(request)
     if token is None or not hmac.compare_digest(token.encode(), settings.admin_key.encode()):
         raise Unauthenticated("admin API key required", code="invalid_admin_key")
+
+
+async def require_admin(request: Request) -> str:
+    """Admin API authentication: the admin API key as a bearer token. Returns the actor name."""
+    check_admin_key(request)
     return "admin-api"
 
 

@@ -30,12 +30,17 @@ def _headers(exc: AppwardenError) -> dict[str, str] | None:
     return None
 
 
+def error_response(exc: AppwardenError, instance: str) -> JSONResponse:
+    """The problem response for ``exc`` (with ``WWW-Authenticate`` for a 401), as the routes answer it."""
+    return problem_response(exc.problem(instance), _headers(exc))
+
+
 def install(app: FastAPI) -> None:
     """Map our errors, validation errors, HTTP errors and bugs to problem+json."""
 
     @app.exception_handler(AppwardenError)
     async def _domain(request: Request, exc: AppwardenError) -> JSONResponse:
-        return problem_response(exc.problem(request.url.path), _headers(exc))
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
