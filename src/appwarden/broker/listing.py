@@ -1,0 +1,144 @@
+"""The reads behind the broker's list routes, in each app's own order (``broker.ordering``).
+
+A page is read in three steps, all on the caller's read transaction:
+
+1. the exact set of ids this caller may list: the company's members from the store bitmaps
+   (``platform.store_members``) less every canary, plus the canaries issued to this very connection
+   (the same set as ``canary.service.served_to``); for transactions, the company's transaction ids;
+2. the next ``limit`` of them in the app's order, after the cursor's position;
+3. those rows, fetched by id, still filtered by company and ``served_to`` in SQL (defence in depth),
+   returned in the app's order.
+
+The next cursor holds the position of the page's last id in that order (sealed, ``broker.cursor``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pyroaring import BitMap
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appwarden.broker import cursor as cursors
+from appwarden.broker import ordering, pseudonym
+from appwarden.canary.service import issued_to, served_to
+from appwarden.oauth.tokens import AccessContext
+from appwarden.platform.models import Customer, Store, Transaction
+from appwarden.platform.store_members import company_members
+
+CUSTOMERS = "customers"
+TRANSACTIONS = "transactions"
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """One page of rows (first column the internal id), in the app's order, and the next cursor."""
+
+    rows: list[Sequence[Any]]
+    next_cursor: str | None
+
+
+def _after(master: bytes, ctx: AccessContext, listing: str, cursor: str | None) -> bytes | None:
+    if cursor is None:
+        return None
+    return cursors.decode(master, cursor, listing=listing, app_id=ctx.app_id, company_id=ctx.company_id)
+
+
+def _next(master: bytes, ctx: AccessContext, listing: str, position: bytes | None) -> str | None:
+    if position is None:
+        return None
+    return cursors.encode(
+        master, listing=listing, app_id=ctx.app_id, company_id=ctx.company_id, position=position
+    )
+
+
+def _in_order(rows: Sequence[Sequence[Any]], ids: Sequence[int]) -> list[Sequence[Any]]:
+    """``rows`` (first column the id) rearranged into the order of ``ids``; ids without a row (gone
+    since the id set was read) are skipped."""
+    by_id = {row[0]: row for row in rows}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def served_members(session: Session, ctx: AccessContext, *, canaries_enabled: bool) -> BitMap:
+    """The internal ids this connection may list: real members, plus its own canaries while on."""
+    members, canaries = company_members(session, ctx.company_id)
+    served = members - canaries
+    if canaries_enabled and canaries:
+        served |= BitMap(issued_to(session, ctx.connection_id)) & canaries
+    return served
+
+
+def customers(
+    session: Session,
+    ctx: AccessContext,
+    master: bytes,
+    columns: Sequence[Any],
+    *,
+    limit: int,
+    cursor: str | None,
+    canaries_enabled: bool,
+) -> Rows:
+    """The next page of the company's customers (``columns`` start with ``Customer.id``)."""
+    after = _after(master, ctx, CUSTOMERS, cursor)
+    served = served_members(session, ctx, canaries_enabled=canaries_enabled)
+    key = pseudonym.app_key(master, ctx.app_id)
+    order = ordering.order_of(
+        key,
+        ctx.company_id,
+        pseudonym.SLOTS["id"],
+        ordering.fingerprint(served.serialize()),
+        lambda: np.frombuffer(served.to_array(), dtype=np.uint32),
+    )
+    page = ordering.next_page(order, after, limit)
+    rows: Sequence[Sequence[Any]] = []
+    if page.ids:
+        rows = (
+            session.connection()
+            .execute(
+                select(*columns).where(
+                    Customer.company_id == ctx.company_id,
+                    Customer.id.in_(page.ids),
+                    served_to(ctx.connection_id, enabled=canaries_enabled),
+                )
+            )
+            .all()
+        )
+    return Rows(_in_order(rows, page.ids), _next(master, ctx, CUSTOMERS, page.next_position))
+
+
+def transactions(
+    session: Session, ctx: AccessContext, master: bytes, *, limit: int, cursor: str | None
+) -> Rows:
+    """The next page of the company's transactions: (id, store public id, amount, occurred_at,
+    customer internal id or None) rows."""
+    after = _after(master, ctx, TRANSACTIONS, cursor)
+    conn = session.connection()
+    ids = np.fromiter(
+        conn.execute(
+            select(Transaction.id).where(Transaction.company_id == ctx.company_id).order_by(Transaction.id)
+        ).scalars(),
+        dtype=np.int64,
+    )
+    key = pseudonym.app_key(master, ctx.app_id)
+    order = ordering.order_of(
+        key, ctx.company_id, pseudonym.TRANSACTION_SLOT, ordering.fingerprint(ids.tobytes()), lambda: ids
+    )
+    page = ordering.next_page(order, after, limit)
+    rows: Sequence[Sequence[Any]] = []
+    if page.ids:
+        rows = conn.execute(
+            select(
+                Transaction.id,
+                Store.public_id,
+                Transaction.amount,
+                Transaction.occurred_at,
+                Transaction.customer_id,
+            )
+            .join(Store, Store.id == Transaction.store_id)
+            .where(Transaction.company_id == ctx.company_id, Transaction.id.in_(page.ids))
+        ).all()
+    return Rows(_in_order(rows, page.ids), _next(master, ctx, TRANSACTIONS, page.next_position))
