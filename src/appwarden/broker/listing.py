@@ -6,8 +6,8 @@ A page is read in three steps, all on the caller's read transaction:
    (``platform.store_members``) less every canary, plus the canaries issued to this very connection
    (the same set as ``canary.service.served_to``); for transactions, the company's transaction ids;
 2. the next ``limit`` of them in the app's order, after the cursor's position;
-3. those rows, fetched by id, still filtered by company and ``served_to`` in SQL (defence in depth),
-   returned in the app's order.
+3. those rows, fetched by id, still filtered in SQL by company and by what ``served_to`` lets through
+   (defence in depth), returned in the app's order.
 
 The next cursor holds the position of the page's last id in that order (sealed, ``broker.cursor``).
 """
@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 from pyroaring import BitMap
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from appwarden.broker import cursor as cursors
 from appwarden.broker import ordering, pseudonym
-from appwarden.canary.service import issued_to, served_to
+from appwarden.canary.service import issued_to
 from appwarden.oauth.tokens import AccessContext
 from appwarden.platform.models import Customer, Store, Transaction
 from appwarden.platform.store_members import company_members
@@ -63,13 +63,16 @@ def _in_order(rows: Sequence[Sequence[Any]], ids: Sequence[int]) -> list[Sequenc
     return [by_id[i] for i in ids if i in by_id]
 
 
-def served_members(session: Session, ctx: AccessContext, *, canaries_enabled: bool) -> BitMap:
-    """The internal ids this connection may list: real members, plus its own canaries while on."""
+def served_members(session: Session, ctx: AccessContext, *, canaries_enabled: bool) -> tuple[BitMap, BitMap]:
+    """(the internal ids this connection may list, the canaries among them): real members, plus its own
+    canaries while the policy is on (the id-set form of ``canary.service.served_to``)."""
     members, canaries = company_members(session, ctx.company_id)
     served = members - canaries
+    own = BitMap()
     if canaries_enabled and canaries:
-        served |= BitMap(issued_to(session, ctx.connection_id)) & canaries
-    return served
+        own = BitMap(issued_to(session, ctx.connection_id)) & canaries
+        served |= own
+    return served, own
 
 
 def customers(
@@ -84,7 +87,7 @@ def customers(
 ) -> Rows:
     """The next page of the company's customers (``columns`` start with ``Customer.id``)."""
     after = _after(master, ctx, CUSTOMERS, cursor)
-    served = served_members(session, ctx, canaries_enabled=canaries_enabled)
+    served, own = served_members(session, ctx, canaries_enabled=canaries_enabled)
     key = pseudonym.app_key(master, ctx.app_id)
     order = ordering.order_of(
         key,
@@ -96,17 +99,16 @@ def customers(
     page = ordering.next_page(order, after, limit)
     rows: Sequence[Sequence[Any]] = []
     if page.ids:
-        rows = (
-            session.connection()
-            .execute(
-                select(*columns).where(
-                    Customer.company_id == ctx.company_id,
-                    Customer.id.in_(page.ids),
-                    served_to(ctx.connection_id, enabled=canaries_enabled),
-                )
-            )
-            .all()
+        # The rows are re-checked in SQL as well (defence in depth): this company's, and a canary only if
+        # it is one of this connection's own on this page (``served_to`` narrowed to the page: no subquery).
+        own_here = [i for i in page.ids if i in own]
+        served_here: ColumnElement[bool] = Customer.is_canary.is_(False)
+        if own_here:
+            served_here = or_(served_here, Customer.id.in_(own_here))
+        statement = select(*columns).where(
+            Customer.company_id == ctx.company_id, Customer.id.in_(page.ids), served_here
         )
+        rows = session.connection().execute(statement).all()
     return Rows(_in_order(rows, page.ids), _next(master, ctx, CUSTOMERS, page.next_position))
 
 
