@@ -46,6 +46,8 @@ def _keyset(
     after = 0
     if cursor is not None:
         position = cursors.decode(master, cursor, listing=listing, app_id=app_id, company_id=company_id)
+        if len(position) != cursors.POSITION_SIZE:
+            raise cursors.invalid()
         after = int.from_bytes(position, "big")
     rows = caller.read(statement.where(id_column > after).order_by(id_column).limit(limit + 1))
     if len(rows) <= limit:
@@ -53,7 +55,7 @@ def _keyset(
     rows = rows[:limit]
     position = int(rows[-1][0]).to_bytes(cursors.POSITION_SIZE, "big")
     return rows, cursors.encode(
-        master, listing=listing, app_id=app_id, company_id=company_id, position=position
+        master, listing=listing, app_id=app_id, company_id=company_id, payload=position
     )
 
 

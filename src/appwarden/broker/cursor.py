@@ -1,7 +1,8 @@
 """Opaque page cursors: encrypted and authenticated (AES-256-GCM-SIV), bound to app, company and listing.
 
-A cursor carries one thing, the position after which the next page starts: the 16-byte per-app sort key
-of the last item of the page (``broker.ordering``), never an internal id. It is sealed with an AEAD
+A cursor carries the position after which the next page starts: the 16-byte per-app sort key of the
+last item of the page (``broker.ordering``), never an internal id (plus, for the per-app orders, the
+digest naming the id set the walk started from). It is sealed with an AEAD
 under a key of its own (HKDF from the master key), with the listing, the app and the company as
 associated data and a fresh random nonce, so
 
@@ -30,9 +31,11 @@ from appwarden.errors import InvalidInput
 
 VERSION = 2  # 1 was the readable itsdangerous cursor; such cursors now fail as invalid_cursor
 POSITION_SIZE = 16
+MAX_PAYLOAD = 64
 _NONCE_SIZE = 12
 _TAG_SIZE = 16
-_SEALED_SIZE = 1 + _NONCE_SIZE + POSITION_SIZE + _TAG_SIZE
+_OVERHEAD = 1 + _NONCE_SIZE + _TAG_SIZE
+_MAX_TEXT = (_OVERHEAD + MAX_PAYLOAD) * 4 // 3 + 4
 
 
 @lru_cache(maxsize=8)
@@ -48,31 +51,38 @@ def _associated(listing: str, app_id: int, company_id: int) -> bytes:
     return f"appwarden.cursor.v{VERSION}|{listing}|app:{app_id}|company:{company_id}".encode()
 
 
-def encode(master_key: bytes, *, listing: str, app_id: int, company_id: int, position: bytes) -> str:
-    """A cursor that resumes ``listing`` ("customers" / "transactions" / …) after ``position``."""
-    if len(position) != POSITION_SIZE:
-        raise ValueError("a cursor position is 16 bytes")
+def invalid() -> InvalidInput:
+    """The one error for every cursor that is not exactly what this caller and listing were given."""
+    return InvalidInput("the cursor is not valid", code="invalid_cursor", parameter="cursor")
+
+
+def encode(master_key: bytes, *, listing: str, app_id: int, company_id: int, payload: bytes) -> str:
+    """A cursor that resumes ``listing`` ("customers" / "transactions" / …) from ``payload`` (a position,
+    16 bytes, possibly followed by what the listing needs to resume; at most 64 bytes)."""
+    if not POSITION_SIZE <= len(payload) <= MAX_PAYLOAD:
+        raise ValueError("a cursor payload is 16 to 64 bytes")
     nonce = os.urandom(_NONCE_SIZE)
-    sealed = _aead(master_key).encrypt(nonce, position, _associated(listing, app_id, company_id))
+    sealed = _aead(master_key).encrypt(nonce, payload, _associated(listing, app_id, company_id))
     return base64.urlsafe_b64encode(bytes([VERSION]) + nonce + sealed).rstrip(b"=").decode()
 
 
 def decode(master_key: bytes, cursor: str, *, listing: str, app_id: int, company_id: int) -> bytes:
-    """The position a cursor points after, if it was made for exactly this caller and listing."""
-    invalid = InvalidInput("the cursor is not valid", code="invalid_cursor", parameter="cursor")
+    """The payload sealed in a cursor, if it was made for exactly this caller and listing."""
+    if len(cursor) > _MAX_TEXT:
+        raise invalid()
     try:
         raw = base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4))
     except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise invalid from None
+        raise invalid() from None
     # One spelling per cursor: non-canonical base64 (stray padding, trailing bits) is refused too.
     if (
-        len(raw) != _SEALED_SIZE
+        not POSITION_SIZE <= len(raw) - _OVERHEAD <= MAX_PAYLOAD
         or raw[0] != VERSION
         or base64.urlsafe_b64encode(raw).rstrip(b"=") != (cursor.encode("ascii"))
     ):
-        raise invalid
+        raise invalid()
     nonce, sealed = raw[1 : 1 + _NONCE_SIZE], raw[1 + _NONCE_SIZE :]
     try:
         return _aead(master_key).decrypt(nonce, sealed, _associated(listing, app_id, company_id))
     except InvalidTag:
-        raise invalid from None
+        raise invalid() from None

@@ -9,7 +9,9 @@ A page is read in three steps, all on the caller's read transaction:
 3. those rows, fetched by id, still filtered in SQL by company and by what ``served_to`` lets through
    (defence in depth), returned in the app's order.
 
-The next cursor holds the position of the page's last id in that order (sealed, ``broker.cursor``).
+The next cursor holds the position of the page's last id in that order and the digest of the id set
+(sealed, ``broker.cursor``): the walk's later pages reuse that order while this process holds it, and
+read the set afresh otherwise (the position means the same in either).
 """
 
 from __future__ import annotations
@@ -42,17 +44,29 @@ class Rows:
     next_cursor: str | None
 
 
-def _after(master: bytes, ctx: AccessContext, listing: str, cursor: str | None) -> bytes | None:
+def _after(
+    master: bytes, ctx: AccessContext, listing: str, cursor: str | None
+) -> tuple[bytes | None, bytes | None]:
+    """(the position after which the page starts, the digest of the id set the walk started from)."""
     if cursor is None:
-        return None
-    return cursors.decode(master, cursor, listing=listing, app_id=ctx.app_id, company_id=ctx.company_id)
+        return None, None
+    sealed = cursors.decode(master, cursor, listing=listing, app_id=ctx.app_id, company_id=ctx.company_id)
+    if len(sealed) != cursors.POSITION_SIZE + ordering.DIGEST_SIZE:
+        raise cursors.invalid()
+    return sealed[: cursors.POSITION_SIZE], sealed[cursors.POSITION_SIZE :]
 
 
-def _next(master: bytes, ctx: AccessContext, listing: str, position: bytes | None) -> str | None:
-    if position is None:
+def _next(
+    master: bytes, ctx: AccessContext, listing: str, order: ordering.Order, page: ordering.Page
+) -> str | None:
+    if page.next_position is None:
         return None
     return cursors.encode(
-        master, listing=listing, app_id=ctx.app_id, company_id=ctx.company_id, position=position
+        master,
+        listing=listing,
+        app_id=ctx.app_id,
+        company_id=ctx.company_id,
+        payload=page.next_position + order.digest,
     )
 
 
@@ -86,30 +100,33 @@ def customers(
     canaries_enabled: bool,
 ) -> Rows:
     """The next page of the company's customers (``columns`` start with ``Customer.id``)."""
-    after = _after(master, ctx, CUSTOMERS, cursor)
-    served, own = served_members(session, ctx, canaries_enabled=canaries_enabled)
-    key = pseudonym.app_key(master, ctx.app_id)
-    order = ordering.order_of(
-        key,
-        ctx.company_id,
-        pseudonym.SLOTS["id"],
-        ordering.fingerprint(served.serialize()),
-        lambda: np.frombuffer(served.to_array(), dtype=np.uint32),
-    )
+    after, snapshot = _after(master, ctx, CUSTOMERS, cursor)
+    key, slot = pseudonym.app_key(master, ctx.app_id), pseudonym.SLOTS["id"]
+    order = ordering.cached(key, ctx.company_id, slot, snapshot) if snapshot else None
+    if order is None:
+        served, own = served_members(session, ctx, canaries_enabled=canaries_enabled)
+        order = ordering.order_of(
+            key,
+            ctx.company_id,
+            slot,
+            ordering.fingerprint(served.serialize()),
+            lambda: np.frombuffer(served.to_array(), dtype=np.uint32),
+            own,
+        )
     page = ordering.next_page(order, after, limit)
     rows: Sequence[Sequence[Any]] = []
     if page.ids:
-        # The rows are re-checked in SQL as well (defence in depth): this company's, and a canary only if
-        # it is one of this connection's own on this page (``served_to`` narrowed to the page: no subquery).
-        own_here = [i for i in page.ids if i in own]
+        # The rows are re-checked in SQL as well: this company's, and a canary only if it is one of this
+        # connection's own on this page (``served_to`` narrowed to the page, without its subquery).
+        own_here = [i for i in page.ids if i in order.canaries]
         served_here: ColumnElement[bool] = Customer.is_canary.is_(False)
-        if own_here:
+        if own_here and canaries_enabled:
             served_here = or_(served_here, Customer.id.in_(own_here))
         statement = select(*columns).where(
             Customer.company_id == ctx.company_id, Customer.id.in_(page.ids), served_here
         )
         rows = session.connection().execute(statement).all()
-    return Rows(_in_order(rows, page.ids), _next(master, ctx, CUSTOMERS, page.next_position))
+    return Rows(_in_order(rows, page.ids), _next(master, ctx, CUSTOMERS, order, page))
 
 
 def transactions(
@@ -117,18 +134,16 @@ def transactions(
 ) -> Rows:
     """The next page of the company's transactions: (id, store public id, amount, occurred_at,
     customer internal id or None) rows."""
-    after = _after(master, ctx, TRANSACTIONS, cursor)
+    after, snapshot = _after(master, ctx, TRANSACTIONS, cursor)
+    key, slot = pseudonym.app_key(master, ctx.app_id), pseudonym.TRANSACTION_SLOT
     conn = session.connection()
-    ids = np.fromiter(
-        conn.execute(
+    order = ordering.cached(key, ctx.company_id, slot, snapshot) if snapshot else None
+    if order is None:
+        every = (
             select(Transaction.id).where(Transaction.company_id == ctx.company_id).order_by(Transaction.id)
-        ).scalars(),
-        dtype=np.int64,
-    )
-    key = pseudonym.app_key(master, ctx.app_id)
-    order = ordering.order_of(
-        key, ctx.company_id, pseudonym.TRANSACTION_SLOT, ordering.fingerprint(ids.tobytes()), lambda: ids
-    )
+        )
+        ids = np.fromiter(conn.execute(every).scalars(), np.int64)
+        order = ordering.order_of(key, ctx.company_id, slot, ordering.fingerprint(ids.tobytes()), lambda: ids)
     page = ordering.next_page(order, after, limit)
     rows: Sequence[Sequence[Any]] = []
     if page.ids:
@@ -143,4 +158,4 @@ def transactions(
             .join(Store, Store.id == Transaction.store_id)
             .where(Transaction.company_id == ctx.company_id, Transaction.id.in_(page.ids))
         ).all()
-    return Rows(_in_order(rows, page.ids), _next(master, ctx, TRANSACTIONS, page.next_position))
+    return Rows(_in_order(rows, page.ids), _next(master, ctx, TRANSACTIONS, order, page))

@@ -9,9 +9,11 @@ the cursor position is the last item's key, which the app already holds as that 
 
 Vectorised: the keys of the whole company are made with one AES-ECB call over the concatenated blocks
 and sorted with numpy once; a sorted order is kept in a small in-process cache keyed by (app key,
-company, slot, a digest of the exact id set), so a walk page by page costs a binary search per page. Any
-change to the set (a new member, a deleted one, a canary issued to this connection) changes the digest
-and so builds a fresh order; nothing can be served from a stale one.
+company, slot, a digest of the exact id set), so a walk page by page costs a binary search per page.
+A cursor carries the digest too (sealed): the pages after the first of a walk reuse the order of the set
+the walk started from, without reading the set again (a member who joins mid-walk is listed on the next
+walk, as anyone whose position falls before the cursor would be). Rows are always re-read and re-checked
+in SQL (``broker.listing``), so whoever left or moved since is not delivered.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from pyroaring import BitMap
 
 from appwarden.broker import pseudonym
 from appwarden.broker.cursor import POSITION_SIZE
 
+DIGEST_SIZE = 16
 # About 20 bytes per id are kept (two u64 halves of the key and a u32 id): 2M ids is ~40 MB per worker.
 _CACHE_MAX_IDS = 2_000_000
 
@@ -38,6 +42,8 @@ class Order:
     hi: np.ndarray  # uint64, the first 8 key bytes (big-endian)
     lo: np.ndarray  # uint64, the last 8
     ids: np.ndarray  # internal ids, in this order
+    digest: bytes  # names the exact id set (``fingerprint``): a cursor carries it to find this order again
+    canaries: BitMap  # the canaries in the set (issued to the connection the set was read for)
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -69,13 +75,21 @@ class Page:
     next_position: bytes | None  # None on the last page
 
 
-def build(key: bytes, company_id: int, slot: int, ids: np.ndarray) -> Order:
+def build(
+    key: bytes,
+    company_id: int,
+    slot: int,
+    ids: np.ndarray,
+    *,
+    digest: bytes = b"",
+    canaries: BitMap | None = None,
+) -> Order:
     """Sort ``ids`` by this app's pseudonym of each (one AES call, one numpy sort)."""
     ids = np.asarray(ids, dtype=np.int64)
     raw = np.frombuffer(pseudonym.prp(key, company_id, slot, ids), dtype=">u8").reshape(-1, 2)
     hi, lo = raw[:, 0].astype(np.uint64), raw[:, 1].astype(np.uint64)
     order = np.lexsort((lo, hi))
-    return Order(hi[order], lo[order], ids[order])
+    return Order(hi[order], lo[order], ids[order], digest, canaries if canaries is not None else BitMap())
 
 
 class _Cache:
@@ -117,19 +131,32 @@ _cache = _Cache(_CACHE_MAX_IDS)
 
 def fingerprint(*parts: bytes) -> bytes:
     """A digest naming an exact id set (from its serialised bitmap or its id bytes)."""
-    digest = hashlib.blake2b(digest_size=32)
+    digest = hashlib.blake2b(digest_size=DIGEST_SIZE)
     for part in parts:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.digest()
 
 
-def order_of(key: bytes, company_id: int, slot: int, digest: bytes, ids: Callable[[], np.ndarray]) -> Order:
-    """The app's order of the set named by ``digest``; ``ids()`` is called only to build a missing one."""
+def cached(key: bytes, company_id: int, slot: int, digest: bytes) -> Order | None:
+    """The order built before for the set named by ``digest``, if this process still holds it."""
+    return _cache.get((key, company_id, slot, digest))
+
+
+def order_of(
+    key: bytes,
+    company_id: int,
+    slot: int,
+    digest: bytes,
+    ids: Callable[[], np.ndarray],
+    canaries: BitMap | None = None,
+) -> Order:
+    """The app's order of the id set named by ``digest`` (``canaries`` among it), found in the cache or
+    built from ``ids()`` (called only then)."""
     entry = (key, company_id, slot, digest)
     order = _cache.get(entry)
     if order is None:
-        order = build(key, company_id, slot, ids())
+        order = build(key, company_id, slot, ids(), digest=digest, canaries=canaries)
         _cache.put(entry, order)
     return order
 

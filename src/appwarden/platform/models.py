@@ -72,7 +72,7 @@ class Customer(Base):
     is_canary: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
-    # Cursor pages walk (company_id, id): one index serves every tenant-scoped page.
+    # Rows are fetched by (company_id, id): one index serves every tenant-scoped read.
     __table_args__ = (Index("ix_customers_company_id_id", "company_id", "id"),)
 
 
