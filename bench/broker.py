@@ -10,9 +10,10 @@ Harness: a real uvicorn server (one worker, its own process) on a free loopback 
 - unguarded: ``GET /bench/raw-customers?limit=100`` added by this script — the same query over the same
              columns of the same company, returned raw with orjson: no auth, no ledger, no masking.
 
-Both walk the company page by page with their own cursors, so they read the same rows in the same
-order. Rounds alternate between the two to cancel drift (WAL growth, page cache). The company has
-``--customers`` members (50,000 by default) beside a second, smaller company.
+Both walk the company page by page with their own cursors: the same company, the same columns, 100 rows
+a page; the guarded walk is in the app's own order (a keyed permutation, ``broker.ordering``), the
+unguarded one in internal-id order. Rounds alternate between the two to cancel drift (WAL growth, page
+cache). The company has ``--customers`` members (50,000 by default) beside a second, smaller company.
 """
 
 from __future__ import annotations

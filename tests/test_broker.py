@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import date
 from typing import Any
@@ -21,6 +22,7 @@ from conftest import Tenant, World
 
 TOKEN = re.compile(r"^tok_[A-Za-z0-9_-]{22}$")
 CUS_ID = re.compile(r"^cus_[A-Za-z0-9_-]{22}$")
+TXN_ID = re.compile(r"^txn_[A-Za-z0-9_-]{22}$")
 PROBLEM = "application/problem+json"
 
 
@@ -66,6 +68,26 @@ def internal_id(settings: Settings, world: World, slug: str, public: str) -> int
     decoded = pseudonym.decode_one(key, public, pseudonym.ID_PREFIX)
     assert decoded is not None
     return decoded.customer_id
+
+
+def own_key(public: str) -> bytes:
+    """The 16 bytes behind an app's own id (``cus_…`` / ``txn_…``): what its listings are sorted by."""
+    return base64.urlsafe_b64decode(public[4:] + "==")
+
+
+def in_app_order(settings: Settings, world: World, slug: str, tenant: Tenant, ids: list[int]) -> list[int]:
+    """Internal customer ids in the order ``slug`` lists them: by its own pseudonym of each."""
+    key = pseudonym.app_key(settings.master_key, world.apps[slug][0])
+    return sorted(ids, key=lambda i: own_key(pseudonym.encode_one(key, tenant.company.id, "id", i)))
+
+
+def by_person(
+    settings: Settings, world: World, slug: str, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Listed rows in the platform's internal order (only the server can decode ids), so they line up
+    with the fixtures; the listing itself is in the app's own order (asserted here on the way)."""
+    assert [r["id"] for r in rows] == sorted((r["id"] for r in rows), key=own_key)
+    return sorted(rows, key=lambda r: internal_id(settings, world, slug, r["id"]))
 
 
 # --- masking, pure ---
@@ -115,10 +137,10 @@ def test_pseudonyms_are_stable_keyed_and_reversible() -> None:
 # --- projection over HTTP ---
 
 
-def test_raw_fields_and_absent_vs_null(client: TestClient, world: World) -> None:
+def test_raw_fields_and_absent_vs_null(client: TestClient, world: World, settings: Settings) -> None:
     t0 = world.tenants[0]
     body = client.get("/v1/customers", headers=bearer(world.connect("invoice-plus", t0))).json()
-    rows = body["data"]
+    rows = by_person(settings, world, "invoice-plus", body["data"])
     assert len(rows) == 12 and body["next_cursor"] is None
     for row, customer in zip(rows, t0.customers, strict=True):
         assert set(row) == {"id", "name", "phone"}  # email, address, … are absent, not null
@@ -128,11 +150,16 @@ def test_raw_fields_and_absent_vs_null(client: TestClient, world: World) -> None
     assert rows[4]["phone"] is None  # granted but missing: null
 
 
-def test_masked_and_token_modes(client: TestClient, world: World) -> None:
+def test_masked_and_token_modes(client: TestClient, world: World, settings: Settings) -> None:
     t0 = world.tenants[0]
     loyalty = client.get("/v1/customers", headers=bearer(world.connect("loyalty-stamp", t0))).json()["data"]
     booking = client.get("/v1/customers", headers=bearer(world.connect("booking-go", t0))).json()["data"]
-    for i, (lo, bo) in enumerate(zip(loyalty, booking, strict=True)):
+    people = zip(
+        by_person(settings, world, "loyalty-stamp", loyalty),
+        by_person(settings, world, "booking-go", booking),
+        strict=True,
+    )
+    for i, (lo, bo) in enumerate(people):
         assert set(lo) == {"id", "name", "phone", "points", "rank"}
         assert lo["name"] == "山田 **"
         assert lo["points"] == i * 10 and lo["rank"] == ("gold" if i % 3 == 0 else "silver")
@@ -177,7 +204,8 @@ def test_kana_address_birthday_masks_and_tokens_differ_per_app(
     )
     register(world, "tokens-a", ["customers.phone:token", "customers.birthday:raw"])
     register(world, "tokens-b", ["customers.phone:token"])
-    last = client.get("/v1/customers", headers=bearer(world.connect("masker", t0))).json()["data"][-1]
+    listed = client.get("/v1/customers", headers=bearer(world.connect("masker", t0))).json()["data"]
+    last = by_person(settings, world, "masker", listed)[-1]  # the customer just added
     assert last == {
         "id": last["id"],
         "name_kana": "サトウ **",
@@ -186,6 +214,7 @@ def test_kana_address_birthday_masks_and_tokens_differ_per_app(
     }
     a = client.get("/v1/customers", headers=bearer(world.connect("tokens-a", t0))).json()["data"]
     b = client.get("/v1/customers", headers=bearer(world.connect("tokens-b", t0))).json()["data"]
+    a, b = by_person(settings, world, "tokens-a", a), by_person(settings, world, "tokens-b", b)
     assert a[-1]["birthday"] == "1985-04-01" and a[0]["birthday"] is None
     for x, y in zip(a, b, strict=True):
         assert x["id"] != y["id"]
@@ -224,10 +253,14 @@ def test_app_without_customer_fields_cannot_list(client: TestClient, world: Worl
 
 
 @pytest.mark.parametrize("limit", [1, 5, 11, 12, 13, 500])
-def test_pagination_walks_every_customer_once(client: TestClient, world: World, limit: int) -> None:
+def test_pagination_walks_every_customer_once(
+    client: TestClient, world: World, settings: Settings, limit: int
+) -> None:
     t1 = world.tenants[1]
     rows = walk(client, bearer(world.connect("invoice-plus", t1)), limit=limit)
-    assert [r["name"] for r in rows] == [c.name for c in t1.customers]
+    names = {c.id: c.name for c in t1.customers}
+    order = in_app_order(settings, world, "invoice-plus", t1, list(names))
+    assert [r["name"] for r in rows] == [names[i] for i in order]  # the app's own order, across pages
     assert len({r["id"] for r in rows}) == len(t1.customers)
 
 
@@ -369,8 +402,11 @@ def test_transactions(client: TestClient, world: World, settings: Settings) -> N
     second = client.get(
         "/v1/transactions", params={"limit": 4, "cursor": first["next_cursor"]}, headers=headers
     )
-    rows = first["data"] + second.json()["data"]
+    listed = first["data"] + second.json()["data"]
     assert second.json()["next_cursor"] is None
+    assert [r["id"] for r in listed] == sorted((r["id"] for r in listed), key=own_key)  # the app's order
+    assert all(TXN_ID.match(r["id"]) for r in listed)
+    rows = sorted(listed, key=lambda r: r["amount"])
     assert [r["amount"] for r in rows] == [1000 + i for i in range(7)]
     stores = {s.public_id for s in t0.stores}
     listed = {r["id"]: r for r in client.get("/v1/customers", headers=headers).json()["data"]}

@@ -20,7 +20,7 @@ from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.platform.models import Transaction
 from conftest import World, build_world
-from test_broker import bearer, problem, walk
+from test_broker import bearer, in_app_order, own_key, problem, walk
 
 APPS = ("invoice-plus", "loyalty-stamp", "booking-go")
 FIELDS = {
@@ -38,7 +38,7 @@ class Isolation:
 
     world: World
     client: TestClient
-    master: bytes
+    settings: Settings
     headers: dict[tuple[str, int], dict[str, str]]
     seen: dict[tuple[str, int], list[dict[str, Any]]]
 
@@ -46,7 +46,7 @@ class Isolation:
         return self.world.tenants[tenant].company.id
 
     def decode(self, app: str, value: str, prefix: str) -> pseudonym.Decoded | None:
-        key = pseudonym.app_key(self.master, self.world.apps[app][0])
+        key = pseudonym.app_key(self.settings.master_key, self.world.apps[app][0])
         return pseudonym.decode_one(key, value, prefix)
 
 
@@ -67,7 +67,7 @@ def build(client: TestClient, db: Database, app_settings: Settings) -> Isolation
         (app, t): bearer(world.connect(app, world.tenants[t])) for app in APPS for t in range(COMPANIES)
     }
     seen = {key: walk(client, h, limit=500) for key, h in headers.items()}
-    return Isolation(world, client, app_settings.master_key, headers, seen)
+    return Isolation(world, client, app_settings, headers, seen)
 
 
 def other(a: int, offset: int) -> int:
@@ -101,7 +101,8 @@ def test_listing_only_ever_yields_the_tokens_company(
                 if isinstance(value, str) and value.startswith(pseudonym.TOKEN_PREFIX):
                     token = iso.decode(app, value, pseudonym.TOKEN_PREFIX)
                     assert token == pseudonym.Decoded(field, tenant.company.id, decoded.customer_id)
-        assert people == [c.id for c in tenant.customers]  # every one of A's, once, in order; nobody else's
+        # Every one of A's, once, in this app's own order; nobody else's.
+        assert people == in_app_order(iso.settings, iso.world, app, tenant, [c.id for c in tenant.customers])
         # Raw values are A's own (names carry the company number in this world).
         for row in rows:
             if app == "invoice-plus" and "name" in row:
@@ -214,7 +215,8 @@ def test_transactions_only_of_the_tokens_company(
                 break
         company = iso.company_id(a)
         stores = {s.public_id for s in iso.world.tenants[a].stores}
-        assert [r["amount"] for r in rows] == [100 * company + i for i in range(7)]
+        assert [r["id"] for r in rows] == sorted((r["id"] for r in rows), key=own_key)  # the app's order
+        assert sorted(r["amount"] for r in rows) == [100 * company + i for i in range(7)]
         for row in rows:
             assert row["store"] in stores
             if row["customer"] is not None:

@@ -22,8 +22,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appwarden.broker import cursor as cursors
-from appwarden.broker import pseudonym, service
+from appwarden.broker import listing, pseudonym, service
 from appwarden.broker.schemas import (
     CustomerOne,
     CustomerPage,
@@ -40,7 +39,7 @@ from appwarden.incident.revocation import authenticate_request
 from appwarden.ledger import service as ledger
 from appwarden.marketplace.scopes import Mode
 from appwarden.oauth.tokens import AccessContext
-from appwarden.platform.models import Customer, Store, Transaction
+from appwarden.platform.models import Customer
 from appwarden.web.deps import DatabaseDep, SettingsDep
 
 router = APIRouter(prefix="/v1", tags=["data API"])
@@ -150,13 +149,6 @@ def _record(
         ) from exc
 
 
-def _next_cursor(master: bytes, ctx: AccessContext, listing: str, last_id: int) -> str:
-    """The signed cursor after ``last_id``, bound to this listing, app and company."""
-    return cursors.encode(
-        master, listing=listing, app_id=ctx.app_id, company_id=ctx.company_id, last_id=last_id
-    )
-
-
 def _new_request_id() -> str:
     return f"req_{generate_token(24)}"
 
@@ -180,7 +172,8 @@ def _split(rows: Sequence[Any], projection: service.Projection) -> tuple[list[in
     "/customers",
     summary="List the company's customers",
     description=(
-        "Cursor-paginated customers of the company the token belongs to, ordered and stable. Each "
+        "Cursor-paginated customers of the company the token belongs to, in an order of this app's own "
+        "(stable, unrelated to any other app's; cursors are opaque and sealed). Each "
         "customer carries this app's pseudonymous `id` and exactly the fields the token is granted, each "
         "in its mode (`raw`, `masked` such as `山田 **` / `090-****-5678` / `y***@example.com`, or "
         "`token`: a `tok_…` pseudonym stable for this app). `fields=name,phone` narrows the response. "
@@ -199,24 +192,16 @@ def list_customers(
 ) -> Response:
     ctx, master = caller.ctx, settings.master_key
     projection = service.plan_projection(ctx.field_modes, fields)
-    size = _limit(settings, limit)
-    after = 0
-    if cursor is not None:
-        after = cursors.decode(
-            master, cursor, listing="customers", app_id=ctx.app_id, company_id=ctx.company_id
-        )
-    rows = caller.read(
-        select(*_customer_columns(projection))
-        .where(
-            Customer.company_id == ctx.company_id,
-            Customer.id > after,
-            served_to(ctx.connection_id, enabled=settings.canary_enabled),
-        )
-        .order_by(Customer.id)
-        .limit(size + 1)  # one extra row tells whether a next page exists
+    page = listing.customers(
+        caller.session,
+        ctx,
+        master,
+        _customer_columns(projection),
+        limit=_limit(settings, limit),
+        cursor=cursor,
+        canaries_enabled=settings.canary_enabled,
     )
-    more = len(rows) > size
-    ids, columns = _split(rows[:size], projection)
+    ids, columns = _split(page.rows, projection)
     request_id = _new_request_id()
     _record(
         db,
@@ -231,8 +216,7 @@ def list_customers(
     data = service.render_customers(
         projection, ids, columns, key=pseudonym.app_key(master, ctx.app_id), company_id=ctx.company_id
     )
-    next_cursor = _next_cursor(master, ctx, "customers", ids[-1]) if more else None
-    return _json({"data": data, "next_cursor": next_cursor}, request_id)
+    return _json({"data": data, "next_cursor": page.next_cursor}, request_id)
 
 
 @router.get(
@@ -289,8 +273,9 @@ def get_customer(
     "/transactions",
     summary="List the company's transactions",
     description=(
-        "Cursor-paginated sales of the company's stores (scope `transactions:read`). `customer` is this "
-        "app's pseudonymous id for the member, or null."
+        "Cursor-paginated sales of the company's stores (scope `transactions:read`), in an order of this "
+        "app's own. `id` (`txn_…`) and `customer` are this app's pseudonymous ids for the sale and the "
+        "member (or null): stable for this app, unrelated to another app's."
     ),
     response_model=TransactionPage,
     responses=_PROBLEMS,
@@ -304,28 +289,8 @@ def list_transactions(
 ) -> Response:
     ctx, master = caller.ctx, settings.master_key
     ctx.require("transactions:read")
-    size = _limit(settings, limit)
-    after = 0
-    if cursor is not None:
-        after = cursors.decode(
-            master, cursor, listing="transactions", app_id=ctx.app_id, company_id=ctx.company_id
-        )
-    rows = caller.read(
-        select(
-            Transaction.id,
-            Transaction.public_id,
-            Store.public_id,
-            Transaction.amount,
-            Transaction.occurred_at,
-            Transaction.customer_id,
-        )
-        .join(Store, Store.id == Transaction.store_id)
-        .where(Transaction.company_id == ctx.company_id, Transaction.id > after)
-        .order_by(Transaction.id)
-        .limit(size + 1)
-    )
-    more = len(rows) > size
-    rows = rows[:size]
+    page = listing.transactions(caller.session, ctx, master, limit=_limit(settings, limit), cursor=cursor)
+    rows = page.rows
     request_id = _new_request_id()
     # No customer field leaves here (only this app's pseudonymous ids), but the call is still recorded.
     _record(
@@ -338,22 +303,26 @@ def list_transactions(
         within=caller.session,
     )
     caller.done()
-    members = [r[5] for r in rows if r[5] is not None]
-    member_ids = iter(
-        pseudonym.encode_column(pseudonym.app_key(master, ctx.app_id), ctx.company_id, [("id", members)])[0]
+    key = pseudonym.app_key(master, ctx.app_id)
+    # This app's own ids for the transactions and their members, in one AES call each: a shared
+    # transaction id next to per-app customer ids would let two apps join their customers.
+    txn_ids = pseudonym.text_of(
+        pseudonym.prp(key, ctx.company_id, pseudonym.TRANSACTION_SLOT, [r[0] for r in rows]),
+        pseudonym.TRANSACTION_PREFIX,
     )
+    members = [r[4] for r in rows if r[4] is not None]
+    member_ids = iter(pseudonym.encode_column(key, ctx.company_id, [("id", members)])[0])
     data = [
         {
-            "id": r[1],
-            "store": r[2],
-            "amount": r[3],
-            "occurred_at": r[4].isoformat(),
-            "customer": None if r[5] is None else next(member_ids),
+            "id": txn_id,
+            "store": r[1],
+            "amount": r[2],
+            "occurred_at": r[3].isoformat(),
+            "customer": None if r[4] is None else next(member_ids),
         }
-        for r in rows
+        for txn_id, r in zip(txn_ids, rows, strict=True)
     ]
-    next_cursor = _next_cursor(master, ctx, "transactions", rows[-1][0]) if more else None
-    return _json({"data": data, "next_cursor": next_cursor}, request_id)
+    return _json({"data": data, "next_cursor": page.next_cursor}, request_id)
 
 
 @router.post(

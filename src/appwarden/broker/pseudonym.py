@@ -1,9 +1,11 @@
-"""Per-app keyed pseudonyms: the ``tok_…`` field tokens and the app's own ``cus_…`` customer ids.
+"""Per-app keyed pseudonyms: the ``tok_…`` field tokens and the app's own ``cus_…`` / ``txn_…`` ids.
 
 Construction: one AES-256 block (a pseudorandom permutation) per value, under a key derived per app
 with HKDF-SHA256 from the master key. The 16-byte plaintext block is
 
     version (1) | field slot (1) | company id (u32) | customer internal id (u32) | 6 zero check bytes
+
+(in the transaction slot the u32 is the transaction's internal id).
 
 Why a single-block PRP rather than AES-SIV or an HMAC:
 - Deterministic by design: the same (app, person, field) always maps to the same token, which is what
@@ -38,6 +40,10 @@ ID_PREFIX = "cus_"
 # already handed out would stop decoding).
 SLOTS: dict[str, int] = {"id": 0, **{name: i + 1 for i, name in enumerate(CUSTOMER_FIELDS)}}
 FIELDS_BY_SLOT: dict[int, str] = {slot: name for name, slot in SLOTS.items()}
+# The app's own ids for transactions (``txn_…``): a slot outside every customer slot, so such a block
+# never decodes as a customer id or a field token.
+TRANSACTION_SLOT = 0x80
+TRANSACTION_PREFIX = "txn_"
 _ENCODED_LEN = 22  # base64url of 16 bytes, unpadded
 _MAX_U32 = 2**32 - 1
 
@@ -75,6 +81,46 @@ def _encode(raw: bytes, count: int, prefix: str) -> list[str]:
     ]
 
 
+def _blocks(company_id: int, slots: np.ndarray, ids: np.ndarray) -> bytes:
+    """The plaintext blocks for ``ids`` (one slot each), concatenated, range-checked."""
+    if not 0 <= company_id <= _MAX_U32:
+        raise OverflowError("company id does not fit a pseudonym block")
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) > _MAX_U32):
+        raise OverflowError("customer id does not fit a pseudonym block")
+    blocks = np.zeros(ids.size, dtype=_BLOCK)
+    blocks["version"] = VERSION
+    blocks["company"] = company_id
+    blocks["slot"] = slots
+    blocks["customer"] = ids
+    return blocks.tobytes()
+
+
+def _ecb(key: bytes, data: bytes) -> bytes:
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    return encryptor.update(data) + encryptor.finalize()
+
+
+def prp(key: bytes, company_id: int, slot: int, ids: Sequence[int] | np.ndarray) -> bytes:
+    """The raw 16-byte pseudonym blocks of ``ids`` in one slot, concatenated (one AES call for all).
+
+    These bytes are exactly what the app's ``cus_…`` / ``txn_…`` ids encode, so they double as the app's
+    own sort key: listing in this order is a permutation keyed per app (``broker.ordering``).
+    """
+    arr = np.asarray(ids, dtype=np.int64)
+    return _ecb(key, _blocks(company_id, np.full(arr.size, slot, dtype=np.uint8), arr))
+
+
+def text_of(cipher: bytes, prefix: str) -> list[str]:
+    """``prefix`` + the unpadded base64url of each 16-byte block of ``cipher``, all encoded at once."""
+    total = len(cipher) // 16
+    # Each 16-byte block padded with 2 zero bytes to 18 (a multiple of 3) encodes to 24 characters
+    # whose first 22 are exactly the unpadded encoding of the block.
+    padded = np.zeros((total, 18), dtype=np.uint8)
+    padded[:, :16] = np.frombuffer(cipher, dtype=np.uint8).reshape(total, 16)
+    text = base64.urlsafe_b64encode(padded.tobytes()).decode()
+    return [prefix + text[i * 24 : i * 24 + _ENCODED_LEN] for i in range(total)]
+
+
 def encode_column(
     key: bytes, company_id: int, slot_ids: Sequence[tuple[str, Sequence[int]]]
 ) -> list[list[str]]:
@@ -83,36 +129,18 @@ def encode_column(
     ``slot_ids`` is ``[(field or "id", customer internal ids), …]``; returns one list of strings per
     entry, ``cus_…`` for the ``id`` slot and ``tok_…`` for fields.
     """
-    if not 0 <= company_id <= _MAX_U32:
-        raise OverflowError("company id does not fit a pseudonym block")
     total = sum(len(ids) for _, ids in slot_ids)
     if total == 0:
         return [[] for _ in slot_ids]
-    blocks = np.zeros(total, dtype=_BLOCK)
-    blocks["version"] = VERSION
-    blocks["company"] = company_id
-    start = 0
-    for name, ids in slot_ids:
-        end = start + len(ids)
-        blocks["slot"][start:end] = SLOTS[name]
-        arr = np.asarray(ids, dtype=np.int64)
-        if arr.size and (int(arr.min()) < 0 or int(arr.max()) > _MAX_U32):
-            raise OverflowError("customer id does not fit a pseudonym block")
-        blocks["customer"][start:end] = arr
-        start = end
-    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-    cipher = encryptor.update(blocks.tobytes()) + encryptor.finalize()
-    # Base64 of the whole page at once: each 16-byte block padded with 2 zero bytes to 18 (a multiple
-    # of 3) encodes to 24 characters whose first 22 are exactly the unpadded encoding of the block.
-    padded = np.zeros((total, 18), dtype=np.uint8)
-    padded[:, :16] = np.frombuffer(cipher, dtype=np.uint8).reshape(total, 16)
-    text = base64.urlsafe_b64encode(padded.tobytes()).decode()
+    slots = np.concatenate([np.full(len(ids), SLOTS[name], dtype=np.uint8) for name, ids in slot_ids])
+    ids = np.concatenate([np.asarray(ids, dtype=np.int64) for _, ids in slot_ids])
+    cipher = _ecb(key, _blocks(company_id, slots, ids))
     out: list[list[str]] = []
     start = 0
-    for name, ids in slot_ids:
-        prefix = ID_PREFIX if name == "id" else TOKEN_PREFIX
-        out.append([prefix + text[i * 24 : i * 24 + _ENCODED_LEN] for i in range(start, start + len(ids))])
-        start += len(ids)
+    for name, column in slot_ids:
+        end = start + len(column)
+        out.append(text_of(cipher[start * 16 : end * 16], ID_PREFIX if name == "id" else TOKEN_PREFIX))
+        start = end
     return out
 
 

@@ -52,3 +52,25 @@ class DetokenizedValue(BaseModel):
 
 class DetokenizeOut(BaseModel):
     data: list[DetokenizedValue]
+
+
+class StoreOut(BaseModel):
+    id: str = Field(description="`st_…`")
+    name: str
+
+
+class StorePage(BaseModel):
+    data: list[StoreOut]
+    next_cursor: str | None
+
+
+class ProductOut(BaseModel):
+    id: str = Field(description="`prd_…`")
+    name: str
+    price: int = Field(description="Yen, tax included.")
+    store: str | None = Field(description="`st_…` of the one store that sells it, or null: every store.")
+
+
+class ProductPage(BaseModel):
+    data: list[ProductOut]
+    next_cursor: str | None

@@ -55,6 +55,13 @@ def served_to(connection_id: int, *, enabled: bool) -> ColumnElement[bool]:
     return or_(real, Customer.id.in_(own))
 
 
+def issued_to(session: Session, connection_id: int) -> list[int]:
+    """The internal ids of the canaries issued to one connection: the canaries :func:`served_to` lets
+    through, for callers that work on id sets instead of a SQL predicate (the broker's listing order)."""
+    own = select(Canary.customer_id).where(Canary.connection_id == connection_id)
+    return [int(i) for i in session.connection().execute(own).scalars()]
+
+
 def _taken(session: Session, field: str, value: str) -> bool:
     """Whether any customer (real or canary) already has ``value`` in ``field``, by the blind index:
     normalised and keyed, so ``050-1000-1234`` and ``+81 50 1000 1234`` are the same number."""

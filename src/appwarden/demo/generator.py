@@ -1,4 +1,4 @@
-"""The synthetic platform: companies, stores, customers and transactions, generated with numpy.
+"""The synthetic platform: companies, stores, customers, transactions and products, generated with numpy.
 
 Faker ja_JP supplies the vocabulary once (family and given names with kana and romaji, prefectures,
 cities, towns, buildings); numpy draws every per-person choice as index arrays, so 170,000 customers
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from appwarden.db.session import Database
 from appwarden.demo.catalog import Plan
-from appwarden.platform.models import Company, Customer, Store, Transaction
+from appwarden.platform.models import Company, Customer, Product, Store, Transaction
 from appwarden.platform.store_members import rebuild_store_members
 
 # Core executemany (not the ORM bulk path, which falls back to a statement per row when some
@@ -40,6 +40,12 @@ EMAIL_P = [0.38, 0.2, 0.16, 0.1, 0.07, 0.05, 0.04]
 TRANSACTIONS_PER_CUSTOMER = 0.6
 NON_MEMBER_SALES = 0.2
 TODAY = date(2026, 1, 5)
+# A small shop catalogue (name, base price in yen); each company sells some of it, at its own prices.
+PRODUCTS: tuple[tuple[str, int], ...] = (
+    ("ブレンドコーヒー", 450), ("カフェラテ", 520), ("抹茶ラテ", 560), ("クロワッサン", 280),
+    ("チーズケーキ", 480), ("サンドイッチ", 580), ("オレンジジュース", 380), ("季節のタルト", 620),
+    ("焼き菓子セット", 1500), ("ドリップバッグ 5袋", 900), ("オリジナルマグ", 1800), ("ギフトカード", 3000),
+)  # fmt: skip
 CUSTOMERS = cast(Table, Customer.__table__)
 TRANSACTIONS = cast(Table, Transaction.__table__)
 
@@ -104,6 +110,7 @@ def build_platform(db: Database, plan: Plan) -> Built:
         cust["home_store_id"] = store_ids[cust["store"]]
         n = _insert_customers(session, cust)
         tx = _insert_transactions(session, rng, cust, store_ids, np.array([c.id for c in companies]))
+        _insert_products(session, plan.seed, companies, store_ids, store_company)
         _advance_sequences(session)
         rebuild_store_members(session)  # Core inserts bypass the ORM hooks
     return Built(
@@ -145,6 +152,28 @@ def _insert_stores(
     session.add_all(stores)
     session.flush()
     return np.array([s.id for s in stores], dtype=np.int64)
+
+
+def _insert_products(
+    session: Session, seed: int, companies: list[Company], store_ids: np.ndarray, store_company: np.ndarray
+) -> int:
+    """Each company's catalogue: 6 to 10 items sold at all its stores, and one item only its first store
+    sells. A generator of its own, so adding products moved none of the people or sales drawn before."""
+    rng = np.random.default_rng([seed, 6])
+    rows: list[dict[str, Any]] = []
+    for c, company in enumerate(companies):
+        picks = rng.choice(len(PRODUCTS), size=int(rng.integers(6, 11)), replace=False)
+        factors = rng.uniform(0.9, 1.1, size=picks.size)
+        for pick, factor in zip(picks.tolist(), factors.tolist(), strict=True):
+            name, base = PRODUCTS[pick]
+            price = int(round(base * factor, -1))
+            rows.append({"company_id": company.id, "store_id": None, "name": name, "price": price})
+        first_store = int(store_ids[np.flatnonzero(store_company == c)[0]])
+        rows.append(
+            {"company_id": company.id, "store_id": first_store, "name": "店舗限定ブレンド", "price": 520}
+        )
+    session.execute(insert(Product), rows)
+    return len(rows)
 
 
 def _customers(

@@ -72,7 +72,7 @@ class Customer(Base):
     is_canary: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
-    # Cursor pages walk (company_id, id): one index serves every tenant-scoped page.
+    # Rows are fetched by (company_id, id): one index serves every tenant-scoped read.
     __table_args__ = (Index("ix_customers_company_id_id", "company_id", "id"),)
 
 
@@ -90,6 +90,22 @@ class Transaction(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_transactions_company_id_id", "company_id", "id"),)
+
+
+class Product(Base):
+    """An item a company sells: at every one of its stores (``store_id`` None) or at one store only."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=partial(public_id, "prd"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    price: Mapped[int] = mapped_column(Integer)  # yen, tax included
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_products_company_id_id", "company_id", "id"),)
 
 
 class StoreMembers(Base):

@@ -183,3 +183,16 @@ def session_rows(session: Session, where: Any) -> list[tuple[int, int]]:
     if where is not None:
         query = query.where(where)
     return [(int(i), int(c)) for i, c in session.execute(query)]
+
+
+def company_members(session: Session, company_id: int) -> tuple[BitMap, BitMap]:
+    """(every member, the canaries among them) of one company, from its stores' bitmaps, read on the
+    session's current transaction (the broker lists a company from these without scanning ``customers``)."""
+    rows = session.connection().execute(
+        select(_TABLE.c.bitmap, _TABLE.c.canaries).where(_TABLE.c.company_id == company_id)
+    )
+    members, canaries = BitMap(), BitMap()
+    for blob, canary_blob in rows:
+        members |= BitMap.deserialize(blob)
+        canaries |= BitMap.deserialize(canary_blob)
+    return members, canaries

@@ -1,0 +1,137 @@
+"""``GET /v1/stores`` and ``GET /v1/products``: the company's own catalogue data (scopes ``stores:read``,
+``products:read``), no customer in it.
+
+Same contract as every data API route (``broker.api``): authenticate, read on the caller's transaction
+scoped to the token's company, record the call in the ledger (committed; no person in it, like
+``/v1/transactions``) before anything is rendered, then answer. Pages are keyset-ordered by internal id
+(stores and products are the same for every app and carry nobody); the cursor holding that position is
+sealed like every other (``broker.cursor``), so it still reveals nothing and is bound to app, company and
+listing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import aliased
+
+from appwarden.broker import cursor as cursors
+from appwarden.broker.api import _PROBLEMS, Caller, CallerDep, _json, _limit, _new_request_id, _record
+from appwarden.broker.schemas import ProductPage, StorePage
+from appwarden.platform.models import Product, Store
+from appwarden.web.deps import DatabaseDep, SettingsDep
+
+router = APIRouter(prefix="/v1", tags=["data API"])
+
+_SOLD_AT = aliased(Store)
+
+
+def _keyset(
+    caller: Caller,
+    master: bytes,
+    listing: str,
+    statement: Any,
+    id_column: Any,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[Any], str | None]:
+    """The next ``limit`` rows of ``statement`` after the cursor's id (first column the id), and the
+    sealed cursor for the page after (None on the last page)."""
+    ctx = caller.ctx
+    app_id, company_id = ctx.app_id, ctx.company_id
+    after = 0
+    if cursor is not None:
+        position = cursors.decode(master, cursor, listing=listing, app_id=app_id, company_id=company_id)
+        if len(position) != cursors.POSITION_SIZE:
+            raise cursors.invalid()
+        after = int.from_bytes(position, "big")
+    rows = caller.read(statement.where(id_column > after).order_by(id_column).limit(limit + 1))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    position = int(rows[-1][0]).to_bytes(cursors.POSITION_SIZE, "big")
+    return rows, cursors.encode(
+        master, listing=listing, app_id=app_id, company_id=company_id, payload=position
+    )
+
+
+@router.get(
+    "/stores",
+    summary="List the company's stores",
+    description="Cursor-paginated stores of the company the token belongs to (scope `stores:read`).",
+    response_model=StorePage,
+    responses=_PROBLEMS,
+)
+def list_stores(
+    caller: CallerDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(description="Page size, 1..500.")] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> Response:
+    ctx = caller.ctx
+    ctx.require("stores:read")
+    statement = select(Store.id, Store.public_id, Store.name).where(Store.company_id == ctx.company_id)
+    rows, next_cursor = _keyset(
+        caller, settings.master_key, "stores", statement, Store.id, _limit(settings, limit), cursor
+    )
+    request_id = _new_request_id()
+    # Store data only, nobody's personal data; the call is recorded all the same.
+    _record(
+        db,
+        ctx,
+        request_id=request_id,
+        endpoint="GET /v1/stores",
+        kind="delivery",
+        deliveries={},
+        within=caller.session,
+    )
+    caller.done()
+    data = [{"id": r[1], "name": r[2]} for r in rows]
+    return _json({"data": data, "next_cursor": next_cursor}, request_id)
+
+
+@router.get(
+    "/products",
+    summary="List the company's products",
+    description=(
+        "Cursor-paginated products of the company the token belongs to (scope `products:read`): name, "
+        "price in yen (tax included) and `store`, the one store that sells it, or null when every store does."
+    ),
+    response_model=ProductPage,
+    responses=_PROBLEMS,
+)
+def list_products(
+    caller: CallerDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(description="Page size, 1..500.")] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> Response:
+    ctx = caller.ctx
+    ctx.require("products:read")
+    statement = (
+        select(Product.id, Product.public_id, Product.name, Product.price, _SOLD_AT.public_id)
+        .outerjoin(_SOLD_AT, _SOLD_AT.id == Product.store_id)
+        .where(Product.company_id == ctx.company_id)
+    )
+    rows, next_cursor = _keyset(
+        caller, settings.master_key, "products", statement, Product.id, _limit(settings, limit), cursor
+    )
+    request_id = _new_request_id()
+    _record(
+        db,
+        ctx,
+        request_id=request_id,
+        endpoint="GET /v1/products",
+        kind="delivery",
+        deliveries={},
+        within=caller.session,
+    )
+    caller.done()
+    data = [{"id": r[1], "name": r[2], "price": r[3], "store": r[4]} for r in rows]
+    return _json({"data": data, "next_cursor": next_cursor}, request_id)
