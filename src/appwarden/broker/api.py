@@ -16,7 +16,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any
 
 import orjson
-from authlib.common.security import generate_token
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
@@ -40,6 +39,7 @@ from appwarden.ledger import service as ledger
 from appwarden.marketplace.scopes import Mode
 from appwarden.oauth.tokens import AccessContext
 from appwarden.platform.models import Customer
+from appwarden.web import request_log
 from appwarden.web.deps import DatabaseDep, SettingsDep
 
 router = APIRouter(prefix="/v1", tags=["data API"])
@@ -150,7 +150,8 @@ def _record(
 
 
 def _new_request_id() -> str:
-    return f"req_{generate_token(24)}"
+    # The request's own id (its log lines, X-Request-Id): one id from the log to the ledger entry.
+    return request_log.request_id()
 
 
 def _customer_columns(projection: service.Projection) -> list[Any]:

@@ -2,21 +2,39 @@
 
 The line names the route's template (``/v1/customers/{customer_id}``), never the concrete path or the
 query string: those carry pseudonymous ids, phone numbers and cursors. Every log line written while the
-request runs carries the same ``request_id``, which is also returned as ``X-Request-Id``.
+request runs carries the same ``request_id``, which is also returned as ``X-Request-Id`` and is the id
+the ledger records the request's deliveries under (:func:`request_id`). The id is always made
+here: a client's own ``X-Request-Id`` is logged beside it (``upstream_id``), never adopted, so no app
+can choose the id its deliveries are recorded under.
 """
 
 from __future__ import annotations
 
 import re
 import time
-import uuid
+from contextvars import ContextVar
 
 import structlog
+from authlib.common.security import generate_token
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("appwarden.request")
 # An incoming id is kept only if it cannot smuggle anything into a log line.
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+_current: ContextVar[str | None] = ContextVar("appwarden_request_id", default=None)
+
+
+def new_request_id() -> str:
+    """A fresh request id, ``req_`` and 24 random characters."""
+    return f"req_{generate_token(24)}"
+
+
+def request_id() -> str:
+    """The id of the request being served (the one in its log lines and ``X-Request-Id``); a fresh one
+    outside a request (the worker thread of a sync route inherits the request's context)."""
+    return _current.get() or new_request_id()
 
 
 def _route_template(scope: Scope) -> str:
@@ -35,7 +53,8 @@ class RequestLog:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = new_request_id()
+        token = _current.set(request_id)
         started = time.perf_counter()
         status = 500  # what the client sees if the app fails before answering
 
@@ -43,13 +62,20 @@ class RequestLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                    headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        context = {"request_id": request_id}
+        if _SAFE_ID.fullmatch(incoming):
+            context["upstream_id"] = incoming
+        with structlog.contextvars.bound_contextvars(**context):
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
+                _current.reset(token)
                 client = scope.get("client")
                 log.info(
                     "request",
