@@ -10,8 +10,6 @@ import sqlalchemy as sa
 from alembic import op
 
 
-import appwarden.db.base
-
 revision = '0002'
 down_revision = '0001'
 branch_labels = None
@@ -27,9 +25,9 @@ def upgrade() -> None:
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('opened_by', sa.String(length=120), nullable=False),
-    sa.Column('opened_at', appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('aware_at', appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('closed_at', appwarden.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('opened_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('aware_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('unauthorized_access', sa.Boolean(), nullable=False),
     sa.Column('known', sa.JSON(), nullable=False),
     sa.Column('unknown', sa.JSON(), nullable=False),
@@ -39,7 +37,7 @@ def upgrade() -> None:
     op.create_table('incident_timeline',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('incident_id', sa.Integer(), nullable=False),
-    sa.Column('at', appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=120), nullable=False),
     sa.Column('kind', sa.String(length=30), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
@@ -59,8 +57,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('sent_at', appwarden.db.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_notice_deliveries_company_id_companies')),
     sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], name=op.f('fk_notice_deliveries_incident_id_incidents')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notice_deliveries')),
@@ -73,7 +71,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('incident_id', sa.Integer(), nullable=False),
     sa.Column('app_id', sa.Integer(), nullable=False),
-    sa.Column('killed_at', appwarden.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('killed_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['app_id'], ['apps.id'], name=op.f('fk_incident_apps_app_id_apps')),
     sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], name=op.f('fk_incident_apps_incident_id_incidents')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_incident_apps')),

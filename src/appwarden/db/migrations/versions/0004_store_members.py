@@ -6,11 +6,12 @@ Revises: 0003
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic import op
+from pyroaring import BitMap
 
-
-import appwarden.db.base
 
 revision = '0004'
 down_revision = '0003'
@@ -26,7 +27,7 @@ def upgrade() -> None:
     sa.Column('bitmap', sa.LargeBinary(), nullable=False),
     sa.Column('canaries', sa.LargeBinary(), nullable=False),
     sa.Column('cardinality', sa.Integer(), nullable=False),
-    sa.Column('updated_at', appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_store_members_company_id_companies')),
     sa.ForeignKeyConstraint(['store_id'], ['stores.id'], name=op.f('fk_store_members_store_id_stores'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('store_id', name=op.f('pk_store_members'))
@@ -36,12 +37,54 @@ def upgrade() -> None:
 
     # ### end Alembic commands ###
     # Databases that already have customers get their bitmaps now, or every store would count zero.
-    from sqlalchemy.orm import Session
+    _fill_store_members(op.get_bind())
 
-    from appwarden.platform.store_members import rebuild_store_members
 
-    with Session(bind=op.get_bind()) as session:
-        rebuild_store_members(session)
+def _fill_store_members(conn: sa.Connection) -> None:
+    """One row per store from ``customers`` as they are at this revision. Frozen: a copy of what
+    ``platform.store_members.rebuild_store_members`` wrote when this migration was made (portable roaring
+    bitmaps, run-optimised; ``canaries`` the canary subset), never the live code, which may change."""
+    customers = sa.table(
+        "customers", sa.column("id"), sa.column("home_store_id"), sa.column("is_canary")
+    )
+    stores = sa.table("stores", sa.column("id"), sa.column("company_id"))
+    members: dict[int, BitMap] = {}
+    canaries: dict[int, BitMap] = {}
+    query = sa.select(customers.c.id, customers.c.home_store_id, customers.c.is_canary)
+    for customer_id, store_id, is_canary in conn.execute(query):
+        members.setdefault(store_id, BitMap()).add(customer_id)
+        if is_canary:
+            canaries.setdefault(store_id, BitMap()).add(customer_id)
+
+    def blob(bitmap: BitMap) -> bytes:
+        bitmap.run_optimize()
+        return bytes(bitmap.serialize())
+
+    now = datetime.now(UTC)
+    rows = []
+    for store_id, company_id in conn.execute(sa.select(stores.c.id, stores.c.company_id)):
+        home = members.get(store_id, BitMap())
+        rows.append(
+            {
+                "store_id": store_id,
+                "company_id": company_id,
+                "bitmap": blob(home),
+                "canaries": blob(canaries.get(store_id, BitMap())),
+                "cardinality": len(home),
+                "updated_at": now,
+            }
+        )
+    table = sa.table(
+        "store_members",
+        sa.column("store_id", sa.Integer()),
+        sa.column("company_id", sa.Integer()),
+        sa.column("bitmap", sa.LargeBinary()),
+        sa.column("canaries", sa.LargeBinary()),
+        sa.column("cardinality", sa.Integer()),
+        sa.column("updated_at", sa.DateTime(timezone=True)),
+    )
+    for start in range(0, len(rows), 1_000):
+        conn.execute(sa.insert(table), rows[start : start + 1_000])
 
 
 def downgrade() -> None:
