@@ -63,6 +63,7 @@ def build(url: str, customers: int) -> tuple[str, int]:
     """
     from faker import Faker
 
+    from appwarden import wiring
     from appwarden.db.migrate import upgrade
     from appwarden.db.session import Database
     from appwarden.marketplace import service as marketplace
@@ -70,6 +71,7 @@ def build(url: str, customers: int) -> tuple[str, int]:
     from appwarden.oauth.tokens import issue_token
     from appwarden.platform import service as platform
 
+    wiring.wire()  # customers go in through the platform's write path, blind index included
     upgrade(url)
     db = Database(url)
     fake = Faker("ja_JP")

@@ -47,6 +47,7 @@ def free_port() -> int:
 def prepare(env: dict[str, str], companies: int) -> list[str]:
     """Migrate and fill the database in this process; return access tokens of invoice-plus per company."""
     os.environ.update(env)
+    from appwarden import wiring
     from appwarden.config import get_settings
     from appwarden.db.migrate import upgrade
     from appwarden.db.session import get_database
@@ -55,6 +56,7 @@ def prepare(env: dict[str, str], companies: int) -> list[str]:
     from appwarden.oauth.tokens import issue_token
     from appwarden.platform import service as platform
 
+    wiring.wire()  # customers go in through the platform's write path, blind index included
     get_settings.cache_clear()
     settings = get_settings()
     upgrade(settings.resolved_database_url)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 import appwarden.db.models  # noqa: F401
+from appwarden import wiring
 from appwarden.app import create_app
 from appwarden.config import Settings, get_settings
 from appwarden.db.base import Base
@@ -29,6 +30,13 @@ PG_URL = os.environ.get("APPWARDEN_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("APPWARDEN_TEST_REDIS_URL")
 ADMIN_KEY = "test-admin-key-0123456789"
 OWNER_PASSWORD = "owner-password-1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def wired() -> None:
+    """Compose the capabilities as every entry point does: tests write customers through the platform's
+    write paths (``build_world``), whose derived indexes are registered by ``wiring.wire``."""
+    wiring.wire()
 
 
 @pytest.fixture(scope="session")

@@ -121,10 +121,8 @@ def test_replaced_phone_is_history_and_still_matches(world: World, db: Database,
     target = world.tenants[1].customers[0]
     old_phone = target.phone
     with db.session() as session:
-        person = session.get(Customer, target.id)
-        assert person is not None
-        person.phone = "080-1111-2222"
-        person.points = 99  # not indexed: no history
+        # points: not indexed, no history
+        platform.update_customer(session, target.id, {"phone": "080-1111-2222", "points": 99})
     with db.session() as session:
         rows = session.execute(select(BlindIndexHistory.customer_id, BlindIndexHistory.field)).all()
     assert rows == [(target.id, 3)]  # one row: the phone (field code 3)
@@ -137,13 +135,13 @@ def test_replaced_phone_is_history_and_still_matches(world: World, db: Database,
 
 
 def test_no_history_for_new_or_deleted_customers(world: World, db: Database) -> None:
-    from sqlalchemy import delete, func
+    from sqlalchemy import func
 
     tenant = world.tenants[0]
     with db.session() as session:
         platform.add_customers(
             session, tenant.company, [{"home_store_id": tenant.stores[0].id, "name": "新 人"}]
         )
-        session.execute(delete(Customer).where(Customer.id == tenant.customers[5].id))
+        platform.delete_customer(session, tenant.customers[5].id)
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(BlindIndexHistory)) == 0

@@ -10,7 +10,7 @@ from pyroaring import BitMap
 from appwarden.attribution.service import attribute_dump
 from appwarden.attribution.snapshot import window
 from appwarden.db.session import Database
-from appwarden.platform.models import Customer
+from appwarden.platform import service as platform
 from attribution_helpers import deliver, write_csv
 from conftest import World
 
@@ -78,9 +78,7 @@ def test_snapshot_bounded_by_a_replaced_phone(world: World, db: Database, tmp_pa
     deliver(world, "invoice-plus", t, people, NAME_PHONE, at=T0)
     target = people[0]
     with db.session() as session:
-        person = session.get(Customer, target.id)
-        assert person is not None
-        person.phone = "080-2222-3333"
+        platform.update_customer(session, target.id, {"phone": "080-2222-3333"})
     rows = [[c.name, c.phone] for c in people]  # the copy still has the old number
     out = attribute_dump(db, write_csv(tmp_path / "old.csv", ["氏名", "電話番号"], rows)).to_dict()
     assert out["rows_matched"] == 6 and out["verdict"]["apps"] == ["invoice-plus"]

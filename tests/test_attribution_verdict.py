@@ -12,6 +12,7 @@ from appwarden.attribution.service import attribute_dump
 from appwarden.attribution.verdict import AppEvidence, decide_verdict, greedy_cover
 from appwarden.canary.models import Canary
 from appwarden.db.session import Database
+from appwarden.platform import service as platform
 from appwarden.platform.models import Customer
 from attribution_helpers import add_app, deliver, noisy_name, noisy_phone, write_csv
 from conftest import Tenant, World, build_world
@@ -144,16 +145,17 @@ def test_canary_in_the_dump_names_the_exact_app_and_company(big: World, db: Data
     with db.session() as session:
         connection = session.scalar(select(Connection).where(Connection.company_id == t0.company.id))
         assert connection is not None
-        canary = Customer(
-            company_id=t0.company.id,
-            home_store_id=t0.stores[1].id,
-            name="小野寺 美咲",
-            phone="050-1000-0007",
-            email="k7q2@canary.example.net",
-            is_canary=True,
+        canary = platform.add_customer(
+            session,
+            t0.company,
+            {
+                "home_store_id": t0.stores[1].id,
+                "name": "小野寺 美咲",
+                "phone": "050-1000-0007",
+                "email": "k7q2@canary.example.net",
+                "is_canary": True,
+            },
         )
-        session.add(canary)
-        session.flush()
         session.add(
             Canary(
                 customer_id=canary.id,

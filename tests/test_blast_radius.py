@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from appwarden.cli import run
 from appwarden.incident.blast_radius import _compute, compute_blast_radius, parse_time
@@ -17,7 +17,7 @@ from appwarden.incident.models import Incident
 from appwarden.incident.service import open_incident, timeline
 from appwarden.ledger.service import record_delivery
 from appwarden.marketplace.models import App
-from appwarden.platform.models import Customer
+from appwarden.platform import service as platform
 from conftest import Tenant, World
 from test_broker import bearer, problem
 
@@ -187,7 +187,8 @@ def test_canaries_are_excluded_from_every_count(world: World) -> None:
     deliver(world, "loyalty-stamp", t0, {("phone", "token"): [3]})
     canaries = [t0.customers[i].id for i in (0, 3, 5)]  # 0: name+phone, 3: name+token, 5: name
     with world.db.session() as session:
-        session.execute(update(Customer).where(Customer.id.in_(canaries)).values(is_canary=True))
+        for customer_id in canaries:
+            platform.update_customer(session, customer_id, {"is_canary": True})
     ref = incident_for(world, "invoice-plus", "loyalty-stamp")
 
     radius = compute_blast_radius(world.db, ref).to_dict()

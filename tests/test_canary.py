@@ -87,7 +87,7 @@ def test_issued_canaries_look_like_members_and_belong_to_one_connection(
         assert canary.app_id == world.apps["invoice-plus"][0] and canary.company_id == tenant.company.id
     assert len({c.phone for c, _ in rows}) == len({c.email for c, _ in rows}) == 3
     with world.db.session() as session:
-        # The ORM hooks kept the blind index and the store canary bitmaps in step.
+        # The platform's write path kept the blind index and the store canary bitmaps in step.
         for canary, cust in rows:
             found = lookup(session, "phone", digest_raw("phone", [canary.phone]))
             assert list(found.values()) == [[cust.id]]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pyroaring import BitMap
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from appwarden.platform import service as platform
-from appwarden.platform.models import Customer, Store, StoreMembers
+from appwarden.platform.models import Company, Customer, Store, StoreMembers
 from appwarden.platform.store_members import rebuild_store_members
 from conftest import World
 
@@ -49,39 +49,41 @@ def test_add_customers_keeps_the_table_in_step(world: World) -> None:
         company = session.get(type(t0.company), t0.company.id)
         assert company is not None
         rows = [{"name": f"new {i}", "home_store_id": t0.stores[1].id, "is_canary": i == 0} for i in range(3)]
-        assert platform.add_customers(session, company, rows, index=False) == 3
+        assert platform.add_customers(session, company, rows) == 3
     assert_in_step(world)
     with world.db.sessionmaker() as session:
         canaries = BitMap.deserialize(session.get_one(StoreMembers, t0.stores[1].id).canaries)
         assert len(canaries) == 1
 
 
-def test_orm_changes_move_customers_between_stores(world: World) -> None:
+def test_platform_writes_move_customers_between_stores(world: World) -> None:
     t0, t1 = world.tenants
     first, second = t0.customers[0].id, t0.customers[1].id
     with world.db.session() as session:
-        person = session.get_one(Customer, first)
-        old_store = person.home_store_id
-        person.home_store_id = next(s.id for s in t0.stores if s.id != old_store)
-        session.get_one(Customer, second).is_canary = True
-        session.get_one(Customer, t0.customers[2].id).name = "renamed"  # not a membership change
-        session.add(Customer(company_id=t1.company.id, home_store_id=t1.stores[0].id, name="walk-in"))
+        old_store = session.get_one(Customer, first).home_store_id
+        new_store = next(s.id for s in t0.stores if s.id != old_store)
+        platform.update_customer(session, first, {"home_store_id": new_store})
+        platform.update_customer(session, second, {"is_canary": True})
+        platform.update_customer(session, t0.customers[2].id, {"name": "renamed"})  # not a membership change
+        company = session.get_one(Company, t1.company.id)
+        platform.add_customer(session, company, {"home_store_id": t1.stores[0].id, "name": "walk-in"})
     assert_in_step(world)
     with world.db.sessionmaker() as session:
         assert first not in BitMap.deserialize(session.get_one(StoreMembers, old_store).bitmap)
     with world.db.session() as session:
-        session.delete(session.get_one(Customer, t0.customers[3].id))
+        platform.delete_customer(session, t0.customers[3].id)
     assert_in_step(world)
 
 
-def test_bulk_orm_statements_and_rebuild(world: World) -> None:
+def test_bulk_platform_writes_and_rebuild(world: World) -> None:
     t0, t1 = world.tenants
     moved = [c.id for c in t1.customers[:5]]
     with world.db.session() as session:
-        session.execute(update(Customer).where(Customer.id.in_(moved)).values(home_store_id=t1.stores[0].id))
-        session.execute(update(Customer).where(Customer.id == t0.customers[4].id).values(is_canary=True))
-        session.execute(update(Customer), [{"id": t0.customers[5].id, "home_store_id": t0.stores[0].id}])
-        session.execute(delete(Customer).where(Customer.id == t0.customers[6].id))
+        for customer_id in moved:
+            platform.update_customer(session, customer_id, {"home_store_id": t1.stores[0].id})
+        platform.update_customer(session, t0.customers[4].id, {"is_canary": True})
+        platform.update_customer(session, t0.customers[5].id, {"home_store_id": t0.stores[0].id})
+        platform.delete_customer(session, t0.customers[6].id)
     assert_in_step(world)
     with world.db.session() as session:
         before = from_table(session)

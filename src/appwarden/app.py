@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from appwarden import __version__, logs
+from appwarden import __version__, logs, wiring
 from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database, get_database
 from appwarden.web import problems
@@ -43,6 +43,7 @@ class WorkerPid:
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     """Build the ASGI app for ``settings`` (the process settings by default)."""
     settings = settings or get_settings()
+    wiring.wire()  # before any request can write a customer (canary issuance at consent does)
     app = FastAPI(
         title="appwarden",
         version=__version__,

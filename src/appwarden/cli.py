@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import DBAPIError
 
-from appwarden import logs
+from appwarden import logs, wiring
 from appwarden.errors import AppwardenError
 
 app = typer.Typer(
@@ -120,6 +120,7 @@ def run(argv: list[str]) -> int:
     # Log lines go to stderr: stdout is for results, and ``--json`` output must stay parseable. The
     # handler follows the current sys.stderr, so a replaced stream (tests, redirection) is followed.
     logs.configure(level=logging.WARNING if argv[:1] != ["serve"] else logging.INFO)
+    wiring.wire()  # commands write customers (demo, canary issuance) only through wired write paths
     try:
         app(args=argv, prog_name="appwarden")
     except SystemExit as exc:  # Typer/Click finished: usage errors exit 2 with their message printed

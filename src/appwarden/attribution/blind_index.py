@@ -8,9 +8,11 @@ Key: HKDF-SHA256(master_key, salt ``appwarden/blind-index/v1``, info ``blind-ind
 Digest: HMAC-SHA256(key, field ‖ 0x00 ‖ utf-8 value) truncated to 16 bytes. The field is inside the
 MAC, so equal strings in different fields never collide.
 
-Maintenance: :func:`rebuild_blind_index` builds it in bulk; :func:`refresh_customers` recomputes given
-customers (called by bulk writers such as ``platform.service.add_customers``); ORM changes to a
-``Customer`` are refreshed by a flush hook registered in ``attribution.models``.
+Maintenance: :func:`refresh_changed_customers` is registered (by ``appwarden.wiring``) with the
+platform's customer-change hook, so every platform write path (``add_customers``, ``update_customer``,
+``delete_customer``, a bulk load) keeps the index in step in its own transaction: it calls
+:func:`refresh_customers` for the customers a change touched, or :func:`rebuild_blind_index` after a bulk
+load. A customer written around the platform's write paths is not seen.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from appwarden.attribution.normalize import normalize_field
 from appwarden.config import get_settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database, driver_connection
+from appwarden.platform.customer_changes import CustomerChange
 from appwarden.platform.models import Customer
 
 DIGEST_BYTES = 16
@@ -127,39 +130,63 @@ _COLUMNS = (Customer.id, Customer.name, Customer.name_kana, Customer.phone, Cust
 
 
 def rebuild_blind_index(
-    db: Database, *, on_progress: Progress | None = None, key: bytes | None = None, batch_size: int = BATCH
+    target: Database | Session,
+    *,
+    on_progress: Progress | None = None,
+    key: bytes | None = None,
+    batch_size: int = BATCH,
 ) -> int:
     """Rebuild the whole index in one transaction (readers see the old index or the new, never half).
 
-    Customers are read in keyset batches of ``batch_size`` and digested column-wise, so memory stays
-    bounded by one batch. The (field, digest) index is dropped for the load and built once at the end
-    (far cheaper than millions of random B-tree inserts). ``on_progress(done, total)`` counts
-    customers. Returns the entries written.
+    With a ``Database`` it runs in its own transaction; with a ``Session`` inside the caller's (a bulk
+    load rebuilds in the loader's). Customers are read in keyset batches of ``batch_size`` and digested
+    column-wise, so memory stays bounded by one batch. The (field, digest) index is dropped for the load
+    and built once at the end (far cheaper than millions of random B-tree inserts).
+    ``on_progress(done, total)`` counts customers. Returns the entries written.
     """
-    k = _key(key)
+    if isinstance(target, Database):
+        with target.session() as session:
+            return _rebuild(session, on_progress, _key(key), batch_size)
+    return _rebuild(target, on_progress, _key(key), batch_size)
+
+
+def _rebuild(session: Session, on_progress: Progress | None, k: bytes, batch_size: int) -> int:
     written = 0
-    with db.session() as session:
-        total = session.scalar(select(func.count()).select_from(Customer)) or 0
-        session.execute(delete(BlindIndexEntry))
-        conn = session.connection()
-        LOOKUP_INDEX.drop(conn)
-        done, last = 0, 0
-        while True:
-            rows = session.execute(
-                select(*_COLUMNS).where(Customer.id > last).order_by(Customer.id).limit(batch_size)
-            ).all()
-            if not rows:
-                break
-            entries = _entries(rows, k)
-            _insert(session, entries)
-            written += len(entries)
-            done += len(rows)
-            last = rows[-1][0]
-            if on_progress:
-                on_progress(done, total)
-        LOOKUP_INDEX.create(conn)
-        conn.exec_driver_sql("ANALYZE blind_index")  # fresh statistics for the lookup plans
+    total = session.scalar(select(func.count()).select_from(Customer)) or 0
+    session.execute(delete(BlindIndexEntry))
+    conn = session.connection()
+    LOOKUP_INDEX.drop(conn)
+    done, last = 0, 0
+    while True:
+        rows = session.execute(
+            select(*_COLUMNS).where(Customer.id > last).order_by(Customer.id).limit(batch_size)
+        ).all()
+        if not rows:
+            break
+        entries = _entries(rows, k)
+        _insert(session, entries)
+        written += len(entries)
+        done += len(rows)
+        last = rows[-1][0]
+        if on_progress:
+            on_progress(done, total)
+    LOOKUP_INDEX.create(conn)
+    conn.exec_driver_sql("ANALYZE blind_index")  # fresh statistics for the lookup plans
     return written
+
+
+def refresh_changed_customers(session: Session, change: CustomerChange) -> None:
+    """The platform's customer-change hook: keep the index in step with ``change``, in its transaction.
+
+    Added and deleted customers, and updated ones whose indexed fields changed, are refreshed (an
+    update of points or rank costs nothing); after a bulk load the whole index is rebuilt.
+    """
+    if change.loaded:
+        rebuild_blind_index(session, on_progress=change.progress)
+        return
+    ids = change.touches(INDEXED_FIELDS)
+    if ids:
+        refresh_customers(session, ids)
 
 
 def refresh_customers(session: Session, customer_ids: Iterable[int], *, key: bytes | None = None) -> int:
@@ -167,8 +194,8 @@ def refresh_customers(session: Session, customer_ids: Iterable[int], *, key: byt
 
     Deleted customers simply lose their entries. A customer who still exists but lost a digest (a phone,
     email or name replaced) gets a ``BlindIndexHistory`` row for it, stamped now: a dump holding the old
-    value was copied before this moment (the snapshot window's evidence). Call it from any code that
-    writes customers with Core statements (ORM changes are refreshed by the flush hook).
+    value was copied before this moment (the snapshot window's evidence). The platform's write paths
+    reach it through :func:`refresh_changed_customers`.
     """
     ids = sorted(set(customer_ids))
     k = _key(key)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, SmallInteger, event, inspect
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, SmallInteger
+from sqlalchemy.orm import Mapped, mapped_column
 
 from appwarden.db.base import Base, UTCDateTime, utcnow
 
@@ -55,23 +54,3 @@ LOOKUP_INDEX: Index = next(
     for ix in BlindIndexEntry.__table__.indexes  # type: ignore[attr-defined]
     if ix.name == "ix_blind_index_field_digest"
 )
-
-
-@event.listens_for(Session, "after_flush")
-def _refresh_changed_customers(session: Session, _flush_context: Any) -> None:
-    """Keep the index in step with customers written through the ORM, in the same transaction.
-
-    Core bulk writes (``insert(Customer)``) bypass the ORM and call ``refresh_customers`` themselves.
-    """
-    from appwarden.platform.models import Customer
-
-    changed = [o.id for o in session.new if isinstance(o, Customer)]
-    changed += [
-        o.id
-        for o in session.dirty
-        if isinstance(o, Customer) and any(inspect(o).attrs[f].history.has_changes() for f in INDEXED_FIELDS)
-    ]
-    if changed:
-        from appwarden.attribution.blind_index import refresh_customers
-
-        refresh_customers(session, changed)

@@ -1,12 +1,13 @@
 """Canary issuance: synthetic members issued to exactly one (app, company) connection each.
 
-A canary is an ordinary ``customers`` row with ``is_canary`` set, inserted through the ORM so the
-attribution blind index and the per-store member bitmaps (``store_members.canaries``) keep up in the
-same flush, plus a ``canaries`` row naming the one connection it was issued to. The broker serves it to
-that connection only (:func:`served_to`); the blast radius and the demo summary leave it out of every
-count. Its phone comes from the operator's pool and its email is under the operator's canary domain;
-both are unique and never equal to any customer's (checked against the blind index), so a call or a
-mail to either names the connection at once (``canary.alerts``).
+A canary is an ordinary ``customers`` row with ``is_canary`` set, inserted through the platform's write
+path (``platform.service.add_customer``) so the attribution blind index and the per-store member bitmaps
+(``store_members.canaries``) keep up in the same transaction, plus a ``canaries`` row naming the one
+connection it was issued to. The broker serves it to that connection only (:func:`served_to`); the
+blast radius and the demo summary leave it out of every count. Its phone comes from the operator's pool
+and its email is under the operator's canary domain; both are unique and never equal to any customer's
+(checked against the blind index), so a call or a mail to either names the connection at once
+(``canary.alerts``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from appwarden.marketplace.models import App
 from appwarden.marketplace.service import get_app
 from appwarden.oauth.models import Connection, ConnectionStatus
 from appwarden.platform.models import Company, Customer, Store, StoreMembers
-from appwarden.platform.service import get_company
+from appwarden.platform.service import add_customer, get_company
 
 # Random draws before giving up on a value: the pool and the email space are sparse, so a handful of
 # collisions at most is expected; running out means the pool is (nearly) exhausted.
@@ -190,16 +191,17 @@ def _issue_one(
         email = _draw_email(session, rng, local, settings.canary_domain, emails)
         try:
             with session.begin_nested():  # a lost race on a unique value undoes only this canary
-                customer = Customer(
-                    company_id=connection.company_id,
-                    home_store_id=store_id,
-                    phone=format_phone(national),
-                    email=email,
-                    is_canary=True,
-                    **values,
+                customer = add_customer(  # blind index + store_members in step, in this savepoint
+                    session,
+                    session.get_one(Company, connection.company_id),
+                    {
+                        "home_store_id": store_id,
+                        "phone": format_phone(national),
+                        "email": email,
+                        "is_canary": True,
+                        **values,
+                    },
                 )
-                session.add(customer)
-                session.flush()  # blind index + store_members hooks run here
                 canary = Canary(
                     customer_id=customer.id,
                     connection_id=connection.id,

@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 
 from appwarden.db.session import Database
 from appwarden.demo.catalog import Plan
+from appwarden.platform.customer_changes import Progress
 from appwarden.platform.models import Company, Customer, Product, Store, Transaction
-from appwarden.platform.store_members import rebuild_store_members
+from appwarden.platform.service import customers_loaded
 
 # Core executemany (not the ORM bulk path, which falls back to a statement per row when some
 # values are None).
@@ -89,8 +90,9 @@ def company_sizes(plan: Plan, rng: np.random.Generator) -> tuple[np.ndarray, np.
     return np.concatenate([head, tail]), phones
 
 
-def build_platform(db: Database, plan: Plan) -> Built:
-    """Generate and insert the whole platform in one transaction (all or nothing)."""
+def build_platform(db: Database, plan: Plan, *, indexing: Progress | None = None) -> Built:
+    """Generate and insert the whole platform in one transaction (all or nothing), derived indexes
+    (store bitmaps, blind index) included; ``indexing(done, total)`` follows the blind-index rebuild."""
     rng = np.random.default_rng(plan.seed)
     fake = Faker("ja_JP")
     fake.seed_instance(plan.seed)
@@ -112,7 +114,8 @@ def build_platform(db: Database, plan: Plan) -> Built:
         tx = _insert_transactions(session, rng, cust, store_ids, np.array([c.id for c in companies]))
         _insert_products(session, plan.seed, companies, store_ids, store_company)
         _advance_sequences(session)
-        rebuild_store_members(session)  # Core inserts bypass the ORM hooks
+        # Core executemany goes around the platform's per-row write paths: rebuild the derived indexes.
+        customers_loaded(session, [c.id for c in companies], progress=indexing)
     return Built(
         company_ids=[c.id for c in companies],
         company_public_ids=[c.public_id for c in companies],

@@ -12,7 +12,6 @@ from rich.progress import Progress
 from sqlalchemy import func, select
 
 from appwarden.app import create_app
-from appwarden.attribution.blind_index import rebuild_blind_index
 from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.demo import summary as summaries
@@ -52,13 +51,14 @@ def _build_and_drive(
     settings: Settings, db: Database, plan: Plan, *, progress: Progress, workers: int
 ) -> dict[str, Any]:
     step = progress.add_task("generating the platform", total=1)
-    built = build_platform(db, plan)
-    progress.advance(step)
-    # The generator bulk-inserts with Core, which the blind index's ORM hook does not see: build it once.
-    indexing = progress.add_task("blind index (keyed HMACs for leak matching)", total=None)
-    rebuild_blind_index(
-        db, on_progress=lambda done, total: progress.update(indexing, completed=done, total=total)
+    # The generator rebuilds the blind index in its transaction; the task shows once that rebuild starts.
+    indexing = progress.add_task("blind index (keyed HMACs for leak matching)", total=None, visible=False)
+    built = build_platform(
+        db,
+        plan,
+        indexing=lambda done, total: progress.update(indexing, completed=done, total=total, visible=True),
     )
+    progress.advance(step)
 
     credentials: dict[str, Credentials] = {}
     logins: list[dict[str, str]] = []

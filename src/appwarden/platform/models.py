@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from functools import partial
-from typing import Any
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, event, inspect
-from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
 
 from appwarden.db.base import Base, UTCDateTime, public_id, utcnow
 
@@ -112,7 +111,7 @@ class StoreMembers(Base):
     """The customers whose home store a store is, as roaring bitmaps of internal ids (portable format).
 
     ``canaries`` is the subset of ``bitmap`` that are canary customers. Kept in step with ``customers`` by
-    ``platform.store_members`` (bulk writers call it; ORM writes reach it through the hooks below).
+    ``platform.store_members``, which the platform's customer write paths (``platform.service``) call.
     """
 
     __tablename__ = "store_members"
@@ -123,53 +122,3 @@ class StoreMembers(Base):
     canaries: Mapped[bytes] = mapped_column(LargeBinary)
     cardinality: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
-
-
-# Customer columns a store's membership depends on.
-MEMBERSHIP_FIELDS: tuple[str, ...] = ("home_store_id", "is_canary", "company_id")
-
-
-@event.listens_for(Session, "after_flush")
-def _refresh_store_members(session: Session, _flush_context: Any) -> None:
-    """Customers added, deleted or moved through the ORM update their stores' bitmaps in the same flush.
-
-    Only rows whose membership fields changed cost anything; other customer edits are skipped.
-    """
-    ids: list[int] = []
-    companies: set[int] = set()
-    for obj in (*session.new, *session.deleted):
-        if isinstance(obj, Customer):
-            ids.append(obj.id)
-            companies.add(obj.company_id)
-    for obj in session.dirty:
-        if not isinstance(obj, Customer):
-            continue
-        attrs = inspect(obj).attrs
-        if any(attrs[f].history.has_changes() for f in MEMBERSHIP_FIELDS):
-            ids.append(obj.id)
-            companies.add(obj.company_id)
-            companies.update(c for c in attrs["company_id"].history.deleted if c is not None)
-    if ids:
-        from appwarden.platform.store_members import refresh_store_members
-
-        refresh_store_members(session, ids, companies)
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _bulk_customer_writes(state: ORMExecuteState) -> Any:
-    """``session.execute(update(Customer)…)`` / ``delete(Customer)`` bypass the flush: find the rows they
-    touch first, run the statement, then refresh those customers' stores."""
-    if not (state.is_update or state.is_delete):
-        return None
-    mapper = state.bind_mapper
-    if mapper is None or mapper.class_ is not Customer:
-        return None
-    from appwarden.platform.store_members import affected_by, refresh_store_members
-
-    touched = affected_by(state)
-    if touched is None:  # an update that leaves every membership field alone
-        return None
-    result = state.invoke_statement()
-    ids, companies = touched
-    refresh_store_members(state.session, ids, companies)
-    return result

@@ -10,10 +10,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from appwarden.attribution.blind_index import refresh_customers
 from appwarden.errors import Conflict, InvalidInput, NotFound
+from appwarden.platform.customer_changes import CustomerChange, Progress, notify
 from appwarden.platform.models import Company, Customer, Store, User
-from appwarden.platform.store_members import refresh_store_members
+from appwarden.platform.store_members import MEMBERSHIP_FIELDS, rebuild_store_members, refresh_store_members
 
 ROLES = frozenset({"company_owner", "security_admin", "reviewer", "vendor"})
 _hasher = PasswordHasher()
@@ -78,27 +78,112 @@ def authenticate_user(session: Session, username: str, password: str) -> User | 
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
-def add_customers(
-    session: Session, company: Company, rows: Iterable[Mapping[str, Any]], *, index: bool = True
-) -> int:
-    """Bulk-insert customers of ``company`` (each row needs ``home_store_id`` of one of its stores).
+# Customer columns a write path may set; ``id`` and ``public_id`` are identities, ``updated_at`` is stamped.
+CUSTOMER_FIELDS = frozenset(
+    {
+        "company_id",
+        "home_store_id",
+        "name",
+        "name_kana",
+        "phone",
+        "email",
+        "address",
+        "birthday",
+        "gender",
+        "points",
+        "rank",
+        "is_canary",
+    }
+)
 
-    Their attribution blind-index entries are written in the same transaction unless ``index`` is
-    False (bulk loaders that call ``attribution.blind_index.rebuild_blind_index`` once at the end). The
-    store membership bitmaps (``platform.store_members``) are always updated in the same transaction.
-    """
+
+def _insert_customers(session: Session, company: Company, rows: Iterable[Mapping[str, Any]]) -> list[int]:
+    """Insert customers of ``company`` and bring every derived index in step; returns their ids."""
     store_ids = set(session.scalars(select(Store.id).where(Store.company_id == company.id)))
     batch = []
     for row in rows:
         if row.get("home_store_id") not in store_ids:
             raise InvalidInput("home_store_id must be a store of the same company")
         batch.append({**row, "company_id": company.id})
-    if batch:
-        ids = session.scalars(insert(Customer).returning(Customer.id), batch).all()
-        if index:
-            refresh_customers(session, ids)
-        refresh_store_members(session, ids, [company.id])
-    return len(batch)
+    if not batch:
+        return []
+    ids = list(session.scalars(insert(Customer).returning(Customer.id), batch).all())
+    refresh_store_members(session, ids, [company.id])
+    notify(session, CustomerChange(added=tuple(ids), companies=frozenset({company.id})))
+    return ids
+
+
+def add_customers(session: Session, company: Company, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Bulk-insert customers of ``company`` (each row needs ``home_store_id`` of one of its stores).
+
+    The store membership bitmaps and every registered derived index (the attribution blind index)
+    are written in the same transaction. Returns how many were inserted.
+    """
+    return len(_insert_customers(session, company, rows))
+
+
+def add_customer(session: Session, company: Company, values: Mapping[str, Any]) -> Customer:
+    """One customer of ``company``, inserted as :func:`add_customers` does; returns it."""
+    (customer_id,) = _insert_customers(session, company, [values])
+    return session.get_one(Customer, customer_id)
+
+
+def update_customer(session: Session, customer_id: int, values: Mapping[str, Any]) -> Customer:
+    """Set ``values`` on one customer and bring every derived index in step, in the caller's transaction.
+
+    A home store must be a store of the customer's company; moving to another company means giving
+    ``company_id`` and a ``home_store_id`` of that company together. Values equal to the current ones
+    change nothing (no hook sees them, so a rewrite of the same phone leaves no history).
+    """
+    unknown = set(values) - CUSTOMER_FIELDS
+    if unknown:
+        raise InvalidInput(f"unknown customer field(s) {sorted(unknown)}")
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"no customer {customer_id!r}", code="customer_not_found")
+    changed = frozenset(f for f, v in values.items() if getattr(customer, f) != v)
+    if not changed:
+        return customer
+    before = customer.company_id
+    if changed & {"company_id", "home_store_id"}:
+        company_id = values.get("company_id", customer.company_id)
+        store = session.get(Store, values.get("home_store_id", customer.home_store_id))
+        if store is None or store.company_id != company_id:
+            raise InvalidInput("home_store_id must be a store of the same company")
+    for field in changed:
+        setattr(customer, field, values[field])
+    session.flush()
+    companies = frozenset({before, customer.company_id})
+    if changed & MEMBERSHIP_FIELDS:
+        refresh_store_members(session, [customer.id], companies)
+    notify(session, CustomerChange(updated=(customer.id,), companies=companies, fields=changed))
+    return customer
+
+
+def delete_customer(session: Session, customer_id: int) -> None:
+    """Delete one customer and their derived index entries, in the caller's transaction."""
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"no customer {customer_id!r}", code="customer_not_found")
+    company_id = customer.company_id
+    session.delete(customer)
+    session.flush()
+    refresh_store_members(session, [customer_id], [company_id])
+    notify(session, CustomerChange(deleted=(customer_id,), companies=frozenset({company_id})))
+
+
+def customers_loaded(
+    session: Session, company_ids: Iterable[int], *, progress: Progress | None = None
+) -> None:
+    """After a bulk loader inserted customers of ``company_ids`` with Core (the demo generator, millions
+    of rows in executemany batches): rebuild every derived index in the loader's transaction.
+
+    A rebuild, not a refresh per id: it is far cheaper than incremental refreshes at that size.
+    ``progress(done, total)`` follows the slowest part, the blind-index rebuild.
+    """
+    companies = frozenset(int(c) for c in company_ids)
+    rebuild_store_members(session, companies)
+    notify(session, CustomerChange(companies=companies, loaded=True, progress=progress))
 
 
 def get_customer(session: Session, public_id: str) -> Customer:

@@ -3,9 +3,12 @@
 The blast radius counts exposed people per store as ``|exposed ∩ store bitmap|`` instead of reading every
 affected customer's home store. The table is kept in step with ``customers``:
 
-* bulk writers (``platform.service.add_customers``) call :func:`refresh_store_members` in their transaction;
-* ORM writes reach it through the flush and bulk-statement hooks in ``platform.models``;
-* bulk loaders that insert with Core (the demo generator) call :func:`rebuild_store_members` once at the end.
+* the platform's write paths (``platform.service``: ``add_customers``, ``update_customer``,
+  ``delete_customer``) call :func:`refresh_store_members` in their transaction;
+* after a Core bulk load (the demo generator) ``platform.service.customers_loaded`` calls
+  :func:`rebuild_store_members` once.
+
+Nothing else keeps it current: a customer written around those paths leaves the bitmaps stale.
 
 Incremental refreshes lock the companies' rows (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
 already serialises writers) so two transactions moving customers of one store cannot lose an update.
@@ -19,13 +22,16 @@ from typing import Any
 import numpy as np
 from pyroaring import BitMap
 from sqlalchemy import Table, bindparam, delete, insert, select, update
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import Session
 
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.ledger.chain import to_bitmap
 from appwarden.platform.customer_homes import customer_homes
-from appwarden.platform.models import MEMBERSHIP_FIELDS, Company, Customer, Store, StoreMembers
+from appwarden.platform.models import Company, Customer, Store, StoreMembers
+
+# Customer columns a store's membership depends on: a write that changes none of them skips the refresh.
+MEMBERSHIP_FIELDS = frozenset({"home_store_id", "is_canary", "company_id"})
 
 _TABLE: Table = StoreMembers.__table__  # type: ignore[assignment]
 _CHUNK = 5_000  # ids / company ids per IN list (well under every driver's parameter limit)
@@ -153,36 +159,6 @@ def refresh_store_members(session: Session, customer_ids: Iterable[int], company
     if inserts:
         session.execute(insert(_TABLE), inserts)
     return len(updates) + len(inserts)
-
-
-def affected_by(state: ORMExecuteState) -> tuple[list[int], set[int]] | None:
-    """For an ORM ``update(Customer)``/``delete(Customer)`` about to run: the (customer ids, companies) it
-    touches, read before it runs; None when it is an update that changes no membership field."""
-    params = state.parameters
-    if isinstance(params, list):  # bulk UPDATE by primary key: one dict per customer
-        if state.is_update and not any(f in p for p in params for f in MEMBERSHIP_FIELDS):
-            return None
-        ids = [int(p["id"]) for p in params if "id" in p]
-        rows = []
-        for chunk in _chunks(sorted(set(ids))):
-            rows += session_rows(state.session, Customer.id.in_(chunk))
-        return [r[0] for r in rows], {r[1] for r in rows}
-    if state.is_update:
-        values = getattr(state.statement, "_values", None) or {}
-        keys = {getattr(k, "key", k) for k in values} | set(params or {})
-        if not keys & set(MEMBERSHIP_FIELDS):
-            return None
-    where = getattr(state.statement, "whereclause", None)
-    rows = session_rows(state.session, where)
-    return [r[0] for r in rows], {r[1] for r in rows}
-
-
-def session_rows(session: Session, where: Any) -> list[tuple[int, int]]:
-    """(id, company id) of the customers matching ``where`` (all when None)."""
-    query = select(Customer.id, Customer.company_id)
-    if where is not None:
-        query = query.where(where)
-    return [(int(i), int(c)) for i, c in session.execute(query)]
 
 
 def company_members(session: Session, company_id: int) -> tuple[BitMap, BitMap]:

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 ${imports if imports else ""}
 
-import appwarden.db.base
+# Never import appwarden here: a migration must mean the same forever, so copy the logic it needs into
+# this file, frozen as of this revision (tests/test_migrations_frozen.py checks).
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}

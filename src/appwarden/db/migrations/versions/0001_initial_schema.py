@@ -9,8 +9,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import appwarden.db.base
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -25,7 +23,7 @@ def upgrade() -> None:
         sa.Column("public_id", sa.String(length=40), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=True),
-        sa.Column("created_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_companies")),
         sa.UniqueConstraint("public_id", name=op.f("uq_companies_public_id")),
     )
@@ -34,7 +32,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
-        sa.Column("updated_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_head")),
     )
     op.create_table(
@@ -43,7 +41,7 @@ def upgrade() -> None:
         sa.Column("public_id", sa.String(length=40), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("contact_email", sa.String(length=320), nullable=True),
-        sa.Column("created_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_vendors")),
         sa.UniqueConstraint("name", name=op.f("uq_vendors_name")),
         sa.UniqueConstraint("public_id", name=op.f("uq_vendors_public_id")),
@@ -59,8 +57,8 @@ def upgrade() -> None:
         sa.Column("redirect_uris", sa.JSON(), nullable=False),
         sa.Column("approved_scopes", sa.JSON(), nullable=False),
         sa.Column("listing_state", sa.String(length=20), nullable=False),
-        sa.Column("created_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["vendor_id"], ["vendors.id"], name=op.f("fk_apps_vendor_id_vendors")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_apps")),
         sa.UniqueConstraint("client_id", name=op.f("uq_apps_client_id")),
@@ -94,7 +92,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=30), nullable=False),
         sa.Column("company_id", sa.Integer(), nullable=True),
         sa.Column("email", sa.String(length=320), nullable=True),
-        sa.Column("created_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["company_id"], ["companies.id"], name=op.f("fk_users_company_id_companies")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("public_id", name=op.f("uq_users_public_id")),
@@ -114,9 +112,9 @@ def upgrade() -> None:
         sa.Column("scope", sa.String(length=2000), nullable=False),
         sa.Column("code_challenge", sa.String(length=128), nullable=False),
         sa.Column("code_challenge_method", sa.String(length=10), nullable=False),
-        sa.Column("created_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("used_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name=op.f("fk_authorization_codes_app_id_apps")),
         sa.ForeignKeyConstraint(
             ["company_id"], ["companies.id"], name=op.f("fk_authorization_codes_company_id_companies")
@@ -137,8 +135,8 @@ def upgrade() -> None:
         sa.Column("granted_by_user_id", sa.Integer(), nullable=True),
         sa.Column("scopes", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("created_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name=op.f("fk_connections_app_id_apps")),
         sa.ForeignKeyConstraint(
             ["company_id"], ["companies.id"], name=op.f("fk_connections_company_id_companies")
@@ -170,7 +168,7 @@ def upgrade() -> None:
         sa.Column("points", sa.Integer(), nullable=False),
         sa.Column("rank", sa.String(length=20), nullable=True),
         sa.Column("is_canary", sa.Boolean(), nullable=False),
-        sa.Column("updated_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["company_id"], ["companies.id"], name=op.f("fk_customers_company_id_companies")
         ),
@@ -193,8 +191,8 @@ def upgrade() -> None:
         sa.Column("mode", sa.String(length=10), nullable=False),
         sa.Column("bitmap", sa.LargeBinary(), nullable=False),
         sa.Column("cardinality", sa.Integer(), nullable=False),
-        sa.Column("first_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name=op.f("fk_ledger_index_app_id_apps")),
         sa.ForeignKeyConstraint(
             ["company_id"], ["companies.id"], name=op.f("fk_ledger_index_company_id_companies")
@@ -209,7 +207,7 @@ def upgrade() -> None:
         "security_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("tag", sa.String(length=80), nullable=False),
-        sa.Column("occurred_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=120), nullable=True),
         sa.Column("app_id", sa.Integer(), nullable=True),
         sa.Column("company_id", sa.Integer(), nullable=True),
@@ -229,7 +227,7 @@ def upgrade() -> None:
     op.create_table(
         "ledger_entries",
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("recorded_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("request_id", sa.String(length=64), nullable=False),
         sa.Column("app_id", sa.Integer(), nullable=False),
         sa.Column("company_id", sa.Integer(), nullable=False),
@@ -265,11 +263,11 @@ def upgrade() -> None:
         sa.Column("company_id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("scope", sa.String(length=2000), nullable=False),
-        sa.Column("issued_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("access_expires_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("refresh_expires_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("rotated_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("access_expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("refresh_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name=op.f("fk_tokens_app_id_apps")),
         sa.ForeignKeyConstraint(
             ["company_id"], ["companies.id"], name=op.f("fk_tokens_company_id_companies")
@@ -295,7 +293,7 @@ def upgrade() -> None:
         sa.Column("store_id", sa.Integer(), nullable=False),
         sa.Column("customer_id", sa.Integer(), nullable=True),
         sa.Column("amount", sa.Integer(), nullable=False),
-        sa.Column("occurred_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["company_id"], ["companies.id"], name=op.f("fk_transactions_company_id_companies")
         ),

@@ -10,8 +10,6 @@ import sqlalchemy as sa
 from alembic import op
 
 
-import appwarden.db.base
-
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -26,7 +24,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.Integer(), nullable=False),
         sa.Column("field", sa.SmallInteger(), nullable=False),
         sa.Column("digest", sa.LargeBinary(length=16), nullable=False),
-        sa.Column("replaced_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("replaced_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customers.id"],
@@ -46,7 +44,7 @@ def upgrade() -> None:
         sa.Column("company_id", sa.Integer(), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("phone", sa.String(length=40), nullable=False),
-        sa.Column("issued_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name=op.f("fk_canaries_app_id_apps")),
         sa.ForeignKeyConstraint(
             ["company_id"], ["companies.id"], name=op.f("fk_canaries_company_id_companies")
@@ -84,7 +82,7 @@ def upgrade() -> None:
         sa.Column("subject", sa.Text(), nullable=True),
         sa.Column("detail", sa.JSON(), nullable=False),
         sa.Column("incident_id", sa.Integer(), nullable=True),
-        sa.Column("received_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name=op.f("fk_canary_alerts_app_id_apps")),
         sa.ForeignKeyConstraint(
             ["canary_customer_id"],

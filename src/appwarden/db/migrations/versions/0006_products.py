@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from alembic import op
 
 
-import appwarden.db.base
 
 revision = "0006"
 down_revision = "0005"
@@ -28,7 +27,7 @@ def upgrade() -> None:
         sa.Column("store_id", sa.Integer(), nullable=True),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("price", sa.Integer(), nullable=False),
-        sa.Column("created_at", appwarden.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["company_id"], ["companies.id"], name=op.f("fk_products_company_id_companies")
         ),
