@@ -35,7 +35,8 @@ from appwarden.events.service import EventTag, record
 from appwarden.incident.service import add_timeline, get_incident
 from appwarden.ledger.exposure import delivery_stream, holdings_of
 from appwarden.marketplace.service import app_id_of, app_slugs
-from appwarden.platform.membership import StoreMembership, company_names, store_membership
+from appwarden.platform.directory import company_names
+from appwarden.platform.membership import StoreMembership, store_membership
 
 Progress = Callable[[int, int], None]
 CANDIDATES = 10  # candidates listed in the JSON

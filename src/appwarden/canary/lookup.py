@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from appwarden.canary.models import Canary
 from appwarden.marketplace.service import app_slugs
 from appwarden.oauth.service import connection_public_ids
-from appwarden.platform.membership import company_names, home_stores
+from appwarden.platform.directory import company_names, home_stores
 
 _CHUNK = 30_000  # ids per IN list (SQLite's bound-parameter limit)
 

@@ -31,7 +31,8 @@ from appwarden.errors import InvalidInput
 from appwarden.incident.service import add_timeline, get_incident, incident_apps
 from appwarden.ledger.chain import Key
 from appwarden.ledger.exposure import PerCompany, received_as_of, received_replayed
-from appwarden.platform.membership import StoreMembership, company_names, store_membership, store_names
+from appwarden.platform.directory import company_names, store_names
+from appwarden.platform.membership import StoreMembership, store_membership
 
 MODES = ("raw", "masked", "token")
 EXPOSING = ("raw", "masked")  # modes that reveal the value (masked still reveals part of it)

@@ -15,17 +15,15 @@ Other packages (the blast radius, attribution) ask here rather than reading the 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 
 from pyroaring import BitMap
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.db.rows import blob_rows
-from appwarden.platform.models import Company, Customer, Store, StoreMembers
+from appwarden.platform.models import StoreMembers
 
 _EMPTY = bytes(BitMap().serialize())
-_CHUNK = 30_000  # ids per IN list (SQLite's bound-parameter limit)
 
 
 class StoreMembership:
@@ -120,58 +118,3 @@ def members_of_stores(session: Session, store_ids: Collection[int]) -> BitMap:
 def members_of_companies(session: Session, company_ids: Collection[int]) -> BitMap:
     """Every member of ``company_ids`` (the union of their stores' members)."""
     return store_membership(session, company_ids).everyone()
-
-
-@dataclass(frozen=True, slots=True)
-class CompanyName:
-    """A company as the outside world knows it."""
-
-    id: int
-    public_id: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class StoreName:
-    """A store as the outside world knows it, with its company's internal id."""
-
-    id: int
-    company_id: int
-    public_id: str
-    name: str
-
-
-def company_names(session: Session, company_ids: Collection[int]) -> dict[int, CompanyName]:
-    """The public id and name of each of ``company_ids`` (plain-column read, no ORM objects)."""
-    if not company_ids:
-        return {}
-    rows = session.connection().execute(
-        select(Company.id, Company.public_id, Company.name).where(Company.id.in_(list(company_ids)))
-    )
-    return {cid: CompanyName(cid, public, name) for cid, public, name in rows}
-
-
-def store_names(session: Session, company_ids: Collection[int]) -> list[StoreName]:
-    """Every store of ``company_ids``, with its public id and name (plain-column read)."""
-    if not company_ids:
-        return []
-    rows = session.connection().execute(
-        select(Store.id, Store.company_id, Store.public_id, Store.name).where(
-            Store.company_id.in_(list(company_ids))
-        )
-    )
-    return [StoreName(sid, cid, public, name) for sid, cid, public, name in rows]
-
-
-def home_stores(session: Session, customer_ids: Collection[int]) -> dict[int, str]:
-    """``{customer id: public id of their home store}`` for a few customers (e.g. matched canaries)."""
-    ids = sorted(customer_ids)
-    found: dict[int, str] = {}
-    for start in range(0, len(ids), _CHUNK):
-        query = (
-            select(Customer.id, Store.public_id)
-            .join(Store, Store.id == Customer.home_store_id)
-            .where(Customer.id.in_(ids[start : start + _CHUNK]))
-        )
-        found.update((cid, public) for cid, public in session.execute(query))
-    return found
