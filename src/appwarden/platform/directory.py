@@ -1,11 +1,11 @@
 """Directory lookups the platform answers for other packages: companies and stores by their public
 names, and customers' home stores. Plain-column reads (tuples, no ORM objects): the blast radius lists
-thousands of stores."""
+thousands of stores, so rows are fetched at once and kept as named tuples."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,8 +15,7 @@ from appwarden.platform.models import Company, Customer, Store
 _CHUNK = 30_000  # ids per IN list (SQLite's bound-parameter limit)
 
 
-@dataclass(frozen=True, slots=True)
-class CompanyName:
+class CompanyName(NamedTuple):
     """A company as the outside world knows it."""
 
     id: int
@@ -24,8 +23,7 @@ class CompanyName:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class StoreName:
+class StoreName(NamedTuple):
     """A store as the outside world knows it, with its company's internal id."""
 
     id: int
@@ -41,7 +39,7 @@ def company_names(session: Session, company_ids: Collection[int]) -> dict[int, C
     rows = session.connection().execute(
         select(Company.id, Company.public_id, Company.name).where(Company.id.in_(list(company_ids)))
     )
-    return {cid: CompanyName(cid, public, name) for cid, public, name in rows}
+    return {row[0]: CompanyName(*row) for row in rows.all()}
 
 
 def company_id_of(session: Session, public_id: str) -> int | None:
@@ -58,7 +56,7 @@ def store_names(session: Session, company_ids: Collection[int]) -> list[StoreNam
             Store.company_id.in_(list(company_ids))
         )
     )
-    return [StoreName(sid, cid, public, name) for sid, cid, public, name in rows]
+    return [StoreName(*row) for row in rows.all()]
 
 
 def home_stores(session: Session, customer_ids: Collection[int]) -> dict[int, str]:

@@ -31,40 +31,44 @@ class StoreMembership:
     time a question needs it (stores nobody calls home never are)."""
 
     def __init__(self, rows: Iterable[tuple[int, int, bytes, bytes]]) -> None:
-        self._stores: dict[int, list[int]] = {}  # company id -> its store ids
-        self._blobs: dict[int, tuple[bytes, bytes]] = {}  # store id -> (members, canaries) serialised
-        self._members: dict[int, BitMap] = {}
-        for store_id, company_id, members, canaries in rows:
-            self._stores.setdefault(company_id, []).append(store_id)
-            self._blobs[store_id] = (bytes(members), bytes(canaries))
+        # company id -> [(store id, members serialised, or None when nobody calls the store home)]
+        self._stores: dict[int, list[tuple[int, bytes | None]]] = {}
+        self._canaries: list[bytes] = []  # the non-empty canary bitmaps, serialised
+        self._members: dict[int, BitMap] = {}  # store id -> members, deserialised on first use
+        stores, canaries = self._stores, self._canaries
+        for store_id, company_id, members, canary_blob in rows:
+            blob = bytes(members)
+            entry = (store_id, None if blob == _EMPTY else blob)
+            if company_id in stores:
+                stores[company_id].append(entry)
+            else:
+                stores[company_id] = [entry]
+            if canary_blob != _EMPTY:
+                canaries.append(bytes(canary_blob))
 
     @property
     def company_ids(self) -> list[int]:
         """The companies read (those with at least one store row)."""
         return list(self._stores)
 
-    def members(self, store_id: int) -> BitMap:
-        """The people whose home store ``store_id`` is (empty for a store not read)."""
+    def _bitmap(self, store_id: int, blob: bytes) -> BitMap:
         bitmap = self._members.get(store_id)
         if bitmap is None:
-            blob = self._blobs.get(store_id, (_EMPTY, _EMPTY))[0]
-            bitmap = self._members[store_id] = BitMap() if blob == _EMPTY else BitMap.deserialize(blob)
+            bitmap = self._members[store_id] = BitMap.deserialize(blob)
         return bitmap
 
     def canaries(self) -> BitMap:
         """Every canary among the members of the stores read."""
-        return BitMap.union(
-            BitMap(), *(BitMap.deserialize(c) for _, c in self._blobs.values() if c != _EMPTY)
-        )
+        return BitMap.union(BitMap(), *(BitMap.deserialize(c) for c in self._canaries))
 
     def store_counts(self, people: BitMap, *, companies: Iterable[int] | None = None) -> dict[int, int]:
         """``{store id: |members ∩ people|}`` for every store of ``companies`` (all read when None) that
         somebody calls home; one intersection cardinality per store."""
         counts: dict[int, int] = {}
         for company_id in self._stores if companies is None else companies:
-            for store_id in self._stores.get(company_id, ()):
-                if self._blobs[store_id][0] != _EMPTY:
-                    counts[store_id] = self.members(store_id).intersection_cardinality(people)
+            for store_id, blob in self._stores.get(company_id, ()):
+                if blob is not None:
+                    counts[store_id] = self._bitmap(store_id, blob).intersection_cardinality(people)
         return counts
 
     def stores_reached(self, people: BitMap, *, companies: Iterable[int] | None = None) -> int:
@@ -73,7 +77,10 @@ class StoreMembership:
 
     def everyone(self) -> BitMap:
         """Every member of the stores read."""
-        return BitMap.union(BitMap(), *(self.members(s) for s in self._blobs))
+        return BitMap.union(
+            BitMap(),
+            *(self._bitmap(s, b) for stores in self._stores.values() for s, b in stores if b is not None),
+        )
 
     def companies_of(self, people: BitMap) -> set[int]:
         """The companies at least one of ``people`` belongs to (one intersection per store, instead of a
@@ -81,7 +88,7 @@ class StoreMembership:
         return {
             company_id
             for company_id, stores in self._stores.items()
-            if any(self.members(store_id).intersect(people) for store_id in stores)
+            if any(b is not None and self._bitmap(s, b).intersect(people) for s, b in stores)
         }
 
 
