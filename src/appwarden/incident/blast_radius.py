@@ -5,7 +5,7 @@ Counts come from the ledger's bitmap index (one roaring bitmap per app × compan
 in one incident give the union; ``exposed`` = raw ∪ masked (a token is pseudonymous and reveals
 nothing by itself). Canary customers are taken out of every count and reported separately.
 
-The incident package reads no other package's tables: the bitmaps come from the ledger
+The blast radius reads no other package's tables: the bitmaps come from the ledger
 (:func:`appwarden.ledger.exposure.received_as_of`), people per store ``|exposed ∩ store members|`` and the
 canaries from the platform's store membership bitmaps (:mod:`appwarden.platform.membership`), so no
 customer row is read.
