@@ -22,7 +22,7 @@ from pyroaring import BitMap
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appwarden.db.rows import blob_rows
+from appwarden.db.rows import blob_rows, blob_stream
 from appwarden.ledger.chain import Key, iter_payload
 from appwarden.ledger.models import LedgerEntry, LedgerIndex
 from appwarden.ledger.service import KINDS
@@ -123,9 +123,10 @@ def holdings_of(
         LedgerIndex.bitmap,
         LedgerIndex.cardinality,
     ).where(LedgerIndex.field.in_(list(fields)), LedgerIndex.company_id.in_(list(company_ids)))
+    # Streamed: only the intersections are kept, never every app's full bitmap at once.
     return [
         Holding(app_id, company_id, name, mode, BitMap.deserialize(bytes(blob)) & people, cardinality)
-        for app_id, company_id, name, mode, blob, cardinality in blob_rows(session.connection(), query)
+        for app_id, company_id, name, mode, blob, cardinality in blob_stream(session.connection(), query)
     ]
 
 

@@ -12,8 +12,7 @@ from appwarden.errors import InvalidInput, NotFound
 from appwarden.ledger.chain import Key, iter_payload
 from appwarden.ledger.models import LedgerEntry, LedgerIndex
 from appwarden.marketplace.service import app_id_of, app_slugs
-from appwarden.platform.directory import company_id_of, company_names
-from appwarden.platform.service import get_customer
+from appwarden.platform.directory import company_id_of, company_names, customer_of
 
 
 def who_has(db: Database, customer_public_id: str) -> list[dict[str, Any]]:
@@ -23,7 +22,9 @@ def who_has(db: Database, customer_public_id: str) -> list[dict[str, Any]]:
     apps' entries in the customer's company are then read to get the times and counts.
     """
     with db.sessionmaker() as session:
-        customer = get_customer(session, customer_public_id)  # NotFound(code="customer_not_found")
+        customer = customer_of(session, customer_public_id)
+        if customer is None:
+            raise NotFound(f"no customer {customer_public_id!r}", code="customer_not_found")
         wanted: dict[int, set[Key]] = {}
         index_rows = session.execute(
             select(LedgerIndex.app_id, LedgerIndex.field, LedgerIndex.mode, LedgerIndex.bitmap).where(

@@ -1,6 +1,7 @@
 """Directory lookups the platform answers for other packages: companies and stores by their public
-names, and customers' home stores. Plain-column reads (tuples, no ORM objects): the blast radius lists
-thousands of stores, so rows are fetched at once and kept as named tuples."""
+names, customers by public id, and customers' home stores. Plain-column reads (tuples, no ORM
+objects): the blast radius lists thousands of stores, so rows are fetched at once and kept as named
+tuples."""
 
 from __future__ import annotations
 
@@ -40,6 +41,21 @@ def company_names(session: Session, company_ids: Collection[int]) -> dict[int, C
         select(Company.id, Company.public_id, Company.name).where(Company.id.in_(list(company_ids)))
     )
     return {row[0]: CompanyName(*row) for row in rows.all()}
+
+
+class CustomerRef(NamedTuple):
+    """A customer's internal id and company, for callers that hold only its public id."""
+
+    id: int
+    company_id: int
+
+
+def customer_of(session: Session, public_id: str) -> CustomerRef | None:
+    """The customer with this public id (internal id and company), or None."""
+    row = session.execute(
+        select(Customer.id, Customer.company_id).where(Customer.public_id == public_id)
+    ).first()
+    return None if row is None else CustomerRef(*row)
 
 
 def company_id_of(session: Session, public_id: str) -> int | None:
