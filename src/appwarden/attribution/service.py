@@ -6,7 +6,9 @@ estimate when the copy was made, and (given an incident) put the result on its t
     result.row_customer_ids       # numpy int64, one per dump row, 0 = not a platform customer
 
 Everything is read in one transaction (one snapshot of customers, index and ledger); the timeline
-entry and the security event are written in a second, short one.
+entry and the security event are written in a second, short one. Other packages' data comes from their
+owners' service functions (the ledger's holdings and deliveries, the platform's store membership, the
+canary lookups), never from their tables.
 """
 
 from __future__ import annotations
@@ -19,28 +21,26 @@ from typing import Any
 
 import numpy as np
 from pyroaring import BitMap
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.attribution.blind_index import index_key
 from appwarden.attribution.limits import DumpLimits
 from appwarden.attribution.match import STRONG, MatchResult, match_dump
 from appwarden.attribution.reader import read_dump
-from appwarden.attribution.snapshot import load_deliveries, value_changes, window
+from appwarden.attribution.snapshot import value_changes, window
 from appwarden.attribution.verdict import AppEvidence, Verdict, decide_verdict
-from appwarden.canary.models import Canary
+from appwarden.canary.lookup import canary_hits, canary_ids
 from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database
 from appwarden.events.service import EventTag, record
 from appwarden.incident.service import add_timeline, get_incident
-from appwarden.ledger.models import LedgerIndex
-from appwarden.marketplace.models import App
-from appwarden.oauth.models import Connection
-from appwarden.platform.models import Company, Customer, Store, StoreMembers
+from appwarden.ledger.exposure import delivery_stream, holdings_of
+from appwarden.marketplace.service import app_id_of, app_slugs
+from appwarden.platform.directory import company_names
+from appwarden.platform.membership import StoreMembership, store_membership
 
 Progress = Callable[[int, int], None]
 CANDIDATES = 10  # candidates listed in the JSON
-_CHUNK = 30_000  # ids per IN list (SQLite's bound-parameter limit)
 
 
 @dataclass
@@ -125,10 +125,12 @@ def attribute_dump(
     with db.session() as session:
         match = match_dump(session, dump, key=key)
         matched = match.matched
-        companies = _companies_of(session, matched)
+        # Every store's members, read once: the matched people's companies, then stores per candidate.
+        members = store_membership(session)
+        companies = members.companies_of(matched)
         apps, app_ids, company_ids = _evidence(session, matched, match.fields, companies)
-        canaries = matched & BitMap(session.scalars(select(Canary.customer_id)))
-        hits = _canary_hits(session, canaries)
+        canaries = matched & canary_ids(session)
+        hits = [hit.to_dict() for hit in canary_hits(session, canaries)]
         verdict = decide_verdict(
             rows=match.rows,
             rows_matched=match.rows_matched,
@@ -138,7 +140,7 @@ def attribute_dump(
             canary_hits=hits,
         )
         snap = _snapshot(session, match, verdict, app_ids, company_ids, canaries)
-        stores = _store_counts(session, verdict, companies)
+        stores = _stores_reached(members, verdict, companies)
     candidates: list[dict[str, Any]] = [
         {
             "app": slug,
@@ -174,76 +176,29 @@ def attribute_dump(
     return result
 
 
-def _companies_of(session: Session, people: BitMap) -> set[int]:
-    """The companies the matched people belong to, from the per-store member bitmaps (one
-    intersection per store instead of a primary-key lookup per person)."""
-    rows = session.connection().execute(select(StoreMembers.company_id, StoreMembers.bitmap))
-    return {company for company, blob in rows if BitMap.deserialize(blob).intersect(people)}
-
-
 def _evidence(
     session: Session, matched: BitMap, fields: list[str], companies: set[int]
 ) -> tuple[list[AppEvidence], dict[str, int], dict[str, int]]:
     """Per app, its ledger-index bitmaps of the dumped fields in the matched people's companies."""
     if not matched or not fields or not companies:
         return [], {}, {}
-    slugs = {app_id: slug for app_id, slug in session.execute(select(App.id, App.slug))}
-    publics = {
-        cid: public
-        for cid, public in session.execute(
-            select(Company.id, Company.public_id).where(Company.id.in_(list(companies)))
-        )
-    }
+    slugs = app_slugs(session)
+    publics = {cid: company.public_id for cid, company in company_names(session, companies).items()}
     by_app: dict[str, AppEvidence] = {}
     received: dict[tuple[str, str], int] = {}
-    rows = session.execute(
-        select(
-            LedgerIndex.app_id,
-            LedgerIndex.company_id,
-            LedgerIndex.field,
-            LedgerIndex.mode,
-            LedgerIndex.bitmap,
-            LedgerIndex.cardinality,
-        ).where(LedgerIndex.field.in_(fields), LedgerIndex.company_id.in_(list(companies)))
-    )
-    for app_id, company_id, name, mode, blob, cardinality in rows:
-        people = BitMap.deserialize(bytes(blob)) & matched
-        slug = slugs[app_id]
-        co = publics[company_id]
+    for held in holdings_of(session, matched, fields=fields, company_ids=companies):
+        slug = slugs[held.app_id]
+        co = publics[held.company_id]
         key = (slug, co)
-        received[key] = max(received.get(key, 0), cardinality)
-        if people:
+        received[key] = max(received.get(key, 0), held.received)
+        if held.people:
             ev = by_app.setdefault(slug, AppEvidence(slug, {}))
-            ev.by_company.setdefault(co, {})[(name, mode)] = people
+            ev.by_company.setdefault(co, {})[(held.field, held.mode)] = held.people
     for ev in by_app.values():
         ev.received = sum(n for (slug, _), n in received.items() if slug == ev.slug)
     app_ids = {slug: app_id for app_id, slug in slugs.items()}
     company_ids = {public: cid for cid, public in publics.items()}
     return list(by_app.values()), app_ids, company_ids
-
-
-def _canary_hits(session: Session, canaries: BitMap) -> list[dict[str, Any]]:
-    """The matched canaries' exact app, company, store and connection (never values)."""
-    # Canaries are a few per connection: the caller intersected the matches with all of them, rather
-    # than sending every match to SQL.
-    ids = list(canaries)
-    hits: list[dict[str, Any]] = []
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        rows = session.execute(
-            select(App.slug, Company.public_id, Store.public_id, Connection.public_id, Canary.issued_at)
-            .join(App, App.id == Canary.app_id)
-            .join(Company, Company.id == Canary.company_id)
-            .join(Connection, Connection.id == Canary.connection_id)
-            .join(Customer, Customer.id == Canary.customer_id)
-            .join(Store, Store.id == Customer.home_store_id)
-            .where(Canary.customer_id.in_(chunk))
-        )
-        hits.extend(
-            {"app": app, "company": co, "store": st, "connection": con, "issued_at": at.isoformat()}
-            for app, co, st, con, at in rows
-        )
-    return sorted(hits, key=lambda h: (h["app"], h["company"], h["connection"], h["issued_at"]))
 
 
 def _snapshot(
@@ -264,7 +219,7 @@ def _snapshot(
     for f, kinds in match.cells.items():
         keys |= {(f, "masked")} if kinds["masked"] else set()
         keys |= {(f, "token")} if kinds["token"] else set()
-    deliveries = load_deliveries(
+    deliveries = delivery_stream(
         session,
         app_ids=[app_ids[a] for a in apps if a in app_ids],
         company_ids=[company_ids[c] for c in companies if c in company_ids],
@@ -279,20 +234,12 @@ def _snapshot(
     return window(deliveries, dumped, old_values=old, new_values=new, canaries=canaries & dumped)
 
 
-def _store_counts(session: Session, verdict: Verdict, companies: set[int]) -> dict[str, int]:
+def _stores_reached(members: StoreMembership, verdict: Verdict, companies: set[int]) -> dict[str, int]:
     """Per candidate app, the stores (home stores) its explained people belong to."""
     if not verdict.explained or not companies:
         return {}
-    members = [
-        BitMap.deserialize(bytes(blob))
-        for (blob,) in session.execute(
-            select(StoreMembers.bitmap).where(StoreMembers.company_id.in_(list(companies)))
-        )
-    ]
-    return {
-        slug: sum(1 for m in members if m.intersection_cardinality(people))
-        for slug, people in verdict.explained.items()
-    }
+    explained = verdict.explained
+    return {slug: members.stores_reached(people, companies=companies) for slug, people in explained.items()}
 
 
 def _to_timeline(db: Database, result: Attribution, incident_ref: str, actor: str) -> None:
@@ -323,7 +270,7 @@ def _to_timeline(db: Database, result: Attribution, incident_ref: str, actor: st
     with db.session() as session:
         incident = get_incident(session, incident_ref)
         add_timeline(session, incident, actor=actor, kind="attribution", text=text, **data)
-        app_id = session.scalar(select(App.id).where(App.slug == v.apps[0])) if v.apps else None
+        app_id = app_id_of(session, v.apps[0]) if v.apps else None
         record(
             session,
             EventTag.DUMP_ATTRIBUTED,

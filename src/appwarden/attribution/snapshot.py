@@ -8,13 +8,13 @@
 - Value history (``blind_index_history``): a dumped phone or email a customer has since replaced at T
   means the copy was made before T; a dumped value that replaced an older one at T means after T.
 
-:func:`window` is pure (time-ordered deliveries in, the window and its evidence out);
-:func:`load_deliveries` reads the entries.
+:func:`window` is pure (time-ordered deliveries in, the window and its evidence out); the deliveries
+come from the ledger (:func:`appwarden.ledger.exposure.delivery_stream`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,10 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from appwarden.attribution.models import FIELD_CODES, BlindIndexHistory
-from appwarden.ledger.chain import iter_payload
-from appwarden.ledger.models import LedgerEntry
-
-Delivery = tuple[datetime, BitMap]  # (recorded_at, people first or again delivered in that entry)
+from appwarden.ledger.exposure import Delivery  # (recorded_at, people delivered in that entry)
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -98,38 +95,6 @@ def window(
     if after is not None and before is not None and before < after:
         evidence.append("the bounds conflict: the dump may merge copies made at different times")
     return {"after": _iso(after), "before": _iso(before), "evidence": evidence}
-
-
-def load_deliveries(
-    session: Session,
-    *,
-    app_ids: Sequence[int],
-    company_ids: Sequence[int],
-    keys: set[tuple[str, str]],
-) -> Iterator[Delivery]:
-    """The apps' entries in the companies, in ``seq`` order, as (time, people delivered under ``keys``).
-
-    Streams (``yield_per``); only the (field, mode) frames in ``keys`` are deserialised.
-    """
-    if not app_ids or not company_ids or not keys:
-        return
-    query = (
-        select(LedgerEntry.recorded_at, LedgerEntry.payload)
-        .where(
-            LedgerEntry.app_id.in_(list(app_ids)),
-            LedgerEntry.company_id.in_(list(company_ids)),
-            LedgerEntry.kind.in_(("delivery", "detokenize")),
-        )
-        .order_by(LedgerEntry.seq)
-        .execution_options(yield_per=2000)
-    )
-    for recorded_at, payload in session.execute(query):
-        people = BitMap()
-        for key, raw in iter_payload(bytes(payload)):
-            if key in keys:
-                people |= BitMap.deserialize(bytes(raw))
-        if people:
-            yield recorded_at, people
 
 
 def value_changes(session: Session, field: str, people: BitMap) -> list[tuple[int, str, datetime]]:

@@ -5,11 +5,10 @@ Counts come from the ledger's bitmap index (one roaring bitmap per app × compan
 in one incident give the union; ``exposed`` = raw ∪ masked (a token is pseudonymous and reveals
 nothing by itself). Canary customers are taken out of every count and reported separately.
 
-Reads are plain-column selects on the session's connection: rows come back as tuples without the ORM's
-per-row loading work (a third of the time at 2,000 stores).
-
-People per store are ``|exposed ∩ store bitmap|`` over the platform's store membership bitmaps
-(``platform.store_members``, one per store, with its canaries), so no customer row is read.
+The blast radius reads no other package's tables: the bitmaps come from the ledger
+(:func:`appwarden.ledger.exposure.received_as_of`), people per store ``|exposed ∩ store members|`` and the
+canaries from the platform's store membership bitmaps (:mod:`appwarden.platform.membership`), so no
+customer row is read.
 
 The index is cumulative, so a blast radius *as of* an earlier time is rebuilt from the ledger entries
 recorded up to then (their payload bitmaps); when nothing was recorded after ``as_of`` the index is the
@@ -18,29 +17,25 @@ same answer and is used instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pyroaring import BitMap
-from sqlalchemy import Connection, Select, select
 from sqlalchemy.orm import Session
 
 from appwarden.db.base import utcnow
-from appwarden.db.session import Database, driver_connection
+from appwarden.db.session import Database
 from appwarden.errors import InvalidInput
 from appwarden.incident.service import add_timeline, get_incident, incident_apps
-from appwarden.ledger.chain import Key, iter_payload
-from appwarden.ledger.models import LedgerEntry, LedgerIndex
-from appwarden.ledger.service import KINDS
-from appwarden.platform.models import Company, Store, StoreMembers
+from appwarden.ledger.chain import Key
+from appwarden.ledger.exposure import PerCompany, received_as_of, received_replayed
+from appwarden.platform.directory import company_names, store_names
+from appwarden.platform.membership import StoreMembership, store_membership
 
 MODES = ("raw", "masked", "token")
 EXPOSING = ("raw", "masked")  # modes that reveal the value (masked still reveals part of it)
-
-PerCompany = dict[int, dict[Key, BitMap]]  # company id -> (field, mode) -> people
-Members = list[tuple[int, int, bytes, bytes]]  # (store id, company id, members, canaries) bitmaps
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +163,11 @@ def _compute(session: Session, ref: str, as_of: datetime | None, *, force_scan: 
     apps = incident_apps(session, incident)
     app_ids = [app.id for app in apps]
     at = utcnow() if as_of is None else as_of.astimezone(UTC)
-    if force_scan or (as_of is not None and _recorded_after(session, app_ids, at)):
-        per_company = _from_entries(session, app_ids, at)
+    if force_scan:  # tests: the replay must give the index's answer
+        per_company = received_replayed(session, app_ids, at)
     else:
-        per_company = _from_index(session, app_ids)
-    members = store_members(session, list(per_company))
+        per_company = received_as_of(session, app_ids, None if as_of is None else at)
+    members = store_membership(session, list(per_company))
     return summarise(session, ref, tuple(app.slug for app in apps), at, per_company, members)
 
 
@@ -190,88 +185,17 @@ def record_counts(db: Database, radius: BlastRadius, *, actor: str) -> None:
         )
 
 
-def _recorded_after(session: Session, app_ids: list[int], at: datetime) -> bool:
-    """Whether any delivery of these apps was recorded after ``at`` (then the index is too new)."""
-    query = (
-        select(LedgerEntry.seq).where(LedgerEntry.app_id.in_(app_ids), LedgerEntry.recorded_at > at).limit(1)
-    )
-    return session.scalar(query) is not None
-
-
-def _from_index(session: Session, app_ids: list[int]) -> PerCompany:
-    """The cumulative index rows of the apps, OR-ed per company and (field, mode) across apps."""
-    rows = _blob_rows(
-        session.connection(),
-        select(LedgerIndex.company_id, LedgerIndex.field, LedgerIndex.mode, LedgerIndex.bitmap).where(
-            LedgerIndex.app_id.in_(app_ids)
-        ),
-    )
-    per_company: PerCompany = {}
-    for company_id, field_name, mode, blob in rows:
-        _or_into(per_company, company_id, (field_name, mode), BitMap.deserialize(blob))
-    return per_company
-
-
-def _from_entries(session: Session, app_ids: list[int], at: datetime) -> PerCompany:
-    """The same shape rebuilt from entry payloads recorded at or before ``at``."""
-    query = (
-        select(LedgerEntry.company_id, LedgerEntry.payload)
-        .where(
-            LedgerEntry.app_id.in_(app_ids),
-            LedgerEntry.recorded_at <= at,
-            LedgerEntry.kind.in_(sorted(KINDS)),  # other kinds (refused calls) deliver nothing
-        )
-        .order_by(LedgerEntry.seq)
-        .execution_options(yield_per=2000)
-    )
-    per_company: PerCompany = {}
-    for company_id, payload in session.execute(query):
-        for key, raw in iter_payload(payload):
-            _or_into(per_company, company_id, key, BitMap.deserialize(bytes(raw)))
-    return per_company
-
-
-def store_members(session: Session, company_ids: list[int]) -> Members:
-    """The membership bitmaps (serialised) of every store of ``company_ids``."""
-    if not company_ids:
-        return []
-    query = select(
-        StoreMembers.store_id, StoreMembers.company_id, StoreMembers.bitmap, StoreMembers.canaries
-    ).where(StoreMembers.company_id.in_(sorted(company_ids)))
-    rows = _blob_rows(session.connection(), query)
-    return [(sid, cid, bytes(blob), bytes(canaries)) for sid, cid, blob, canaries in rows]
-
-
-def _blob_rows(conn: Connection, query: Select) -> Sequence[Any]:
-    """All rows of a select that returns bitmaps. On PostgreSQL in binary result format: in text format
-    every bitmap byte would arrive as two hex digits to parse (megabytes at 10M customers)."""
-    if conn.dialect.name != "postgresql":
-        return conn.execute(query).all()
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    with driver_connection(conn).cursor(binary=True) as cur:
-        cur.execute(str(compiled), compiled.params)
-        return cur.fetchall()
-
-
-def _or_into(per_company: PerCompany, company_id: int, key: Key, bitmap: BitMap) -> None:
-    keys = per_company.setdefault(company_id, {})
-    if key in keys:
-        keys[key] |= bitmap
-    else:
-        keys[key] = bitmap
-
-
 def summarise(
     session: Session,
     ref: str,
     apps: tuple[str, ...],
     at: datetime,
     per_company: PerCompany,
-    members: Members,
+    members: StoreMembership,
 ) -> BlastRadius:
-    """Counts from the per-company bitmaps and the store membership bitmaps (:func:`store_members`):
-    canaries removed, fields, companies and their stores."""
-    canaries = BitMap.union(BitMap(), *(BitMap.deserialize(c) for _, _, _, c in members if c != _EMPTY))
+    """Counts from the per-company bitmaps and the companies' store membership bitmaps: canaries
+    removed, fields, companies and their stores."""
+    canaries = members.canaries()
     delivered_canaries = BitMap()
     exposed_by_company: dict[int, BitMap] = {}
     fields_by_company: dict[int, dict[str, FieldCounts]] = {}
@@ -330,34 +254,26 @@ def _companies(
     affected: list[int],
     exposed_by_company: Mapping[int, BitMap],
     fields_by_company: Mapping[int, dict[str, FieldCounts]],
-    members: Members,
+    members: StoreMembership,
 ) -> tuple[CompanyRadius, ...]:
     """Affected companies with their affected stores (nobody exposed → left out)."""
     if not affected:
         return ()
-    store_counts = _store_counts(members, affected, exposed_by_company)
-    company_rows = session.connection().execute(
-        select(Company.id, Company.public_id, Company.name).where(Company.id.in_(affected))
-    )
-    names = {cid: (public, title) for cid, public, title in company_rows}
-    store_rows = (
-        session.connection()
-        .execute(
-            select(Store.id, Store.company_id, Store.public_id, Store.name).where(
-                Store.company_id.in_(affected)
-            )
-        )
-        .all()
-    )
+    # Exposed people per home store: one intersection cardinality per store of an affected company,
+    # against that company's exposed people (canaries are already out of them).
+    store_counts: dict[int, int] = {}
+    for cid in affected:
+        store_counts.update(members.store_counts(exposed_by_company[cid], companies=[cid]))
+    names = company_names(session, affected)
     stores: dict[int, list[StoreCount]] = {}
-    for store_id, company_id, store_public_id, store_name in store_rows:
-        count = store_counts.get(store_id, 0)
+    for store in store_names(session, affected):
+        count = store_counts.get(store.id, 0)
         if count:
-            stores.setdefault(company_id, []).append(StoreCount(store_public_id, store_name, count))
+            stores.setdefault(store.company_id, []).append(StoreCount(store.public_id, store.name, count))
     result = [
         CompanyRadius(
-            id=names[cid][0],
-            name=names[cid][1],
+            id=names[cid].public_id,
+            name=names[cid].name,
             persons_exposed=len(exposed_by_company[cid]),
             fields=fields_by_company[cid],
             stores=tuple(sorted(stores.get(cid, []), key=lambda s: (-s.persons_exposed, s.id))),
@@ -365,21 +281,3 @@ def _companies(
         for cid in affected
     ]
     return tuple(sorted(result, key=lambda c: (-c.persons_exposed, c.id)))
-
-
-def _store_counts(
-    members: Members, affected: list[int], exposed_by_company: Mapping[int, BitMap]
-) -> dict[int, int]:
-    """Exposed people per home store: one intersection cardinality per store of an affected company
-    (canaries are already out of ``exposed``)."""
-    wanted = set(affected)
-    counts: dict[int, int] = {}
-    for store_id, company_id, blob, _ in members:
-        if company_id in wanted and blob != _EMPTY:
-            counts[store_id] = BitMap.deserialize(blob).intersection_cardinality(
-                exposed_by_company[company_id]
-            )
-    return counts
-
-
-_EMPTY = bytes(BitMap().serialize())

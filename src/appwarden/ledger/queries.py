@@ -11,8 +11,8 @@ from appwarden.db.session import Database
 from appwarden.errors import InvalidInput, NotFound
 from appwarden.ledger.chain import Key, iter_payload
 from appwarden.ledger.models import LedgerEntry, LedgerIndex
-from appwarden.marketplace.models import App
-from appwarden.platform.models import Company, Customer
+from appwarden.marketplace.service import app_id_of, app_slugs
+from appwarden.platform.directory import company_id_of, company_names, customer_of
 
 
 def who_has(db: Database, customer_public_id: str) -> list[dict[str, Any]]:
@@ -22,7 +22,7 @@ def who_has(db: Database, customer_public_id: str) -> list[dict[str, Any]]:
     apps' entries in the customer's company are then read to get the times and counts.
     """
     with db.sessionmaker() as session:
-        customer = session.scalar(select(Customer).where(Customer.public_id == customer_public_id))
+        customer = customer_of(session, customer_public_id)
         if customer is None:
             raise NotFound(f"no customer {customer_public_id!r}", code="customer_not_found")
         wanted: dict[int, set[Key]] = {}
@@ -36,8 +36,7 @@ def who_has(db: Database, customer_public_id: str) -> list[dict[str, Any]]:
                 wanted.setdefault(app_id, set()).add((field, mode))
         if not wanted:
             return []
-        app_rows = session.execute(select(App.id, App.slug).where(App.id.in_(list(wanted))))
-        slugs = {app_id: slug for app_id, slug in app_rows}
+        slugs = app_slugs(session, list(wanted))
         found: dict[tuple[int, str, str], dict[str, Any]] = {}
         scan = (
             select(LedgerEntry.app_id, LedgerEntry.recorded_at, LedgerEntry.payload)
@@ -80,34 +79,31 @@ def list_entries(
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000")
     with db.sessionmaker() as session:
-        query = (
-            select(LedgerEntry, App.slug, Company.public_id)
-            .join(App, App.id == LedgerEntry.app_id)
-            .join(Company, Company.id == LedgerEntry.company_id)
-            .order_by(LedgerEntry.seq)
-            .limit(limit + 1)
-        )
+        query = select(LedgerEntry).order_by(LedgerEntry.seq).limit(limit + 1)
         if app is not None:
-            app_id = session.scalar(select(App.id).where(App.slug == app))
+            app_id = app_id_of(session, app)
             if app_id is None:
                 raise NotFound(f"no app {app!r}", code="app_not_found")
             query = query.where(LedgerEntry.app_id == app_id)
         if company is not None:
-            company_id = session.scalar(select(Company.id).where(Company.public_id == company))
+            company_id = company_id_of(session, company)
             if company_id is None:
                 raise NotFound(f"no company {company!r}", code="company_not_found")
             query = query.where(LedgerEntry.company_id == company_id)
         if after is not None:
             query = query.where(LedgerEntry.seq > after)
-        rows = session.execute(query).all()
-    page = rows[:limit]
+        rows = session.scalars(query).all()
+        page = rows[:limit]
+        # The page's apps and companies by their public names (the owners' lookups, one query each).
+        slugs = app_slugs(session, {entry.app_id for entry in page})
+        companies = company_names(session, {entry.company_id for entry in page})
     data = [
         {
             "seq": entry.seq,
             "recorded_at": entry.recorded_at.isoformat(),
             "request_id": entry.request_id,
-            "app": slug,
-            "company": company_public_id,
+            "app": slugs[entry.app_id],
+            "company": companies[entry.company_id].public_id,
             "endpoint": entry.endpoint,
             "kind": entry.kind,
             "persons": entry.persons,
@@ -115,9 +111,9 @@ def list_entries(
             "prev_hash": entry.prev_hash,
             "hash": entry.hash,
         }
-        for entry, slug, company_public_id in page
+        for entry in page
     ]
-    next_after = page[-1][0].seq if len(rows) > limit else None
+    next_after = page[-1].seq if len(rows) > limit else None
     return {"data": data, "next_after": next_after}
 
 

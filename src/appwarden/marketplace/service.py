@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -98,6 +99,19 @@ def get_app(session: Session, ref: str) -> App:
     if app is None:
         raise NotFound(f"no app {ref!r}", code="app_not_found")
     return app
+
+
+def app_slugs(session: Session, app_ids: Collection[int] | None = None) -> dict[int, str]:
+    """``{app id: slug}`` for ``app_ids`` (every app when None), for callers that hold internal ids."""
+    query = select(App.id, App.slug)
+    if app_ids is not None:
+        query = query.where(App.id.in_(list(app_ids)))
+    return {app_id: slug for app_id, slug in session.execute(query)}
+
+
+def app_id_of(session: Session, slug: str) -> int | None:
+    """The internal id of the app with this slug, or None."""
+    return session.scalar(select(App.id).where(App.slug == slug))
 
 
 def list_apps(session: Session) -> list[App]:

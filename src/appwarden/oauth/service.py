@@ -6,6 +6,7 @@ Authlib grant classes in ``oauth.server`` stay thin and tests can pass an explic
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -337,3 +338,11 @@ class OAuthStore:
             "company": company.public_id,
             "iss": issuer,
         }
+
+
+def connection_public_ids(session: Session, connection_ids: Collection[int]) -> dict[int, str]:
+    """``{connection id: public id}`` for callers that hold internal ids (a canary's connection)."""
+    if not connection_ids:
+        return {}
+    query = select(Connection.id, Connection.public_id).where(Connection.id.in_(list(connection_ids)))
+    return {cid: public for cid, public in session.execute(query)}
