@@ -7,7 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from pyroaring import BitMap
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from appwarden.canary.lookup import canary_hits, canary_ids
 from appwarden.canary.models import Canary
@@ -23,6 +23,7 @@ from appwarden.platform.membership import (
     store_membership,
 )
 from appwarden.platform.models import Customer, Store
+from appwarden.platform.service import update_customer
 from conftest import World, build_world
 from test_blast_radius import deliver
 from test_canary import connect_with_canaries
@@ -43,7 +44,7 @@ def test_store_counts_equal_a_brute_force_count(db: Database) -> None:
     world = build_world(db, companies=3, stores=4, customers=40)
     t0, t1, t2 = world.tenants
     with world.db.session() as session:  # a few canaries, so the canary bitmaps are not empty
-        session.execute(update(Customer).where(Customer.id.in_([t0.customers[1].id])).values(is_canary=True))
+        update_customer(session, t0.customers[1].id, {"is_canary": True})
     home = homes(world)
     rng = random.Random(5)
     people = BitMap(rng.sample(sorted(home), 50)) | BitMap([10**6])  # and an id nobody has

@@ -21,14 +21,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi.testclient import TestClient
 from itsdangerous import URLSafeSerializer
-from sqlalchemy import delete
 
 from appwarden.broker import cursor as cursors
 from appwarden.broker import ordering
 from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.errors import InvalidInput
-from appwarden.platform.models import Customer, Transaction
+from appwarden.platform.models import Transaction
+from appwarden.platform.service import delete_customer
 from conftest import World, build_world
 from test_broker import bearer, internal_id, own_key, problem, register
 
@@ -230,7 +230,7 @@ def test_a_walk_survives_changes_and_another_worker(
     seen = [internal_id(settings, world, "invoice-plus", r["id"]) for r in first["data"]]
     gone = next(c.id for c in tenant.customers if c.id not in seen)
     with world.db.session() as session:
-        session.execute(delete(Customer).where(Customer.id == gone))
+        delete_customer(session, gone)
     cursor = first["next_cursor"]
     while cursor:
         if cold:
