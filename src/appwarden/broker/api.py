@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.broker import listing, pseudonym, service
+from appwarden.broker.auth import AccessContext, authenticate_request
 from appwarden.broker.schemas import (
     CustomerOne,
     CustomerPage,
@@ -34,10 +35,8 @@ from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from appwarden.events.service import EventTag, record
-from appwarden.incident.revocation import authenticate_request
 from appwarden.ledger import service as ledger
 from appwarden.marketplace.scopes import Mode
-from appwarden.oauth.tokens import AccessContext
 from appwarden.platform.models import Customer
 from appwarden.web import request_log
 from appwarden.web.deps import DatabaseDep, SettingsDep
@@ -86,7 +85,7 @@ class Caller:
 def _caller(request: Request, db: DatabaseDep) -> Iterator[Caller]:
     """Authenticate first, as a dependency, so a caller without a good token learns nothing else
     (not even whether its parameters were valid); fail closed on any error. A suspended or killed app's
-    call is refused and recorded as evidence (``incident.revocation``)."""
+    call is refused and recorded as evidence (``broker.auth``, ``broker.refusals``)."""
     session = db.sessionmaker()
     try:
         session.begin()

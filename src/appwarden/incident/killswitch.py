@@ -1,8 +1,8 @@
 """The kill switch: delist the app(s), revoke every token, suspend every connection and open the incident —
 in ONE transaction (all of it or none of it) — then signal every API worker.
 
-From the commit on, ``authenticate`` refuses the app on every worker (it reads the listing state per
-request); ``incident.revocation`` explains the Redis signal on top.
+From the commit on, the data API (``broker.auth``) refuses the app on every worker (it reads the listing
+state per request); ``incident.revocation`` explains the Redis signal on top.
 """
 
 from __future__ import annotations
