@@ -32,6 +32,7 @@ from appwarden.canary.models import Canary
 from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database
 from appwarden.events.service import EventTag, record
+from appwarden.incident.models import TimelineKind
 from appwarden.incident.service import add_timeline, get_incident
 from appwarden.ledger.models import LedgerIndex
 from appwarden.marketplace.models import App
@@ -322,7 +323,7 @@ def _to_timeline(db: Database, result: Attribution, incident_ref: str, actor: st
     }
     with db.session() as session:
         incident = get_incident(session, incident_ref)
-        add_timeline(session, incident, actor=actor, kind="attribution", text=text, **data)
+        add_timeline(session, incident, actor=actor, kind=TimelineKind.ATTRIBUTION, text=text, **data)
         app_id = session.scalar(select(App.id).where(App.slug == v.apps[0])) if v.apps else None
         record(
             session,

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from appwarden.attribution.models import FIELD_CODES, BlindIndexHistory
 from appwarden.ledger.chain import iter_payload
-from appwarden.ledger.models import LedgerEntry
+from appwarden.ledger.models import EntryKind, LedgerEntry
 
 Delivery = tuple[datetime, BitMap]  # (recorded_at, people first or again delivered in that entry)
 
@@ -118,7 +118,7 @@ def load_deliveries(
         .where(
             LedgerEntry.app_id.in_(list(app_ids)),
             LedgerEntry.company_id.in_(list(company_ids)),
-            LedgerEntry.kind.in_(("delivery", "detokenize")),
+            LedgerEntry.kind.in_(list(EntryKind)),
         )
         .order_by(LedgerEntry.seq)
         .execution_options(yield_per=2000)

@@ -36,6 +36,7 @@ from appwarden.db.session import Database
 from appwarden.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from appwarden.events.service import EventTag, record
 from appwarden.ledger import service as ledger
+from appwarden.ledger.models import EntryKind
 from appwarden.marketplace.scopes import Mode
 from appwarden.platform.models import Customer
 from appwarden.web import request_log
@@ -122,7 +123,7 @@ def _record(
     *,
     request_id: str,
     endpoint: str,
-    kind: str,
+    kind: EntryKind,
     deliveries: Mapping[tuple[str, str], Sequence[int]],
     within: Session | None = None,
 ) -> None:
@@ -208,7 +209,7 @@ def list_customers(
         ctx,
         request_id=request_id,
         endpoint="GET /v1/customers",
-        kind="delivery",
+        kind=EntryKind.DELIVERY,
         deliveries=service.deliveries(projection, ids, columns),
         within=caller.session,
     )
@@ -260,7 +261,7 @@ def get_customer(
         ctx,
         request_id=request_id,
         endpoint="GET /v1/customers/{id}",
-        kind="delivery",
+        kind=EntryKind.DELIVERY,
         deliveries=service.deliveries(projection, ids, columns),
         within=caller.session,
     )
@@ -298,7 +299,7 @@ def list_transactions(
         ctx,
         request_id=request_id,
         endpoint="GET /v1/transactions",
-        kind="delivery",
+        kind=EntryKind.DELIVERY,
         deliveries={},
         within=caller.session,
     )
@@ -372,7 +373,7 @@ def detokenize(body: DetokenizeIn, ctx: AccessDep, db: DatabaseDep, settings: Se
         ctx,
         request_id=request_id,
         endpoint="POST /v1/detokenize",
-        kind="detokenize",
+        kind=EntryKind.DETOKENIZE,
         deliveries=deliveries,
     )
     with db.session() as session:

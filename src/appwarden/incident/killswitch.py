@@ -20,7 +20,7 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.errors import Conflict, InvalidInput
 from appwarden.events.service import EventTag, record
-from appwarden.incident.models import IncidentApp
+from appwarden.incident.models import IncidentApp, TimelineKind
 from appwarden.incident.revocation import RevocationSignal
 from appwarden.incident.service import add_timeline, open_incident, open_incidents_for
 from appwarden.incident.wording import KILL_SWITCH_CODE, SEED_QUESTIONS, seed_fact
@@ -153,7 +153,9 @@ def kill_switch(
             f"({refreshable or 0} with live refresh tokens) revoked; {len(connections)} connections "
             f"of {len(companies)} companies suspended"
         )
-        add_timeline(session, incident, actor=actor, kind="kill_switch", text=text, apps=slugs, **counts)
+        add_timeline(
+            session, incident, actor=actor, kind=TimelineKind.KILL_SWITCH, text=text, apps=slugs, **counts
+        )
         stamp = now.isoformat()
         done_at = now.strftime("%Y-%m-%d %H:%M:%S UTC")  # read in notices and reports: no microseconds
         fact = {"text": f"{text} at {done_at}", "at": stamp, "by": actor}

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from appwarden.errors import InvalidInput
+from appwarden.incident.models import NoticeStatus
 from appwarden.terminal import out, print_json
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
@@ -75,7 +76,7 @@ def notices_cmd(
     for c in summary["companies"]:
         row = status.get(c["id"])
         delivery = "-" if row is None else f"{row['status']} ({row['attempts']})"
-        if row and row["status"] == "failed":
+        if row and row["status"] == NoticeStatus.FAILED:
             delivery += f": {row['last_error']}"
         table.add_row(
             f"{c['name']} ({c['id']})", c["recipient"] or "[red]no email[/]", f"{c['persons_exposed']:,}",
