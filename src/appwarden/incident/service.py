@@ -105,7 +105,7 @@ def list_incidents(session: Session, *, status: str | None = None) -> list[Incid
     if status is not None:
         if status not in {s.value for s in IncidentStatus}:
             raise InvalidInput(f"unknown status {status!r} (choose open or closed)", parameter="status")
-        query = query.where(Incident.status == status)
+        query = query.where(Incident.status == IncidentStatus(status).value)
     return list(session.scalars(query))
 
 

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from appwarden.incident import service
 from appwarden.incident.killswitch import kill_switch
+from appwarden.incident.models import IncidentStatus
 from appwarden.incident.revocation import worker_signal
 from appwarden.web.deps import AdminDep, DatabaseDep
 
@@ -49,7 +50,7 @@ def open_incident(body: OpenIn, request: Request, actor: AdminDep, db: DatabaseD
 
 @router.get("")
 def list_incidents(
-    actor: AdminDep, db: DatabaseDep, status: Annotated[Literal["open", "closed"] | None, Query()] = None
+    actor: AdminDep, db: DatabaseDep, status: Annotated[IncidentStatus | None, Query()] = None
 ) -> dict[str, Any]:
     """Incidents, newest first."""
     with db.session() as session:

@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from appwarden.errors import InvalidInput
-from appwarden.incident.models import NoticeStatus
 from appwarden.terminal import out, print_json
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
@@ -33,6 +32,7 @@ def notices_cmd(
     from appwarden.db.session import get_database
     from appwarden.incident.context import load_facts
     from appwarden.incident.delivery import delivery_log, send_notices
+    from appwarden.incident.models import NoticeStatus
     from appwarden.incident.notices import draft_notices, write_notices
 
     settings = get_settings()
