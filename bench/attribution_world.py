@@ -319,6 +319,7 @@ def load_world(
     from appwarden.attribution.blind_index import rebuild_blind_index
     from appwarden.db.migrate import upgrade
     from appwarden.db.session import Database
+    from appwarden.ledger.models import EntryKind
     from appwarden.ledger.service import record_delivery
     from appwarden.marketplace import service as marketplace
     from appwarden.platform import service as platform
@@ -379,7 +380,7 @@ def load_world(
             company_id=company_ids[d.company],
             connection_id=None,
             endpoint="/v1/customers",
-            kind="delivery",
+            kind=EntryKind.DELIVERY,
             deliveries=per_field,
             now=d.at,
         )

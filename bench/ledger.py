@@ -105,6 +105,7 @@ def setup_database(url: str) -> tuple[object, int, int]:
 
 def bench_record(db: object, app_id: int, company_id: int, pages: list[np.ndarray]) -> tuple[float, int]:
     """(b): full record_delivery, one committed transaction per response."""
+    from appwarden.ledger.models import EntryKind
     from appwarden.ledger.service import record_delivery
 
     deliveries = 0
@@ -117,7 +118,7 @@ def bench_record(db: object, app_id: int, company_id: int, pages: list[np.ndarra
             company_id=company_id,
             connection_id=None,
             endpoint="/v1/customers",
-            kind="delivery",
+            kind=EntryKind.DELIVERY,
             deliveries=dict.fromkeys(FIELDS, ids),
         )
         deliveries += len(ids) * len(FIELDS)

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
+from appwarden.broker.auth import authenticate
 from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.events.models import SecurityEvent
@@ -17,7 +18,6 @@ from appwarden.events.service import EventTag
 from appwarden.ledger import service as ledger
 from appwarden.ledger.models import LedgerEntry
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS
-from appwarden.oauth.tokens import authenticate
 from conftest import World
 from test_broker import bearer, internal_id, problem, walk
 

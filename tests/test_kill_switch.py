@@ -11,15 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
+from appwarden.broker.refusals import Refusal, RefusalLog
 from appwarden.cli import run
 from appwarden.db.session import Database
 from appwarden.demo.oauth_client import OAuthFlowError, connect_app, refresh
 from appwarden.events.models import SecurityEvent
 from appwarden.incident.models import Incident, IncidentApp, TimelineEntry
-from appwarden.incident.revocation import RefusalLog
 from appwarden.marketplace.models import App
 from appwarden.oauth.models import Connection, Token
-from appwarden.oauth.tokens import Refusal
 from conftest import OWNER_PASSWORD, World
 
 PROBLEM = "application/problem+json"

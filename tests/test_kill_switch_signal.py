@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from appwarden.app import create_app
 from appwarden.config import Settings
 from appwarden.db.session import Database
-from appwarden.incident.revocation import RevocationSignal, worker_state
+from appwarden.incident.revocation import RevocationSignal, worker_signal
 from conftest import World
 
 REDIS_URL = os.environ.get("APPWARDEN_TEST_REDIS_URL")
@@ -66,7 +66,7 @@ def test_database_path_a_kill_through_one_worker_is_seen_by_the_other_at_once(
     assert r.json()["signal"] == {"via": "database"}
     refused = b.get("/v1/customers", headers=bearer(token))
     assert refused.status_code == 403 and refused.json()["code"] == "app_delisted"
-    assert worker_state(b.app).signal.backend == "database"  # type: ignore[attr-defined]
+    assert worker_signal(b.app).backend == "database"  # type: ignore[attr-defined]
 
 
 @pytest.mark.services
@@ -80,7 +80,7 @@ def test_redis_path_a_published_kill_is_refused_by_the_other_worker_on_its_next_
     app_id = world.apps["invoice-plus"][0]
     for a, b in workers(redis_settings, db):
         assert b.get("/v1/customers", headers=bearer(token)).status_code == 200
-        sent = worker_state(a.app).signal.publish([app_id])  # type: ignore[attr-defined]
+        sent = worker_signal(a.app).publish([app_id])  # type: ignore[attr-defined]
         assert sent["via"] == "redis+database"
         refused = b.get("/v1/customers", headers=bearer(token))
         assert refused.status_code == 403 and refused.json()["code"] == "app_delisted"

@@ -13,11 +13,11 @@ from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from appwarden.broker.auth import authenticate
 from appwarden.demo.oauth_client import OAuthFlowError, connect_app
 from appwarden.events.models import SecurityEvent
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS
 from appwarden.oauth.models import AuthorizationCode, Connection
-from appwarden.oauth.tokens import authenticate
 from conftest import OWNER_PASSWORD, World
 
 CALLBACK = "https://invoice-plus.example/cb"

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from appwarden.broker.auth import authenticate
 from appwarden.db.base import utcnow
 from appwarden.demo.oauth_client import OAuthFlowError, connect_app, refresh
 from appwarden.errors import AppwardenError, Forbidden, Unauthenticated
@@ -16,7 +17,6 @@ from appwarden.events.models import SecurityEvent
 from appwarden.marketplace import service as marketplace
 from appwarden.marketplace.models import ListingState
 from appwarden.oauth.models import Connection, ConnectionStatus, Token
-from appwarden.oauth.tokens import authenticate
 from conftest import OWNER_PASSWORD, World
 
 SCOPE = "customers.name:raw customers.phone:raw transactions:read"

@@ -71,8 +71,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         overrides={"/admin/attributions": settings.attribution_upload_max_bytes + (64 << 10)},
     )
     # Credentials are checked before any body is read (web.auth_first); only RequestLog is outside it.
+    from appwarden.broker.auth import check_access_token
     from appwarden.canary.api import check_webhook_key
-    from appwarden.incident.revocation import check_access_token
 
     app.add_middleware(
         AuthFirst,

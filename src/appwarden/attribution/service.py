@@ -33,6 +33,7 @@ from appwarden.canary.lookup import canary_hits, canary_ids
 from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database
 from appwarden.events.service import EventTag, record
+from appwarden.incident.models import TimelineKind
 from appwarden.incident.service import add_timeline, get_incident
 from appwarden.ledger.exposure import delivery_stream, holdings_of
 from appwarden.marketplace.service import app_id_of, app_slugs
@@ -269,7 +270,7 @@ def _to_timeline(db: Database, result: Attribution, incident_ref: str, actor: st
     }
     with db.session() as session:
         incident = get_incident(session, incident_ref)
-        add_timeline(session, incident, actor=actor, kind="attribution", text=text, **data)
+        add_timeline(session, incident, actor=actor, kind=TimelineKind.ATTRIBUTION, text=text, **data)
         app_id = app_id_of(session, v.apps[0]) if v.apps else None
         record(
             session,

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.broker import listing, pseudonym, service
+from appwarden.broker.auth import AccessContext, authenticate_request
 from appwarden.broker.schemas import (
     CustomerOne,
     CustomerPage,
@@ -34,10 +35,9 @@ from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from appwarden.events.service import EventTag, record
-from appwarden.incident.revocation import authenticate_request
 from appwarden.ledger import service as ledger
+from appwarden.ledger.models import EntryKind
 from appwarden.marketplace.scopes import Mode
-from appwarden.oauth.tokens import AccessContext
 from appwarden.platform.models import Customer
 from appwarden.web import request_log
 from appwarden.web.deps import DatabaseDep, SettingsDep
@@ -86,7 +86,7 @@ class Caller:
 def _caller(request: Request, db: DatabaseDep) -> Iterator[Caller]:
     """Authenticate first, as a dependency, so a caller without a good token learns nothing else
     (not even whether its parameters were valid); fail closed on any error. A suspended or killed app's
-    call is refused and recorded as evidence (``incident.revocation``)."""
+    call is refused and recorded as evidence (``broker.auth``, ``broker.refusals``)."""
     session = db.sessionmaker()
     try:
         session.begin()
@@ -123,7 +123,7 @@ def _record(
     *,
     request_id: str,
     endpoint: str,
-    kind: str,
+    kind: EntryKind,
     deliveries: Mapping[tuple[str, str], Sequence[int]],
     within: Session | None = None,
 ) -> None:
@@ -209,7 +209,7 @@ def list_customers(
         ctx,
         request_id=request_id,
         endpoint="GET /v1/customers",
-        kind="delivery",
+        kind=EntryKind.DELIVERY,
         deliveries=service.deliveries(projection, ids, columns),
         within=caller.session,
     )
@@ -261,7 +261,7 @@ def get_customer(
         ctx,
         request_id=request_id,
         endpoint="GET /v1/customers/{id}",
-        kind="delivery",
+        kind=EntryKind.DELIVERY,
         deliveries=service.deliveries(projection, ids, columns),
         within=caller.session,
     )
@@ -299,7 +299,7 @@ def list_transactions(
         ctx,
         request_id=request_id,
         endpoint="GET /v1/transactions",
-        kind="delivery",
+        kind=EntryKind.DELIVERY,
         deliveries={},
         within=caller.session,
     )
@@ -373,7 +373,7 @@ def detokenize(body: DetokenizeIn, ctx: AccessDep, db: DatabaseDep, settings: Se
         ctx,
         request_id=request_id,
         endpoint="POST /v1/detokenize",
-        kind="detokenize",
+        kind=EntryKind.DETOKENIZE,
         deliveries=deliveries,
     )
     with db.session() as session:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 from appwarden.broker import cursor as cursors
 from appwarden.broker.api import _PROBLEMS, Caller, CallerDep, _json, _limit, _new_request_id, _record
 from appwarden.broker.schemas import ProductPage, StorePage
+from appwarden.ledger.models import EntryKind
 from appwarden.platform.models import Product, Store
 from appwarden.web.deps import DatabaseDep, SettingsDep
 
@@ -86,7 +87,7 @@ def list_stores(
         ctx,
         request_id=request_id,
         endpoint="GET /v1/stores",
-        kind="delivery",
+        kind=EntryKind.DELIVERY,
         deliveries={},
         within=caller.session,
     )
@@ -128,7 +129,7 @@ def list_products(
         ctx,
         request_id=request_id,
         endpoint="GET /v1/products",
-        kind="delivery",
+        kind=EntryKind.DELIVERY,
         deliveries={},
         within=caller.session,
     )

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 
 from appwarden.broker import cursor as cursors
 from appwarden.broker import ordering, pseudonym
+from appwarden.broker.auth import AccessContext
 from appwarden.canary.service import issued_to
-from appwarden.oauth.tokens import AccessContext
 from appwarden.platform.models import Customer, Store, Transaction
 from appwarden.platform.store_members import company_members
 

@@ -25,7 +25,7 @@ from appwarden.canary.models import Canary, CanaryAlert
 from appwarden.db.base import utcnow
 from appwarden.errors import InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
-from appwarden.incident.models import Incident, IncidentApp, IncidentStatus
+from appwarden.incident.models import Incident, IncidentApp, IncidentStatus, TimelineKind
 from appwarden.incident.service import add_timeline
 from appwarden.marketplace.models import App
 from appwarden.marketplace.service import get_app
@@ -94,7 +94,7 @@ def _timeline_entry(session: Session, incident: Incident, alert: CanaryAlert, na
         session,
         incident,
         actor=f"canary-{alert.channel}",
-        kind="canary",
+        kind=TimelineKind.CANARY,
         text=text,
         alert=alert.public_id,
         channel=alert.channel,
@@ -192,7 +192,7 @@ def attach_pending_alerts(session: Session, incident: Incident, app_ids: Sequenc
             session,
             incident,
             actor="canary-watch",
-            kind="canary",
+            kind=TimelineKind.CANARY,
             text=(
                 f"{len(rest)} more canary contacts between {_iso(rest[0].received_at)} and "
                 f"{_iso(rest[-1].received_at)} (see `appwarden canary alerts`)"

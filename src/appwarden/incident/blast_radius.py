@@ -28,14 +28,15 @@ from sqlalchemy.orm import Session
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.errors import InvalidInput
+from appwarden.incident.models import TimelineKind
 from appwarden.incident.service import add_timeline, get_incident, incident_apps
 from appwarden.ledger.chain import Key
 from appwarden.ledger.exposure import PerCompany, received_as_of, received_replayed
+from appwarden.marketplace.scopes import Mode
 from appwarden.platform.directory import company_names, store_names
 from appwarden.platform.membership import StoreMembership, store_membership
 
-MODES = ("raw", "masked", "token")
-EXPOSING = ("raw", "masked")  # modes that reveal the value (masked still reveals part of it)
+EXPOSING = (Mode.RAW, Mode.MASKED)  # modes that reveal the value (masked still reveals part of it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +182,12 @@ def record_counts(db: Database, radius: BlastRadius, *, actor: str) -> None:
     )
     with db.session() as session:
         add_timeline(
-            session, get_incident(session, radius.incident), actor=actor, kind="counts", text=text, **totals
+            session,
+            get_incident(session, radius.incident),
+            actor=actor,
+            kind=TimelineKind.COUNTS,
+            text=text,
+            **totals,
         )
 
 
@@ -225,14 +231,14 @@ def _field_counts(keys: Mapping[Key, BitMap]) -> dict[str, FieldCounts]:
     counts: dict[str, FieldCounts] = {}
     empty = BitMap()
     for name in names:
-        by_mode = {mode: keys.get((name, mode), empty) for mode in MODES}
-        exposed = by_mode["raw"] | by_mode["masked"]
-        if not (exposed or by_mode["token"]):
+        by_mode = {mode: keys.get((name, mode), empty) for mode in Mode}
+        exposed = by_mode[Mode.RAW] | by_mode[Mode.MASKED]
+        if not (exposed or by_mode[Mode.TOKEN]):
             continue
         counts[name] = FieldCounts(
-            raw=len(by_mode["raw"]),
-            masked=len(by_mode["masked"]),
-            token=len(by_mode["token"]),
+            raw=len(by_mode[Mode.RAW]),
+            masked=len(by_mode[Mode.MASKED]),
+            token=len(by_mode[Mode.TOKEN]),
             exposed=len(exposed),
         )
     return counts

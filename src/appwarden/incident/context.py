@@ -15,14 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.db.session import Database
-from appwarden.incident.models import Incident, IncidentApp, TimelineEntry
+from appwarden.incident.models import Incident, IncidentApp, TimelineEntry, TimelineKind
 from appwarden.incident.service import get_incident
 from appwarden.incident.wording import kill_switch_summary
 from appwarden.marketplace.models import App, Vendor
 from appwarden.platform.models import Company, Store
 
 # Timeline kinds that are the platform's own containment actions (what "the platform did").
-ACTION_KINDS = ("kill_switch", "opened")
+ACTION_KINDS = (TimelineKind.KILL_SWITCH, TimelineKind.OPENED)
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Action:
 
     def in_lang(self, lang: str) -> Action:
         """The action with its text in ``lang``: the kill switch's from its counts, an opening as typed."""
-        if self.kind == "kill_switch":
+        if self.kind == TimelineKind.KILL_SWITCH:
             return replace(self, text=kill_switch_summary(lang, self.params))
         return self
 
@@ -184,9 +184,9 @@ def _actions(session: Session, incident: Incident) -> list[Action]:
         .where(TimelineEntry.incident_id == incident.id, TimelineEntry.kind.in_(ACTION_KINDS))
         .order_by(TimelineEntry.at, TimelineEntry.id)
     ).all()
-    kills = [e for e in entries if e.kind == "kill_switch"]
+    kills = [e for e in entries if e.kind == TimelineKind.KILL_SWITCH]
     # The kill switch entry says what was done; without one, the opening entry is all there is.
-    chosen = kills or [e for e in entries if e.kind == "opened"]
+    chosen = kills or [e for e in entries if e.kind == TimelineKind.OPENED]
     return [Action(at=e.at, kind=e.kind, text=e.text, params=dict(e.data or {})) for e in chosen]
 
 

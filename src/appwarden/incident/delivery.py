@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.errors import InvalidInput, Unavailable
-from appwarden.incident.models import NoticeDelivery
+from appwarden.incident.models import NoticeDelivery, NoticeStatus, TimelineKind
 from appwarden.incident.notices import NoticeDraft, notice_recipients
 from appwarden.incident.service import add_timeline, get_incident
 from appwarden.platform.models import Company, Store
@@ -122,7 +122,7 @@ def send_notices(
     try:
         for draft in drafts:
             row_id, status = rows[draft.company.id]
-            if status == "sent":
+            if status == NoticeStatus.SENT:
                 report.already_sent.append(draft.company.id)
                 continue
             recipient = _current_recipient(db, draft)
@@ -164,7 +164,7 @@ def send_notices(
                 session,
                 get_incident(session, incident),
                 actor=actor,
-                kind="notice",
+                kind=TimelineKind.NOTICE,
                 text=f"store notices: {len(report.sent)} sent, {len(report.failed)} failed, "
                 f"{len(report.already_sent)} already sent",
                 sent=report.sent,
@@ -218,7 +218,7 @@ def _ensure_rows(db: Database, incident: str, drafts: list[NoticeDraft]) -> dict
                 "company_id": companies[d.company.id],
                 "recipient": _logged(d.recipient),
                 "message_id": d.message_id,
-                "status": "pending",
+                "status": NoticeStatus.PENDING.value,
                 "attempts": 0,
                 "created_at": utcnow(),
             }
@@ -262,8 +262,15 @@ def _claim(db: Database, row_id: int, recipient: str | None) -> bool:
     with db.session() as session:
         result = session.execute(
             update(NoticeDelivery)
-            .where(NoticeDelivery.id == row_id, NoticeDelivery.status.in_(("pending", "failed")))
-            .values(status="sending", attempts=NoticeDelivery.attempts + 1, recipient=_logged(recipient))
+            .where(
+                NoticeDelivery.id == row_id,
+                NoticeDelivery.status.in_((NoticeStatus.PENDING.value, NoticeStatus.FAILED.value)),
+            )
+            .values(
+                status=NoticeStatus.SENDING.value,
+                attempts=NoticeDelivery.attempts + 1,
+                recipient=_logged(recipient),
+            )
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
@@ -274,7 +281,7 @@ def _finish(db: Database, row_id: int, *, error: str | None, sent: bool = False)
             update(NoticeDelivery)
             .where(NoticeDelivery.id == row_id)
             .values(
-                status="sent" if sent else "failed",
+                status=(NoticeStatus.SENT if sent else NoticeStatus.FAILED).value,
                 last_error=error,
                 sent_at=utcnow() if sent else None,
             )

@@ -1,8 +1,8 @@
 """The kill switch: delist the app(s), revoke every token, suspend every connection and open the incident —
 in ONE transaction (all of it or none of it) — then signal every API worker.
 
-From the commit on, ``authenticate`` refuses the app on every worker (it reads the listing state per
-request); ``incident.revocation`` explains the Redis signal on top.
+From the commit on, the data API (``broker.auth``) refuses the app on every worker (it reads the listing
+state per request); ``incident.revocation`` explains the Redis signal on top.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.errors import Conflict, InvalidInput
 from appwarden.events.service import EventTag, record
-from appwarden.incident.models import IncidentApp
+from appwarden.incident.models import IncidentApp, TimelineKind
 from appwarden.incident.revocation import RevocationSignal
 from appwarden.incident.service import add_timeline, open_incident, open_incidents_for
 from appwarden.incident.wording import KILL_SWITCH_CODE, SEED_QUESTIONS, seed_fact
@@ -153,7 +153,9 @@ def kill_switch(
             f"({refreshable or 0} with live refresh tokens) revoked; {len(connections)} connections "
             f"of {len(companies)} companies suspended"
         )
-        add_timeline(session, incident, actor=actor, kind="kill_switch", text=text, apps=slugs, **counts)
+        add_timeline(
+            session, incident, actor=actor, kind=TimelineKind.KILL_SWITCH, text=text, apps=slugs, **counts
+        )
         stamp = now.isoformat()
         done_at = now.strftime("%Y-%m-%d %H:%M:%S UTC")  # read in notices and reports: no microseconds
         fact = {"text": f"{text} at {done_at}", "at": stamp, "by": actor}

@@ -17,6 +17,31 @@ class IncidentStatus(StrEnum):
     CLOSED = "closed"
 
 
+class TimelineKind(StrEnum):
+    """What a timeline entry records (stored as its value in ``incident_timeline.kind``)."""
+
+    OPENED = "opened"
+    KILL_SWITCH = "kill_switch"
+    COUNTS = "counts"
+    NOTICE = "notice"
+    REPORT = "report"
+    ATTRIBUTION = "attribution"
+    CANARY = "canary"
+    NOTE = "note"
+    FACT = "fact"
+    CLOSED = "closed"
+
+
+class NoticeStatus(StrEnum):
+    """A notice delivery's state: written ``pending``, claimed ``sending``, then ``sent`` or ``failed``
+    (a failed one is retried)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
 class Incident(Base):
     """A security incident about one or more apps. ``known``/``unknown`` are the editable fact lists
     (わかっていること / わかっていないこと)."""
@@ -58,9 +83,7 @@ class TimelineEntry(Base):
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor: Mapped[str] = mapped_column(String(120))
-    kind: Mapped[str] = mapped_column(
-        String(30)
-    )  # opened | kill_switch | counts | notice | report | attribution | canary | note | fact | closed
+    kind: Mapped[str] = mapped_column(String(30))  # a TimelineKind
     text: Mapped[str] = mapped_column(Text)
     data: Mapped[dict] = mapped_column(default=dict)
 
@@ -78,7 +101,7 @@ class NoticeDelivery(Base):
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
     recipient: Mapped[str | None] = mapped_column(String(320))
     message_id: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | sent | failed
+    status: Mapped[str] = mapped_column(String(20), default=NoticeStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

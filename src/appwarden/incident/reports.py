@@ -20,6 +20,7 @@ from appwarden.db.session import Database
 from appwarden.errors import InvalidInput, NotFound
 from appwarden.incident import appi
 from appwarden.incident.context import CompanyFacts, IncidentFacts
+from appwarden.incident.models import TimelineKind
 from appwarden.incident.pdf import markdown_to_pdf
 from appwarden.incident.render import render, sections
 from appwarden.incident.service import add_timeline, get_incident
@@ -66,7 +67,7 @@ def company_context(
         "known": fact_texts(facts.known, lang),
         "unknown": fact_texts(facts.unknown, lang),
         "stopped": any(a.killed_at for a in facts.apps)
-        or any(a.kind == "kill_switch" for a in facts.actions),
+        or any(a.kind == TimelineKind.KILL_SWITCH for a in facts.actions),
         "generated_at": now or utcnow(),
     }
 
@@ -217,7 +218,7 @@ def record_drafted(
             session,
             incident,
             actor=actor,
-            kind="report",
+            kind=TimelineKind.REPORT,
             text=f"{label} report drafted for {len(drafts)} compan{'y' if len(drafts) == 1 else 'ies'} "
             f"({lang}, {fmt})",
             report_kind=kind,

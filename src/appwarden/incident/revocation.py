@@ -1,51 +1,38 @@
-"""The kill switch's reach into every API worker, and the evidence of refused calls.
+"""The kill switch's reach into every API worker: the published kill signal.
 
-**How a worker learns an app was killed.** The authoritative signal is the database: ``authenticate``
-reads the app's listing state, the token's revocation and the connection's status in the request's own
-transaction, on every request, with no cache. The kill switch commits all three in one transaction
-before ``incident open`` returns, so every request that starts after the return is refused, on every
-worker, whatever it has in memory (bound: 0 s plus the duration of a request already in flight).
+**How a worker learns an app was killed.** The authoritative signal is the database: the data API's
+``broker.auth.authenticate`` reads the app's listing state, the token's revocation and the connection's
+status in the request's own transaction, on every request, with no cache. The kill switch commits all
+three in one transaction before ``incident open`` returns, so every request that starts after the return
+is refused, on every worker, whatever it has in memory (bound: 0 s plus the duration of a request
+already in flight).
 
 With ``APPWARDEN_REDIS_URL`` set, the kill is also published to Redis (a set of killed app ids and a
 generation counter, plus a pub/sub message for anyone listening); each worker keeps a copy of the set
 and re-reads the generation at most every ``revocation_cache_seconds`` (0.5 s), so it refuses a
 published app within that bound even where its database view were stale. If Redis is unreachable the
 copy is kept (it never shrinks on an error) and the database check, which always runs first, decides:
-an outage falls back to the database, never to "allow".
-
-**Refused calls are evidence, written cheaply.** A killed app that keeps calling must not turn the
-evidence log into a denial-of-service vector, so each worker writes at most ``ROWS_PER_SECOND``
-``broker:call:refused`` rows per app per second; calls beyond that are counted in memory and carried
-in the ``count`` of the app's next row. The total is ``sum(count)``; it is exact except for calls
-suppressed in an app's last second of calling before a worker stops.
+an outage falls back to the database, never to "allow". The refused calls themselves are the broker's
+evidence (``broker.refusals``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, cast
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy.orm import Session
 
 from appwarden.config import Settings
-from appwarden.db.session import Database
-from appwarden.errors import Forbidden
-from appwarden.events.service import EventTag, record
-from appwarden.oauth.tokens import AccessContext, AppRefused, Refusal, authenticate
-from appwarden.web.deps import bearer_token
 
 log = structlog.get_logger()
 
-ROWS_PER_SECOND = 5  # refused-call rows per app per second per worker; the rest are counted
 CHANNEL = "revocations"
 
 
@@ -114,7 +101,7 @@ class RevocationSignal:
     def killed(self, app_id: int) -> bool:
         """Whether ``app_id`` is in the published set, as of at most ``bound`` seconds ago."""
         if self.redis is None:
-            return False  # nothing cached: authenticate() read the listing state in this transaction
+            return False  # nothing cached: broker.auth read the listing state in this transaction
         now = self._clock()
         with self._lock:
             if now - self._checked_at >= self.bound:
@@ -134,113 +121,16 @@ class RevocationSignal:
             log.warning("revocation refresh failed; relying on the database check", error=str(exc))
 
 
-@dataclass
-class _Window:
-    start: float = float("-inf")
-    written: int = 0
-    suppressed: int = 0
+_signal_lock = threading.Lock()
 
 
-class RefusalLog:
-    """Writes ``broker:call:refused`` events with a per-app rate cap (see the module docstring)."""
-
-    def __init__(
-        self, db: Database, *, per_second: int = ROWS_PER_SECOND, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.db = db
-        self.per_second = per_second
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._windows: dict[int, _Window] = {}
-
-    def note(self, refused: Refusal, *, code: str, method: str, path: str, remote: str | None) -> bool:
-        """Record one refused call; False when it was only counted (the app's cap for this second is used)."""
-        now = self._clock()
-        with self._lock:
-            window = self._windows.setdefault(refused.app_id, _Window())
-            if now - window.start >= 1.0:
-                window.start, window.written = now, 0
-            if window.written >= self.per_second:
-                window.suppressed += 1
-                return False
-            window.written += 1
-            count, window.suppressed = 1 + window.suppressed, 0
-        try:
-            with self.db.session() as session:
-                record(
-                    session,
-                    EventTag.CALL_REFUSED,
-                    actor=f"pid:{os.getpid()}",
-                    app_id=refused.app_id,
-                    company_id=refused.company_id,
-                    token_id=refused.token_id,
-                    code=code,
-                    method=method,
-                    path=path,
-                    remote=remote,
-                    count=count,
-                )
-        except Exception as exc:  # the refusal stands even when its evidence cannot be written
-            with self._lock:
-                self._windows[refused.app_id].suppressed += count  # carried into the next row
-            log.warning("could not record a refused call", error=str(exc))
-            return False
-        return True
-
-
-@dataclass
-class WorkerState:
-    signal: RevocationSignal
-    refusals: RefusalLog
-
-
-_state_lock = threading.Lock()
-
-
-def worker_state(app: FastAPI) -> WorkerState:
-    """This app instance's signal copy and refusal log (created on first use, one per ``create_app``)."""
-    state: WorkerState | None = getattr(app.state, "revocation", None)
-    if state is None:
-        with _state_lock:
-            state = getattr(app.state, "revocation", None)
-            if state is None:
-                state = WorkerState(RevocationSignal(app.state.settings), RefusalLog(app.state.db))
-                app.state.revocation = state
-    return state
-
-
-def authenticate_request(request: Request, session: Session) -> AccessContext:
-    """``authenticate`` plus the published kill signal; a refused call is recorded, then re-raised.
-
-    ``session`` must be in a transaction the caller began by hand: it is rolled back before the evidence
-    is written (on SQLite the request's transaction holds the write lock).
-    """
-    state = worker_state(request.app)
-    try:
-        ctx = authenticate(session, bearer_token(request))
-        if state.signal.killed(ctx.app_id):
-            refused = Refusal(app_id=ctx.app_id, company_id=ctx.company_id, token_id=ctx.token_id)
-            raise AppRefused(f"app {ctx.app_slug!r} is delisted", code="app_delisted", refused=refused)
-    except AppRefused as exc:
-        session.rollback()
-        state.refusals.note(
-            exc.refused,
-            code=exc.code,
-            method=request.method,
-            path=request.url.path,
-            remote=request.client.host if request.client else None,
-        )
-        raise
-    return ctx
-
-
-def check_access_token(request: Request) -> None:
-    """Raise the route's 401 for a missing, unknown, expired or revoked token (``web.auth_first`` runs it
-    before a ``/v1`` body is read). Read in a transaction of its own; a 403 (suspended or killed app,
-    inactive connection) is left to the route, which refuses it again and records it as evidence."""
-    db: Database = request.app.state.db
-    with db.sessionmaker() as session:
-        try:
-            authenticate(session, bearer_token(request))
-        except Forbidden:
-            return
+def worker_signal(app: FastAPI) -> RevocationSignal:
+    """This app instance's copy of the signal (created on first use, one per ``create_app``)."""
+    signal: RevocationSignal | None = getattr(app.state, "revocation_signal", None)
+    if signal is None:
+        with _signal_lock:
+            signal = getattr(app.state, "revocation_signal", None)
+            if signal is None:
+                signal = RevocationSignal(app.state.settings)
+                app.state.revocation_signal = signal
+    return signal

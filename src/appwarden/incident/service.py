@@ -14,7 +14,7 @@ from appwarden.db.base import utcnow
 from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.events.models import SecurityEvent
 from appwarden.events.service import EventTag, record
-from appwarden.incident.models import Incident, IncidentApp, IncidentStatus, TimelineEntry
+from appwarden.incident.models import Incident, IncidentApp, IncidentStatus, TimelineEntry, TimelineKind
 from appwarden.marketplace.models import App
 from appwarden.platform.models import Company
 
@@ -37,7 +37,12 @@ def open_incident(
     for app in apps:
         session.add(IncidentApp(incident_id=incident.id, app_id=app.id))
     add_timeline(
-        session, incident, actor=actor, kind="opened", text=reason.strip(), apps=[a.slug for a in apps]
+        session,
+        incident,
+        actor=actor,
+        kind=TimelineKind.OPENED,
+        text=reason.strip(),
+        apps=[a.slug for a in apps],
     )
     # Canary contacts raised before anyone opened an incident are evidence for this one (二次被害).
     from appwarden.canary.alerts import attach_pending_alerts
@@ -58,10 +63,13 @@ def open_incidents_for(session: Session, app_ids: Sequence[int]) -> dict[int, In
 
 
 def add_timeline(
-    session: Session, incident: Incident, *, actor: str, kind: str, text: str, **data: Any
+    session: Session, incident: Incident, *, actor: str, kind: TimelineKind, text: str, **data: Any
 ) -> TimelineEntry:
-    """Append to the incident's timeline (in the caller's transaction)."""
-    entry = TimelineEntry(incident_id=incident.id, actor=actor, kind=kind, text=text, data=data)
+    """Append to the incident's timeline (in the caller's transaction). ``kind`` is checked against
+    :class:`TimelineKind` (a ValueError for anything else) and stored as its value."""
+    entry = TimelineEntry(
+        incident_id=incident.id, actor=actor, kind=TimelineKind(kind).value, text=text, data=data
+    )
     session.add(entry)
     session.flush()
     return entry
@@ -97,7 +105,7 @@ def list_incidents(session: Session, *, status: str | None = None) -> list[Incid
     if status is not None:
         if status not in {s.value for s in IncidentStatus}:
             raise InvalidInput(f"unknown status {status!r} (choose open or closed)", parameter="status")
-        query = query.where(Incident.status == status)
+        query = query.where(Incident.status == IncidentStatus(status).value)
     return list(session.scalars(query))
 
 
@@ -105,7 +113,7 @@ def add_note(session: Session, incident: Incident, *, actor: str, text: str) -> 
     """A free-text timeline entry (who, when, what)."""
     if not text.strip():
         raise InvalidInput("a note needs text", parameter="text")
-    return add_timeline(session, incident, actor=actor, kind="note", text=text.strip())
+    return add_timeline(session, incident, actor=actor, kind=TimelineKind.NOTE, text=text.strip())
 
 
 def _fact(text: str, actor: str, **extra: Any) -> dict[str, Any]:
@@ -167,7 +175,7 @@ def edit_facts(
         changes.append(f"not yet known: {unknown.strip()}")
     incident.known, incident.unknown = knowns, unknowns  # new lists: JSON columns track assignment only
     for change in changes:
-        add_timeline(session, incident, actor=actor, kind="fact", text=change)
+        add_timeline(session, incident, actor=actor, kind=TimelineKind.FACT, text=change)
     return incident
 
 
@@ -177,7 +185,9 @@ def close_incident(session: Session, incident: Incident, *, actor: str, text: st
         raise Conflict(f"incident {incident.public_id} is already closed", code="incident_closed")
     incident.status = IncidentStatus.CLOSED.value
     incident.closed_at = utcnow()
-    add_timeline(session, incident, actor=actor, kind="closed", text=text.strip() or "incident closed")
+    add_timeline(
+        session, incident, actor=actor, kind=TimelineKind.CLOSED, text=text.strip() or "incident closed"
+    )
     for app in incident_apps(session, incident):
         record(session, EventTag.INCIDENT_CLOSED, actor=actor, app_id=app.id, incident=incident.public_id)
     return incident

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appwarden.db.base import Base, UTCDateTime, utcnow
+
+
+class EntryKind(StrEnum):
+    """What a ledger entry records: a page of data delivered, or pseudonyms turned back into values."""
+
+    DELIVERY = "delivery"
+    DETOKENIZE = "detokenize"
 
 
 class LedgerEntry(Base):
@@ -26,7 +34,7 @@ class LedgerEntry(Base):
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
     connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id"))
     endpoint: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(30))  # delivery | detokenize | refused
+    kind: Mapped[str] = mapped_column(String(30))  # an EntryKind (refused calls are events, not entries)
     persons: Mapped[int] = mapped_column(Integer, default=0)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     prev_hash: Mapped[str] = mapped_column(String(64))

@@ -38,12 +38,14 @@ from appwarden.ledger.chain import (
     entry_hash,
     to_bitmap,
 )
-from appwarden.ledger.models import LedgerEntry, LedgerHead, LedgerIndex
+from appwarden.ledger.models import EntryKind, LedgerEntry, LedgerHead, LedgerIndex
+from appwarden.marketplace.scopes import Mode
 
 log = logging.getLogger(__name__)
 
-KINDS = frozenset({"delivery", "detokenize"})
-MODES = frozenset({"raw", "masked", "token"})
+# The enums as sets of their values: ``str in EnumClass`` raises on Python 3.11, a frozenset does not.
+KINDS: frozenset[str] = frozenset(k.value for k in EntryKind)
+_MODES: frozenset[str] = frozenset(m.value for m in Mode)
 HEAD_ID = 1
 
 # Core statements on the tables: the append path is hot and needs no ORM unit of work.
@@ -81,7 +83,7 @@ def record_delivery(
     company_id: int,
     connection_id: int | None,
     endpoint: str,
-    kind: str,
+    kind: EntryKind,
     deliveries: Mapping[tuple[str, str], BitMap | Iterable[int] | np.ndarray[Any, Any]],
     now: datetime | None = None,
     within: Session | None = None,
@@ -101,7 +103,7 @@ def record_delivery(
     bitmaps: dict[Key, BitMap] = {}
     converted: dict[int, BitMap] = {}  # callers often pass one id array for several fields: convert once
     for (field, mode), ids in deliveries.items():
-        if mode not in MODES:
+        if mode not in _MODES:
             raise InvalidInput(f"unknown delivery mode {mode!r}")
         bitmap = converted.get(id(ids))
         if bitmap is None:
@@ -119,7 +121,7 @@ def record_delivery(
             company_id=company_id,
             connection_id=connection_id,
             endpoint=endpoint,
-            kind=kind,
+            kind=str(kind),  # the plain value: it is hashed into the chain and bound as a string
             persons=len(BitMap.union(*bitmaps.values())) if bitmaps else 0,
             payload=encode_payload(bitmaps),
         )

@@ -1,43 +1,24 @@
 """Opaque bearer tokens: issued by Authlib's generator, stored as SHA-256 only, resolved to a grant.
 
-The OAuth endpoints (``oauth.server``) and the broker both go through these functions, so there is
-exactly one place that decides whether a presented token is good.
+The OAuth endpoints (``oauth.server``) issue through these functions, and the data API looks a presented
+token up with :func:`lookup_access_token` (the decision whether it may call is ``broker.auth``'s).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from authlib.common.security import generate_token
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from appwarden.db.base import utcnow
-from appwarden.errors import Forbidden, Unauthenticated
-from appwarden.marketplace.models import App, ListingState
-from appwarden.marketplace.scopes import Mode, effective_scopes, field_modes
-from appwarden.oauth.models import Connection, ConnectionStatus, Token
+from appwarden.marketplace.models import App
+from appwarden.oauth.models import Connection, Token
 
 TOKEN_BYTES = 48
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Whose call was refused: kept off the problem body, recorded as evidence by the caller."""
-
-    app_id: int
-    company_id: int
-    token_id: int
-
-
-class AppRefused(Forbidden):
-    """403 ``app_suspended`` / ``app_delisted`` for a known token of an app that may not call."""
-
-    def __init__(self, detail: str, *, code: str, refused: Refusal) -> None:
-        super().__init__(detail, code=code)
-        self.refused = refused
 
 
 def token_hash(token: str) -> str:
@@ -48,26 +29,6 @@ def token_hash(token: str) -> str:
 def new_token() -> str:
     """A fresh opaque token (Authlib's CSPRNG generator)."""
     return generate_token(TOKEN_BYTES)
-
-
-@dataclass(frozen=True, slots=True)
-class AccessContext:
-    """Who is calling the data API, for which company, with which effective grant."""
-
-    token_id: int
-    app_id: int
-    app_slug: str
-    company_id: int
-    connection_id: int
-    scopes: tuple[str, ...]  # approved ∩ consented ∩ token scope
-
-    @property
-    def field_modes(self) -> dict[str, Mode]:
-        return field_modes(self.scopes)
-
-    def require(self, scope: str) -> None:
-        if scope not in self.scopes:
-            raise Forbidden(f"this token lacks the scope {scope!r}", required_scope=scope)
 
 
 def store_token(
@@ -162,55 +123,28 @@ _AUTH_QUERY = (
 )
 
 
-def authenticate(session: Session, bearer: str | None, *, now: datetime | None = None) -> AccessContext:
-    """Resolve a presented bearer token to its :class:`AccessContext`, or fail closed.
+class AccessGrant(NamedTuple):
+    """What a presented access token resolves to: the token, its connection and the app, as stored.
 
-    401 for a missing, unknown, expired or revoked token; 403 ``app_delisted`` / ``connection_inactive``
-    when the token is fine but the app or the company's connection is not.
+    Only the columns the data API's decision needs (``broker.auth.authenticate`` makes that decision).
     """
-    if not bearer:
-        raise Unauthenticated("missing bearer token")
-    now = now or utcnow()
+
+    token_id: int
+    revoked_at: datetime | None
+    access_expires_at: datetime
+    token_scope: str
+    connection_id: int
+    company_id: int
+    connection_status: str
+    consented: list[str]
+    app_id: int
+    app_slug: str
+    listing_state: str
+    approved: list[str]
+
+
+def lookup_access_token(session: Session, bearer: str) -> AccessGrant | None:
+    """The stored grant behind ``bearer`` (by its hash), or None for an unknown token."""
     # Through the session (not its bare connection) so pending changes are flushed first, as before.
     row = session.execute(_AUTH_QUERY, {"token_hash": token_hash(bearer)}).first()
-    if row is None:
-        raise Unauthenticated("unknown access token")
-    (
-        token_id,
-        revoked_at,
-        access_expires_at,
-        token_scope,
-        connection_id,
-        company_id,
-        connection_status,
-        consented,
-        app_id,
-        app_slug,
-        listing_state,
-        approved,
-    ) = row
-    if listing_state != ListingState.LISTED.value:
-        # Checked before revocation and expiry: a killed app's tokens are all revoked too, and the app
-        # must be told (and the call recorded as) what it is — refused — on every route.
-        raise AppRefused(
-            f"app {app_slug!r} is {listing_state}",
-            code=f"app_{listing_state}",
-            refused=Refusal(app_id=app_id, company_id=company_id, token_id=token_id),
-        )
-    if revoked_at is not None:
-        raise Unauthenticated("access token has been revoked")
-    if access_expires_at <= now:
-        raise Unauthenticated("access token has expired", code="token_expired")
-    if connection_status != ConnectionStatus.ACTIVE.value:
-        raise Forbidden(f"the connection is {connection_status}", code="connection_inactive")
-    granted = effective_scopes(approved, consented)
-    in_token = set(token_scope.split())
-    scopes = tuple(s for s in granted if s in in_token)
-    return AccessContext(
-        token_id=token_id,
-        app_id=app_id,
-        app_slug=app_slug,
-        company_id=company_id,
-        connection_id=connection_id,
-        scopes=scopes,
-    )
+    return None if row is None else AccessGrant._make(row)

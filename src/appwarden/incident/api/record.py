@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from appwarden.incident import service
 from appwarden.incident.killswitch import kill_switch
-from appwarden.incident.revocation import worker_state
+from appwarden.incident.models import IncidentStatus
+from appwarden.incident.revocation import worker_signal
 from appwarden.web.deps import AdminDep, DatabaseDep
 
 router = APIRouter(prefix="/admin/incidents", tags=["admin: incidents"])
@@ -42,14 +43,14 @@ class CloseIn(BaseModel):
 def open_incident(body: OpenIn, request: Request, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
     """Kill switch: delist, revoke every token, suspend every connection, open the incident — one
     transaction (404 ``app_not_found`` changes nothing) — then signal every worker."""
-    signal = worker_state(request.app).signal
+    signal = worker_signal(request.app)
     result = kill_switch(db, apps=body.apps, reason=body.reason, actor=actor, signal=signal, title=body.title)
     return result.to_dict()
 
 
 @router.get("")
 def list_incidents(
-    actor: AdminDep, db: DatabaseDep, status: Annotated[Literal["open", "closed"] | None, Query()] = None
+    actor: AdminDep, db: DatabaseDep, status: Annotated[IncidentStatus | None, Query()] = None
 ) -> dict[str, Any]:
     """Incidents, newest first."""
     with db.session() as session:

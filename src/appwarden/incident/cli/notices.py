@@ -32,6 +32,7 @@ def notices_cmd(
     from appwarden.db.session import get_database
     from appwarden.incident.context import load_facts
     from appwarden.incident.delivery import delivery_log, send_notices
+    from appwarden.incident.models import NoticeStatus
     from appwarden.incident.notices import draft_notices, write_notices
 
     settings = get_settings()
@@ -75,7 +76,7 @@ def notices_cmd(
     for c in summary["companies"]:
         row = status.get(c["id"])
         delivery = "-" if row is None else f"{row['status']} ({row['attempts']})"
-        if row and row["status"] == "failed":
+        if row and row["status"] == NoticeStatus.FAILED:
             delivery += f": {row['last_error']}"
         table.add_row(
             f"{c['name']} ({c['id']})", c["recipient"] or "[red]no email[/]", f"{c['persons_exposed']:,}",

@@ -85,7 +85,9 @@ def show_cmd(incident: IncidentArg, json_mode: JsonOpt = False) -> None:
 
 def render(console: Console, data: dict[str, Any]) -> None:
     """The record for people."""
-    status = "[green]closed[/]" if data["status"] == "closed" else "[bold red]open[/]"
+    from appwarden.incident.models import IncidentStatus  # here: the CLI starts without the ORM
+
+    status = "[green]closed[/]" if data["status"] == IncidentStatus.CLOSED else "[bold red]open[/]"
     console.print(f"[bold]{data['id']}[/] {data['title']} — {status}")
     console.print(f"apps: {', '.join(data['apps'])}   reason: {data['reason']}")
     console.print(
