@@ -2,7 +2,7 @@
 estimate when the copy was made, and (given an incident) put the result on its timeline.
 
     result = attribute_dump(db, "leak.csv", incident="inc_…")
-    result.to_dict()              # the verdict JSON of DESIGN.md
+    result.to_dict()              # the verdict JSON of docs/architecture.md
     result.row_customer_ids       # numpy int64, one per dump row, 0 = not a platform customer
 
 Everything is read in one transaction (one snapshot of customers, index and ledger); the timeline
@@ -62,7 +62,7 @@ class Attribution:
     incident: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The verdict JSON (DESIGN.md "Attribution verdict JSON"), plus companies, field modes and file."""
+        """The verdict JSON (docs/architecture.md "Attribution verdict JSON"), plus companies, field modes and file."""
         v = self.verdict
         # Canaries prove the source but are nobody: every count of people leaves them out (as the blast
         # radius does) and says how many there were.

@@ -89,7 +89,7 @@ class CompanyRadius:
 
 @dataclass(frozen=True, slots=True)
 class BlastRadius:
-    """The blast radius of an incident (DESIGN.md "Blast radius JSON")."""
+    """The blast radius of an incident (docs/architecture.md "Blast radius JSON")."""
 
     incident: str
     apps: tuple[str, ...]
@@ -100,7 +100,7 @@ class BlastRadius:
     companies: tuple[CompanyRadius, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document, keys in the order of DESIGN.md."""
+        """The JSON document, keys in the order of docs/architecture.md."""
         return {
             "incident": self.incident,
             "apps": list(self.apps),

@@ -1,7 +1,7 @@
 """What notices and report drafts are written from: the incident, its apps and vendors, what the platform did,
 the blast radius and the affected companies' contacts, read once into plain data (no ORM objects escape).
 
-The blast radius is the DESIGN.md "Blast radius JSON" dict (``compute_blast_radius(...).to_dict()``).
+The blast radius is the "Blast radius JSON" dict of docs/architecture.md (``compute_blast_radius(...).to_dict()``).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class IncidentFacts:
 
 
 def load_blast(db: Database, incident_ref: str) -> dict[str, Any]:
-    """The incident's blast radius as the DESIGN.md dict."""
+    """The incident's blast radius as the "Blast radius JSON" dict (docs/architecture.md)."""
     from appwarden.incident.blast_radius import compute_blast_radius
 
     result: dict[str, Any] = compute_blast_radius(db, incident_ref).to_dict()
