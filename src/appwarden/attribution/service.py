@@ -62,7 +62,8 @@ class Attribution:
     incident: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The verdict JSON (docs/architecture.md "Attribution verdict JSON"), plus companies, field modes and file."""
+        """The verdict JSON (docs/architecture.md "Attribution verdict JSON"), plus companies, field modes
+        and file."""
         v = self.verdict
         # Canaries prove the source but are nobody: every count of people leaves them out (as the blast
         # radius does) and says how many there were.

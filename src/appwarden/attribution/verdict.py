@@ -56,7 +56,8 @@ class AppEvidence:
 
 @dataclass
 class Verdict:
-    """The decision and its evidence; :meth:`to_dict` gives the verdict JSON's verdict-related keys (docs/architecture.md)."""
+    """The decision and its evidence; :meth:`to_dict` gives the verdict JSON's verdict-related keys
+    (docs/architecture.md)."""
 
     source: str
     apps: list[str]

@@ -1,7 +1,8 @@
 """What notices and report drafts are written from: the incident, its apps and vendors, what the platform did,
 the blast radius and the affected companies' contacts, read once into plain data (no ORM objects escape).
 
-The blast radius is the "Blast radius JSON" dict of docs/architecture.md (``compute_blast_radius(...).to_dict()``).
+The blast radius is the "Blast radius JSON" dict of docs/architecture.md
+(``compute_blast_radius(...).to_dict()``).
 """
 
 from __future__ import annotations
