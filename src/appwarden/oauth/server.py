@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
     ClientMixin,
+    InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
@@ -31,6 +32,7 @@ from authlib.oauth2.rfc6749 import (
     UnauthorizedClientError,
     grants,
 )
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -290,6 +292,17 @@ class Introspection(_TokenEndpointBase, IntrospectionEndpoint):
 # -- the server ---------------------------------------------------------------------------------
 
 
+def _client_secret_basic(query_client: Callable[[str], AppClient | None], request: OAuth2Request) -> Any:
+    """Authlib's ``client_secret_basic``, with credentials that are not UTF-8 refused as 401
+    ``invalid_client`` (Authlib's own decode raises ``UnicodeDecodeError``, which would be a 500)."""
+    try:
+        return authenticate_client_secret_basic(query_client, request)
+    except UnicodeDecodeError:
+        raise InvalidClientError(
+            status_code=401, description="the Basic credentials are not valid UTF-8"
+        ) from None
+
+
 class AppwardenServer(AuthorizationServer):
     """Authlib's authorisation server over one transaction."""
 
@@ -307,6 +320,7 @@ class AppwardenServer(AuthorizationServer):
                 expires_generator=lambda client, grant_type: settings.access_token_ttl,
             ),
         )
+        self.register_client_auth_method("client_secret_basic", _client_secret_basic)
         self.register_grant(CodeGrant, [S256CodeChallenge(required=True)])
         self.register_grant(RotatingRefreshGrant)
         self.register_endpoint(Revocation)
