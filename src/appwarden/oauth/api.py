@@ -79,7 +79,7 @@ def _form(*names: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
     }
 
 
-def _html(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def _html(*statuses: int) -> Responses:
     texts = {
         200: "The page.",
         400: "An error page (the request is not valid; nothing is sent back to the app).",
@@ -89,13 +89,14 @@ def _html(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"description": texts[s], "content": _HTML} for s in statuses}
 
 
-_REDIRECT = {
+Responses = dict[int | str, dict[str, Any]]
+_REDIRECT: Responses = {
     302: {"description": "Back to the app's registered redirect URI, with `code` or `error`."},
     303: {"description": "To the login form, or where the login form was opened from."},
 }
 
 
-def _client_authenticated(what: str) -> dict[str, Any]:
+def _client_authenticated(what: str) -> Responses:
     return {
         200: {"description": what},
         400: {
