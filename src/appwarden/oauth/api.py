@@ -37,6 +37,7 @@ from appwarden.oauth.server import AppwardenServer, build_server, metadata
 from appwarden.platform.models import User
 from appwarden.platform.service import authenticate_user
 from appwarden.web.login_throttle import Lockout, LoginThrottle
+from appwarden.web.problems import PROBLEM_CONTENT
 
 router = APIRouter(tags=["oauth"])
 T = TypeVar("T")
@@ -85,6 +86,7 @@ def _html(*statuses: int) -> Responses:
         400: "An error page (the request is not valid; nothing is sent back to the app).",
         401: "The login form again: wrong username or password.",
         403: "An error page: CSRF check failed, not a company owner, or the app is not listed.",
+        429: "The login form again: locked after repeated failures (`Retry-After` says for how long).",
     }
     return {s: {"description": texts[s], "content": _HTML} for s in statuses}
 
@@ -100,8 +102,9 @@ def _client_authenticated(what: str) -> Responses:
     return {
         200: {"description": what},
         400: {
-            "description": "`invalid_request`, `invalid_grant`, `unsupported_grant_type`…",
-            "content": _OAUTH_ERROR,
+            "description": "`invalid_request`, `invalid_grant`, `unsupported_grant_type`…; a body that "
+            "cannot be parsed at all is a `bad_request` problem.",
+            "content": _OAUTH_ERROR | PROBLEM_CONTENT,
         },
         401: {"description": "`invalid_client`: client authentication failed.", "content": _OAUTH_ERROR},
     }
@@ -180,7 +183,7 @@ def login_form(request: Request, next: str | None = None) -> HTMLResponse:
 @router.post(
     "/oauth/login",
     response_class=HTMLResponse,
-    responses=_html(200, 401, 403) | {303: _REDIRECT[303]},
+    responses=_html(200, 401, 403, 429) | {303: _REDIRECT[303]},
     openapi_extra=_form("username", "password", "csrf_token", "next"),
 )
 async def login_submit(request: Request) -> Response:

@@ -41,14 +41,15 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": True,
 }
-_PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 VALIDATION = "`invalid_parameter`: a parameter or the body does not match this schema."
+MALFORMED = "`bad_request`: the body cannot be read (not UTF-8, malformed multipart…)."
 
 
 def problem_responses(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route or router: each status documented as a problem+json document."""
     return {
-        status: {"description": text, "content": _PROBLEM_CONTENT} for status, text in descriptions.items()
+        status: {"description": text, "content": PROBLEM_CONTENT} for status, text in descriptions.items()
     }
 
 
@@ -89,9 +90,9 @@ def error_response(exc: AppwardenError, instance: str) -> JSONResponse:
 
 
 def _document(app: FastAPI) -> None:
-    """Make the OpenAPI say what the handlers below send: FastAPI documents every validation error as
-    ``application/json`` ``HTTPValidationError``, but they go out as problem+json, so each generated 422
-    is rewritten here (one place, so a new route cannot get it wrong)."""
+    """Make the OpenAPI say what the handlers below send, in one place so that no route can get it wrong:
+    FastAPI documents every validation error as ``application/json`` ``HTTPValidationError``, but they go
+    out as problem+json; and a body that cannot be parsed at all is a 400 it does not document."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -100,11 +101,14 @@ def _document(app: FastAPI) -> None:
         schema = generate()
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
-                response = operation.get("responses", {}).get("422")
+                responses = operation.setdefault("responses", {})
+                if "requestBody" in operation:
+                    responses.setdefault("400", {"description": MALFORMED, "content": PROBLEM_CONTENT})
+                response = responses.get("422")
                 if response is not None:
                     if response.get("description") in (None, "Validation Error"):
                         response["description"] = VALIDATION
-                    response["content"] = _PROBLEM_CONTENT
+                    response["content"] = PROBLEM_CONTENT
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
@@ -144,7 +148,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
         return problem_response(
             {
                 "type": f"https://appwarden.dev/problems/{code}",
