@@ -1,10 +1,12 @@
 """Fuzz the whole OpenAPI of the real app with schemathesis: no 5xx, no response contradicting its schema.
 
-Builds its own world in a temporary directory (a fresh migrated SQLite, a company with stores and
-customers, a listed app with a connection and an access token), serves ``appwarden.app.create_app`` with
-uvicorn on a free loopback port, and runs ``st run`` over ``/openapi.json`` three times: unauthenticated,
-with the app's access token, and with the admin key (the admin run last: it may suspend or kill things).
-Prints one summary line per run and exits 1 on any failure, so ``.ci/run`` fails with it.
+Builds its own world in a temporary directory with the project's service functions (a fresh migrated
+SQLite, a company with stores and customers, two listed apps connected to it with an access token each),
+serves ``appwarden.app.create_app`` with uvicorn on a free loopback port, reads customers through it and
+opens an incident, then runs ``st run`` over ``/openapi.json`` three times: unauthenticated, with an app's
+access token, and with the admin key (last: it may suspend or close things). Real ids are offered as
+hints for half the generated path and query values. Prints a summary; exits 1 on any failure (a 5xx, an
+undocumented status or content type, a body or header that contradicts the schema) so ``.ci/run`` fails.
 
     uv run python scripts/fuzz_api.py [--max-examples N] [--seed S] [--only unauthenticated|app|admin]
 """
@@ -21,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ APP_SCOPES = [
     "customers.points:raw",
     "transactions:read",
 ]
+VICTIM_SCOPES = ["customers.name:raw", "customers.phone:masked", "customers.address:raw"]
 
 
 @dataclass
@@ -59,9 +62,39 @@ class Run:
     seconds: float = 0.0
 
 
-def prepare(workdir: Path) -> str:
-    """A migrated database with one company, an app, its connection and an access token; returns the
-    token. Settings come from the environment, as ``appwarden serve`` reads them."""
+@dataclass
+class World:
+    """What the fuzzer is told about, so that some requests name things that exist."""
+
+    token: str  # fuzz-app's access token
+    victim_token: str  # fuzz-victim's, whose incident gives the incident routes something to read
+    company: str
+    customer: str  # a customer's public id (admin routes)
+    customer_ids: list[str] = field(default_factory=list)  # fuzz-app's ids for customers (its routes)
+    tokens: list[str] = field(default_factory=list)  # fuzz-app's phone tokens (detokenize)
+    incident: str = ""
+
+
+def mail_sink() -> Any:
+    """A local SMTP server that accepts and discards mail, so that sending notices really sends (with
+    no SMTP server configured, notices are a 503 by design)."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Sink
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    os.environ["APPWARDEN_SMTP_URL"] = f"smtp://127.0.0.1:{port}"
+    return controller
+
+
+def prepare(workdir: Path) -> World:
+    """A migrated database with one company and its customers, and two listed apps connected to it with
+    an access token each. Settings come from the environment, as ``appwarden serve`` reads them."""
     data = workdir / "data"
     data.mkdir()
     os.environ.update(
@@ -72,16 +105,19 @@ def prepare(workdir: Path) -> str:
             "APPWARDEN_SECRET_KEY": secrets.token_urlsafe(32),
         }
     )
-    for name in ("APPWARDEN_REDIS_URL", "APPWARDEN_SMTP_URL"):
-        os.environ.pop(name, None)
+    os.environ.pop("APPWARDEN_REDIS_URL", None)
+
+    from sqlalchemy import select
 
     from appwarden.config import get_settings
+    from appwarden.db.base import utcnow
     from appwarden.db.migrate import upgrade
     from appwarden.db.session import get_database
     from appwarden.marketplace import service as marketplace
     from appwarden.oauth.service import OAuthStore
     from appwarden.oauth.tokens import issue_token
     from appwarden.platform import service as platform
+    from appwarden.platform.models import Customer
 
     settings = get_settings()
     upgrade(settings.database_url)
@@ -108,30 +144,73 @@ def prepare(workdir: Path) -> str:
                 for i in range(20)
             ],
         )
-        app = marketplace.register_app(
-            session,
-            slug="fuzz-app",
-            name="Fuzz App",
-            redirect_uris=["https://fuzz-app.example/cb"],
-            scopes=APP_SCOPES,
-        ).app
-        store = OAuthStore(session, now=_now())
-        connection = store.grant_connection(app, owner, APP_SCOPES, settings=settings)
-        token = issue_token(
-            session, connection, " ".join(connection.scopes), access_ttl=3600, refresh_ttl=3600
+        tokens = []
+        for slug, scopes in (("fuzz-app", APP_SCOPES), ("fuzz-victim", VICTIM_SCOPES)):
+            app = marketplace.register_app(
+                session, slug=slug, name=slug, redirect_uris=[f"https://{slug}.example/cb"], scopes=scopes
+            ).app
+            connection = OAuthStore(session, now=utcnow()).grant_connection(
+                app, owner, scopes, settings=settings
+            )
+            issued = issue_token(session, connection, " ".join(scopes), access_ttl=3600, refresh_ttl=3600)
+            tokens.append(str(issued["access_token"]))
+        customer = session.scalars(
+            select(Customer.public_id).where(Customer.company_id == company.id)
+        ).first()
+        return World(tokens[0], tokens[1], company.public_id, str(customer))
+
+
+def populate(world: World, base_url: str) -> None:
+    """Through the HTTP API, as apps and the security team would: both apps read customers (ledgered),
+    then an incident is opened about fuzz-victim. Fills in the ids the fuzzer gets as hints."""
+    import httpx
+
+    with httpx.Client(base_url=base_url) as http:
+        for token in (world.victim_token, world.token):
+            page = http.get("/v1/customers?limit=20", headers={"Authorization": f"Bearer {token}"})
+            page.raise_for_status()
+        for row in page.json()["data"]:
+            world.customer_ids.append(row["id"])
+            if row.get("phone"):
+                world.tokens.append(row["phone"])
+        opened = http.post(
+            "/admin/incidents",
+            json={"apps": ["fuzz-victim"], "reason": "fuzzing"},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
         )
-    return str(token["access_token"])
+        opened.raise_for_status()
+        world.incident = opened.json()["incident"]
 
 
-def _now() -> Any:
-    from appwarden.db.base import utcnow
+def hints(world: World, path: Path) -> Path:
+    """A schemathesis.toml that offers real ids for half of the values it generates for these names, so
+    requests get past "not found" into each route's own logic."""
+    known = {
+        "path.slug": ["fuzz-app", "fuzz-victim"],
+        "path.incident": [world.incident],
+        "path.customer": [world.customer],
+        "path.customer_id": world.customer_ids[:5],
+        "query.company": [world.company],
+        "query.app": ["fuzz-app", "fuzz-victim"],
+        "body.apps[*]": ["fuzz-victim"],
+        "body.tokens[*]": world.tokens[:5],
+    }
+    lines = []
+    for i, values in enumerate(known.values()):
+        lines += [f"[dictionaries.d{i}]", f"values = {json.dumps(values)}", ""]
+    lines.append("[parameters]")
+    lines += [f'"{key}" = {{ dictionary = "d{i}", probability = 0.5 }}' for i, key in enumerate(known)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
-    return utcnow()
 
-
-def serve() -> tuple[str, Any]:
-    """Serve the real app on a free loopback port in a thread; returns its base URL and the server."""
+def serve(log: Any) -> tuple[str, Any]:
+    """Serve the real app on a free loopback port in a thread; returns its base URL and the server.
+    The app's own log (a traceback for each 500) goes to ``log``, apart from schemathesis' report."""
+    import structlog
     import uvicorn
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log))
 
     from appwarden.app import create_app
 
@@ -149,11 +228,13 @@ def serve() -> tuple[str, Any]:
     return f"http://127.0.0.1:{port}", server
 
 
-def fuzz(run: Run, base_url: str, reports: Path, *, max_examples: int, seed: int) -> None:
+def fuzz(run: Run, base_url: str, reports: Path, config: Path, *, max_examples: int, seed: int) -> None:
     """``st run`` over the whole schema; fills ``run`` from its JSON report."""
     report = reports / f"{run.name}.json"
     command = [
         str(Path(sys.executable).with_name("st")),
+        "--config-file",
+        str(config),
         "run",
         f"{base_url}/openapi.json",
         "--checks",
@@ -209,19 +290,26 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="appwarden-fuzz-"))
     try:
-        token = prepare(workdir)
-        base_url, server = serve()
+        smtp = mail_sink()
+        world = prepare(workdir)
+        server_log = (workdir / "server.log").open("w", encoding="utf-8")
+        base_url, server = serve(server_log)
+        populate(world, base_url)
         reports = (args.report_dir or workdir / "reports").resolve()
         reports.mkdir(parents=True, exist_ok=True)
+        config = hints(world, workdir / "schemathesis.toml")
         runs = [
             Run("unauthenticated", None),
-            Run("app", f"Bearer {token}"),
+            Run("app", f"Bearer {world.token}"),
             Run("admin", f"Bearer {ADMIN_KEY}"),
         ]
         runs = [r for r in runs if not args.only or r.name in args.only]
         for run in runs:
-            fuzz(run, base_url, reports, max_examples=args.max_examples, seed=args.seed)
+            fuzz(run, base_url, reports, config, max_examples=args.max_examples, seed=args.seed)
         server.should_exit = True
+        smtp.stop()
+        server_log.close()
+        log_tail = (workdir / "server.log").read_text(encoding="utf-8").splitlines()[-80:]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -233,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             f"failures {run.failures:>3} (5xx {run.server_errors})  errors {run.errors}  {run.seconds:6.1f}s"
         )
     failed = [r.name for r in runs if r.exit_code != 0]
+    if failed and log_tail:
+        print("\n== the app's log, last lines", *log_tail, sep="\n")
     if failed:
         print(f"fuzz: FAILED ({', '.join(failed)}); see the schemathesis output above", file=sys.stderr)
         return 1

@@ -70,7 +70,10 @@ def notice_log(incident: str, actor: AdminDep, db: DatabaseDep) -> dict[str, Any
             },
         },
         **problem_responses(
-            {404: "`incident_not_found`, or `company_not_affected`: the company had nobody exposed."}
+            {
+                404: "`incident_not_found`, or `company_not_affected`: the company had nobody exposed.",
+                503: "`font_unavailable`: no Japanese font to draw `format=pdf` with.",
+            }
         ),
     },
 )
