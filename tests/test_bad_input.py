@@ -188,3 +188,14 @@ def test_a_problem_never_fails_to_render() -> None:
     response = problem_response({"status": 404, "detail": "unknown token '\ud800'", "token": ["\udfff"]})
     assert response.status_code == 404
     assert b"\\ud800" not in response.body and "unknown token '?'" in response.body.decode()
+
+
+def test_second_incident_for_an_app_is_a_documented_409(
+    client: TestClient, world: World, admin_headers: dict[str, str]
+) -> None:
+    """Found by the fuzzer: the 409 was sent but not in the OpenAPI."""
+    body = {"apps": ["booking-go"], "reason": "test"}
+    assert client.post("/admin/incidents", json=body, headers=admin_headers).status_code == 201
+    problem(client.post("/admin/incidents", json=body, headers=admin_headers), 409, "incident_already_open")
+    responses = client.get("/openapi.json").json()["paths"]["/admin/incidents"]["post"]["responses"]
+    assert PROBLEM_JSON in responses["409"]["content"]

@@ -45,7 +45,14 @@ class CloseIn(Body):
 
 
 @router.post(
-    "", status_code=201, responses=problem_responses({404: "`app_not_found`: an app named is unknown."})
+    "",
+    status_code=201,
+    responses=problem_responses(
+        {
+            404: "`app_not_found`: an app named is unknown.",
+            409: "`incident_already_open`: an app named has an open incident already.",
+        }
+    ),
 )
 def open_incident(body: OpenIn, request: Request, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
     """Kill switch: delist, revoke every token, suspend every connection, open the incident — one
