@@ -282,7 +282,7 @@ def _read_report(run: Run, report: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-examples", type=int, default=int(os.environ.get("FUZZ_MAX_EXAMPLES", 25)))
+    parser.add_argument("--max-examples", type=int, default=int(os.environ.get("FUZZ_MAX_EXAMPLES", 30)))
     parser.add_argument("--seed", type=int, default=int(os.environ.get("FUZZ_SEED", 20240901)))
     parser.add_argument("--report-dir", type=Path, help="Keep schemathesis' JSON reports here.")
     parser.add_argument("--only", choices=["unauthenticated", "app", "admin"], action="append")
