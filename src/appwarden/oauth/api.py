@@ -183,7 +183,14 @@ def login_form(request: Request, next: str | None = None) -> HTMLResponse:
 @router.post(
     "/oauth/login",
     response_class=HTMLResponse,
-    responses=_html(200, 401, 403, 429) | {303: _REDIRECT[303]},
+    responses=_html(200, 401, 403, 429)
+    | {
+        303: _REDIRECT[303],
+        503: {
+            "description": "`unavailable`: the login throttle (Redis) cannot be reached.",
+            "content": PROBLEM_CONTENT,
+        },
+    },
     openapi_extra=_form("username", "password", "csrf_token", "next"),
 )
 async def login_submit(request: Request) -> Response:
