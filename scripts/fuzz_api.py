@@ -118,7 +118,9 @@ def prepare(workdir: Path) -> World:
     from appwarden.oauth.tokens import issue_token
     from appwarden.platform import service as platform
     from appwarden.platform.models import Customer
+    from appwarden.wiring import wire
 
+    wire()  # derived indexes follow customer writes, as in every entry point
     settings = get_settings()
     upgrade(settings.database_url)
     db = get_database(settings)

@@ -138,15 +138,20 @@ def test_unprintable_scope_is_invalid_scope(client: TestClient, world: World, sc
 
 
 def test_malformed_bodies_are_documented_400s(client: TestClient, admin_headers: dict[str, str]) -> None:
-    """A body that cannot be parsed at all is a 400 problem, and the OpenAPI says so for every route with
-    a body (FastAPI documents only 422)."""
+    """A body that cannot be parsed at all is a 400 problem, one over the route's cap a 413 (found by the
+    fuzzer), and the OpenAPI says so for every route with a body (FastAPI documents only 422)."""
     schema = client.get("/openapi.json").json()
     for path, method in (
         ("/admin/incidents", "post"),
         ("/oauth/token", "post"),
         ("/admin/attributions", "post"),
     ):
-        assert PROBLEM_JSON in schema["paths"][path][method]["responses"]["400"]["content"], path
+        for status in ("400", "413"):
+            assert PROBLEM_JSON in schema["paths"][path][method]["responses"][status]["content"], path
+    response = client.post(
+        "/admin/ledger/verify", json={"checkpoints": ["0" * 900_000]}, headers=admin_headers
+    )
+    problem(response, 413, "payload_too_large")
     response = client.post(
         "/admin/incidents",
         content=b'{"apps": ["\xff"], "reason": "x"}',

@@ -44,6 +44,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 VALIDATION = "`invalid_parameter`: a parameter or the body does not match this schema."
 MALFORMED = "`bad_request`: the body cannot be read (not UTF-8, malformed multipart…)."
+TOO_LARGE = "`payload_too_large`: the body is over this route's cap (`limit` says how many bytes)."
 
 
 def problem_responses(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
@@ -92,7 +93,8 @@ def error_response(exc: AppwardenError, instance: str) -> JSONResponse:
 def _document(app: FastAPI) -> None:
     """Make the OpenAPI say what the handlers below send, in one place so that no route can get it wrong:
     FastAPI documents every validation error as ``application/json`` ``HTTPValidationError``, but they go
-    out as problem+json; and a body that cannot be parsed at all is a 400 it does not document."""
+    out as problem+json; and a body that cannot be parsed at all (400) or is over the route's cap (413,
+    ``web.body_limit``) is a status it does not document."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -104,6 +106,7 @@ def _document(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 if "requestBody" in operation:
                     responses.setdefault("400", {"description": MALFORMED, "content": PROBLEM_CONTENT})
+                    responses.setdefault("413", {"description": TOO_LARGE, "content": PROBLEM_CONTENT})
                 response = responses.get("422")
                 if response is not None:
                     if response.get("description") in (None, "Validation Error"):
