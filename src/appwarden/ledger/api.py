@@ -100,9 +100,9 @@ def entries(
     app: Annotated[str | None, Query(description="App slug.")] = None,
     company: Annotated[str | None, Query(description="Company public id (co_…).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    # Bounded to a 64-bit signed integer, as the seq column is: a larger one is a 422, not a DB overflow.
+    # Bounded as the seq column (a 32-bit INTEGER on PostgreSQL) is: larger is a 422, not a DB overflow.
     after: Annotated[
-        int | None, Query(ge=0, le=2**63 - 1, description="Return entries after this seq.")
+        int | None, Query(ge=0, le=2**31 - 1, description="Return entries after this seq.")
     ] = None,
 ) -> dict[str, Any]:
     """A page of entries without payload bytes; ``next_after`` continues the walk."""
