@@ -21,12 +21,22 @@ from starlette.concurrency import run_in_threadpool
 from appwarden.attribution.service import attribute_dump
 from appwarden.errors import InvalidInput, PayloadTooLarge
 from appwarden.web.deps import AdminDep, DatabaseDep, SettingsDep
+from appwarden.web.problems import ADMIN_AUTH, problem_responses
 
-router = APIRouter(prefix="/admin", tags=["admin: attribution"])
+router = APIRouter(prefix="/admin", tags=["admin: attribution"], responses=problem_responses(ADMIN_AUTH))
 CHUNK = 1 << 20
 
 
-@router.post("/attributions")
+@router.post(
+    "/attributions",
+    responses=problem_responses(
+        {
+            404: "`incident_not_found`: `incident` names no incident.",
+            413: "`payload_too_large`: the upload is over `attribution_upload_max_bytes`.",
+            422: "`invalid_parameter`, or the code of a broken dump (`dump_empty`, `dump_binary`…).",
+        }
+    ),
+)
 async def upload_dump(
     actor: AdminDep,
     db: DatabaseDep,

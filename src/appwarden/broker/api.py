@@ -41,15 +41,18 @@ from appwarden.marketplace.scopes import Mode
 from appwarden.platform.models import Customer
 from appwarden.web import request_log
 from appwarden.web.deps import DatabaseDep, SettingsDep
+from appwarden.web.problems import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["data API"])
 
-_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "`invalid_token` (missing, unknown, revoked) or `token_expired`."},
-    403: {"description": "`insufficient_scope`, `app_suspended`, `app_delisted` or `connection_inactive`."},
-    422: {"description": "`invalid_parameter` or `invalid_cursor`."},
-    503: {"description": "`ledger_unavailable`: the delivery could not be recorded, so nothing was sent."},
-}
+_PROBLEMS = problem_responses(
+    {
+        401: "`invalid_token` (missing, unknown, revoked) or `token_expired`.",
+        403: "`insufficient_scope`, `app_suspended`, `app_delisted` or `connection_inactive`.",
+        422: "`invalid_parameter` or `invalid_cursor`.",
+        503: "`ledger_unavailable`: the delivery could not be recorded, so nothing was sent.",
+    }
+)
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -228,7 +231,7 @@ def list_customers(
         "made for another app is 404 `customer_not_found`. Fields and modes as in the listing."
     ),
     response_model=CustomerOne,
-    responses={**_PROBLEMS, 404: {"description": "`customer_not_found`."}},
+    responses=_PROBLEMS | problem_responses({404: "`customer_not_found`."}),
 )
 def get_customer(
     customer_id: str,
@@ -337,7 +340,7 @@ def list_transactions(
         "`detokenize`) and as a security event."
     ),
     response_model=DetokenizeOut,
-    responses={**_PROBLEMS, 404: {"description": "`token_not_found`."}},
+    responses=_PROBLEMS | problem_responses({404: "`token_not_found`."}),
 )
 def detokenize(body: DetokenizeIn, ctx: AccessDep, db: DatabaseDep, settings: SettingsDep) -> Response:
     master = settings.master_key

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from appwarden.web.text import Body
+
 
 class CustomerOut(BaseModel):
     """One customer as this app sees it. Fields not granted are absent; granted but missing are null."""
@@ -37,7 +39,7 @@ class TransactionPage(BaseModel):
     next_cursor: str | None
 
 
-class DetokenizeIn(BaseModel):
+class DetokenizeIn(Body):
     purpose: str = Field(min_length=1, max_length=500, description="Why the values are needed (audited).")
     tokens: list[str] = Field(
         min_length=1, max_length=1000, description="`tok_…` values this app received (1..100)."

@@ -13,12 +13,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from appwarden.canary import alerts, service
 from appwarden.config import Settings
 from appwarden.errors import Unauthenticated
 from appwarden.web.deps import AdminDep, DatabaseDep, bearer_token
+from appwarden.web.problems import ADMIN_AUTH, problem_responses
+from appwarden.web.text import Body
 
 router = APIRouter(tags=["canaries"])
 
@@ -41,7 +43,7 @@ async def require_webhook_key(request: Request) -> str:
 WebhookDep = Annotated[str, Depends(require_webhook_key)]
 
 
-class HitIn(BaseModel):
+class HitIn(Body):
     """One contact with a canary, as a telephony or mail provider reports it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -59,11 +61,13 @@ class HitIn(BaseModel):
     "/canary/hits",
     status_code=201,
     summary="Report contact with a canary",
-    responses={
-        401: {"description": "`invalid_webhook_key`."},
-        404: {"description": "`canary_not_found`: no canary has this number or address."},
-        422: {"description": "`invalid_parameter`: malformed body."},
-    },
+    responses=problem_responses(
+        {
+            401: "`invalid_webhook_key`.",
+            404: "`canary_not_found`: no canary has this number or address.",
+            422: "`invalid_parameter`: malformed body.",
+        }
+    ),
 )
 def report_hit(body: HitIn, actor: WebhookDep, db: DatabaseDep) -> dict[str, Any]:
     """Record the contact as a secondary-damage alert naming the app and connection it was issued to."""
@@ -80,7 +84,12 @@ def report_hit(body: HitIn, actor: WebhookDep, db: DatabaseDep) -> dict[str, Any
         return alerts.list_alerts(session, alert_id=alert.id)[0]
 
 
-@router.get("/admin/canaries", tags=["admin: canaries"], summary="List canaries")
+@router.get(
+    "/admin/canaries",
+    tags=["admin: canaries"],
+    summary="List canaries",
+    responses=problem_responses(ADMIN_AUTH | {404: "`app_not_found`: the `app` filter names no app."}),
+)
 def list_canaries(
     actor: AdminDep, db: DatabaseDep, app: Annotated[str | None, Query(description="App slug.")] = None
 ) -> dict[str, Any]:
@@ -89,7 +98,12 @@ def list_canaries(
         return {"data": service.list_canaries(session, app_ref=app)}
 
 
-@router.get("/admin/canary/alerts", tags=["admin: canaries"], summary="List canary alerts")
+@router.get(
+    "/admin/canary/alerts",
+    tags=["admin: canaries"],
+    summary="List canary alerts",
+    responses=problem_responses(ADMIN_AUTH | {404: "`app_not_found`: the `app` filter names no app."}),
+)
 def list_alerts(
     actor: AdminDep,
     db: DatabaseDep,

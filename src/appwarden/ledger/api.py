@@ -15,8 +15,9 @@ from appwarden.ledger.note import NoteError, Verifier
 from appwarden.ledger.queries import list_entries, who_has
 from appwarden.ledger.verify import verify
 from appwarden.web.deps import AdminDep, DatabaseDep, SettingsDep
+from appwarden.web.problems import ADMIN_AUTH, problem_responses
 
-admin = APIRouter(prefix="/admin/ledger", tags=["admin: ledger"])
+admin = APIRouter(prefix="/admin/ledger", tags=["admin: ledger"], responses=problem_responses(ADMIN_AUTH))
 public = APIRouter(prefix="/ledger", tags=["ledger checkpoints"])
 
 
@@ -52,7 +53,10 @@ def verify_against(body: VerifyIn, actor: AdminDep, db: DatabaseDep) -> dict[str
 @public.get(
     "/checkpoint",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}}, 404: {"description": "No checkpoint published yet."}},
+    responses={
+        200: {"content": {"text/plain": {}}},
+        **problem_responses({404: "`checkpoint_not_found`: no checkpoint published yet."}),
+    },
 )
 def checkpoint(settings: SettingsDep) -> PlainTextResponse:
     """The latest signed checkpoint of the ledger's head (C2SP tlog-checkpoint), for anyone to keep."""
@@ -70,7 +74,10 @@ def checkpoint_key(settings: SettingsDep) -> PlainTextResponse:
     return PlainTextResponse(verifier(settings).vkey + "\n")
 
 
-@admin.get("/who-has/{customer}")
+@admin.get(
+    "/who-has/{customer}",
+    responses=problem_responses({404: "`customer_not_found`: no customer has this public id."}),
+)
 def who_has_customer(customer: str, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
     """Every app, field and mode the customer's data went to (404 ``customer_not_found`` if unknown)."""
     rows = who_has(db, customer)
@@ -83,14 +90,20 @@ def who_has_customer(customer: str, actor: AdminDep, db: DatabaseDep) -> dict[st
     }
 
 
-@admin.get("/entries")
+@admin.get(
+    "/entries",
+    responses=problem_responses({404: "`app_not_found` or `company_not_found`: the filter names nothing."}),
+)
 def entries(
     actor: AdminDep,
     db: DatabaseDep,
     app: Annotated[str | None, Query(description="App slug.")] = None,
     company: Annotated[str | None, Query(description="Company public id (co_…).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after: Annotated[int | None, Query(ge=0, description="Return entries after this seq.")] = None,
+    # Bounded as the seq column (a 32-bit INTEGER on PostgreSQL) is: larger is a 422, not a DB overflow.
+    after: Annotated[
+        int | None, Query(ge=0, le=2**31 - 1, description="Return entries after this seq.")
+    ] = None,
 ) -> dict[str, Any]:
     """A page of entries without payload bytes; ``next_after`` continues the walk."""
     return list_entries(db, app=app, company=company, limit=limit, after=after)

@@ -37,6 +37,7 @@ from appwarden.oauth.server import AppwardenServer, build_server, metadata
 from appwarden.platform.models import User
 from appwarden.platform.service import authenticate_user
 from appwarden.web.login_throttle import Lockout, LoginThrottle
+from appwarden.web.problems import PROBLEM_CONTENT
 
 router = APIRouter(tags=["oauth"])
 T = TypeVar("T")
@@ -50,6 +51,79 @@ AUTHORIZE_PARAMS = (
     "code_challenge",
     "code_challenge_method",
 )
+
+# -- OpenAPI: these routes read their own form bodies, so the schema says what they take and send ---
+
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+_OAUTH_ERROR = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "description": "An RFC 6749 §5.2 error.",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+        }
+    }
+}
+
+
+def _form(*names: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``openapi_extra`` for a form body of string fields."""
+    schema: dict[str, Any] = {"type": "object", "properties": {n: {"type": "string"} for n in names}}
+    if required:
+        schema["required"] = list(required)
+    return {
+        "requestBody": {
+            "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+            "required": True,
+        }
+    }
+
+
+def _html(*statuses: int) -> Responses:
+    texts = {
+        200: "The page.",
+        400: "An error page (the request is not valid; nothing is sent back to the app).",
+        401: "The login form again: wrong username or password.",
+        403: "An error page: CSRF check failed, not a company owner, or the app is not listed.",
+        429: "The login form again: locked after repeated failures (`Retry-After` says for how long).",
+    }
+    return {s: {"description": texts[s], "content": _HTML} for s in statuses}
+
+
+Responses = dict[int | str, dict[str, Any]]
+_REDIRECT: Responses = {
+    302: {"description": "Back to the app's registered redirect URI, with `code` or `error`."},
+    303: {"description": "To the login form, or where the login form was opened from."},
+}
+
+
+def _client_authenticated(what: str) -> Responses:
+    return {
+        200: {"description": what},
+        400: {
+            "description": "`invalid_request`, `invalid_grant`, `unsupported_grant_type`…; a body that "
+            "cannot be parsed at all is a `bad_request` problem.",
+            "content": _OAUTH_ERROR | PROBLEM_CONTENT,
+        },
+        401: {"description": "`invalid_client`: client authentication failed.", "content": _OAUTH_ERROR},
+    }
+
+
+_AUTHORIZE_QUERY = {
+    "parameters": [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in (
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+        )
+    ]
+}
 
 # -- adapter ---------------------------------------------------------------------------------------
 
@@ -94,7 +168,7 @@ def server_metadata(request: Request) -> JSONResponse:
     return JSONResponse(dict(metadata(request.app.state.settings)))
 
 
-@router.get("/oauth/login", response_class=HTMLResponse)
+@router.get("/oauth/login", response_class=HTMLResponse, responses=_html(200))
 def login_form(request: Request, next: str | None = None) -> HTMLResponse:
     """The company owner's login form."""
     return page(
@@ -106,7 +180,19 @@ def login_form(request: Request, next: str | None = None) -> HTMLResponse:
     )
 
 
-@router.post("/oauth/login", response_class=HTMLResponse)
+@router.post(
+    "/oauth/login",
+    response_class=HTMLResponse,
+    responses=_html(200, 401, 403, 429)
+    | {
+        303: _REDIRECT[303],
+        503: {
+            "description": "`unavailable`: the login throttle (Redis) cannot be reached.",
+            "content": PROBLEM_CONTENT,
+        },
+    },
+    openapi_extra=_form("username", "password", "csrf_token", "next"),
+)
 async def login_submit(request: Request) -> Response:
     """Check the CSRF token and the password (argon2); a company owner gets a fresh session."""
     http = await read_request(request)
@@ -195,7 +281,9 @@ async def login_submit(request: Request) -> Response:
     return message(200, ("ログインしました", "Logged in"), ("ログインしました。", "You are logged in."))
 
 
-@router.post("/oauth/logout", response_class=HTMLResponse)
+@router.post(
+    "/oauth/logout", response_class=HTMLResponse, responses=_html(200, 403), openapi_extra=_form("csrf_token")
+)
 async def logout(request: Request) -> HTMLResponse:
     http = await read_request(request)
     if not csrf_ok(request.session, dict(http.form).get("csrf_token")):
@@ -204,7 +292,12 @@ async def logout(request: Request) -> HTMLResponse:
     return message(200, ("ログアウトしました", "Logged out"), ("ログアウトしました。", "You are logged out."))
 
 
-@router.get("/oauth/authorize", response_class=HTMLResponse)
+@router.get(
+    "/oauth/authorize",
+    response_class=HTMLResponse,
+    responses=_html(200, 400, 403) | _REDIRECT,
+    openapi_extra=_AUTHORIZE_QUERY,
+)
 async def authorize_page(request: Request) -> Response:
     """Validate the authorisation request, then log the owner in or show the consent form."""
     http = await read_request(request)
@@ -212,7 +305,12 @@ async def authorize_page(request: Request) -> Response:
     return await _in_transaction(request, lambda server: _consent(server, http, session, submit=False))
 
 
-@router.post("/oauth/authorize", response_class=HTMLResponse)
+@router.post(
+    "/oauth/authorize",
+    response_class=HTMLResponse,
+    responses=_html(200, 400, 403) | _REDIRECT,
+    openapi_extra=_form(*AUTHORIZE_PARAMS, "csrf_token", "decision", "grant"),
+)
 async def authorize_submit(request: Request) -> Response:
     """The consent form's answer: Deny → ``access_denied``; Approve → connection + code."""
     http = await read_request(request)
@@ -276,14 +374,32 @@ def _consent(server: AppwardenServer, http: HttpRequest, session: Session, *, su
     return to_response(result)
 
 
-@router.post("/oauth/token")
+@router.post(
+    "/oauth/token",
+    responses=_client_authenticated("The token response (RFC 6749 §5.1)."),
+    openapi_extra=_form(
+        "grant_type",
+        "code",
+        "redirect_uri",
+        "code_verifier",
+        "refresh_token",
+        "scope",
+        "client_id",
+        "client_secret",
+        required=("grant_type",),
+    ),
+)
 async def token(request: Request) -> Response:
     """RFC 6749 token endpoint: ``authorization_code`` (with PKCE) and rotating ``refresh_token``."""
     http = await read_request(request)
     return to_response(await _in_transaction(request, lambda s: _safe(lambda: s.create_token_response(http))))
 
 
-@router.post("/oauth/revoke")
+@router.post(
+    "/oauth/revoke",
+    responses=_client_authenticated("Revoked, or not a token of this client (RFC 7009 §2.2)."),
+    openapi_extra=_form("token", "token_type_hint", "client_id", "client_secret", required=("token",)),
+)
 async def revoke(request: Request) -> Response:
     """RFC 7009 revocation (client-authenticated)."""
     http = await read_request(request)
@@ -294,7 +410,11 @@ async def revoke(request: Request) -> Response:
     )
 
 
-@router.post("/oauth/introspect")
+@router.post(
+    "/oauth/introspect",
+    responses=_client_authenticated("The token's state (RFC 7662 §2.2)."),
+    openapi_extra=_form("token", "token_type_hint", "client_id", "client_secret", required=("token",)),
+)
 async def introspect(request: Request) -> Response:
     """RFC 7662 introspection (client-authenticated; only the client's own tokens read as active)."""
     http = await read_request(request)

@@ -24,13 +24,16 @@ from typing import Any, ClassVar
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
     ClientMixin,
+    InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Request,
     UnauthorizedClientError,
+    UnsupportedResponseTypeError,
     grants,
 )
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -54,6 +57,14 @@ from appwarden.platform.models import User
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 GRANT_TYPES = ["authorization_code", "refresh_token"]
+
+
+def describable(text: str) -> str:
+    """``text`` with what RFC 6749 §5.2 forbids in an error description (outside %x20-21 / %x23-5B /
+    %x5D-7E) replaced by ``?``: Authlib refuses such a description with a ValueError, so an error that
+    echoes client input would otherwise be a 500."""
+    return "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?" for c in text)
+
 
 # -- models seen through Authlib's mixins -----------------------------------------------------
 
@@ -184,11 +195,11 @@ class CodeGrant(_ListedClientOnly, grants.AuthorizationCodeGrant):
         try:
             parse_scopes(scope)
         except InvalidInput as exc:
-            raise InvalidScopeError(exc.detail.replace('"', "'")) from None
+            raise InvalidScopeError(describable(exc.detail)) from None
         approved = set(self.request.client.app.approved_scopes)
         extra = [s for s in scope_to_list(scope) if s not in approved]
         if extra:
-            raise InvalidScopeError(f"scope not approved for this app: {' '.join(extra)}")
+            raise InvalidScopeError(describable(f"scope not approved for this app: {' '.join(extra)}"))
 
     def save_authorization_code(self, code: str, request: StarletteOAuth2Request) -> None:
         server = _server(self)
@@ -290,6 +301,17 @@ class Introspection(_TokenEndpointBase, IntrospectionEndpoint):
 # -- the server ---------------------------------------------------------------------------------
 
 
+def _client_secret_basic(query_client: Callable[[str], AppClient | None], request: OAuth2Request) -> Any:
+    """Authlib's ``client_secret_basic``, with credentials that are not UTF-8 refused as 401
+    ``invalid_client`` (Authlib's own decode raises ``UnicodeDecodeError``, which would be a 500)."""
+    try:
+        return authenticate_client_secret_basic(query_client, request)
+    except UnicodeDecodeError:
+        raise InvalidClientError(
+            status_code=401, description="the Basic credentials are not valid UTF-8"
+        ) from None
+
+
 class AppwardenServer(AuthorizationServer):
     """Authlib's authorisation server over one transaction."""
 
@@ -307,10 +329,27 @@ class AppwardenServer(AuthorizationServer):
                 expires_generator=lambda client, grant_type: settings.access_token_ttl,
             ),
         )
+        self.register_client_auth_method("client_secret_basic", _client_secret_basic)
         self.register_grant(CodeGrant, [S256CodeChallenge(required=True)])
         self.register_grant(RotatingRefreshGrant)
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
+
+    def get_authorization_grant(self, request: OAuth2Request) -> Any:
+        response_type = request.payload.response_type or ""
+        if describable(response_type) == response_type:
+            return super().get_authorization_grant(request)
+        # Authlib would put this response_type into the error description, which then refuses it (a
+        # 500). It is not "code" anyway: refuse it here, redirecting only as Authlib does (RFC 6749
+        # §4.1.2.1: to a redirect URI validated against a known client).
+        client = self.query_client(request.payload.client_id or "")
+        redirect_uri = request.payload.redirect_uri
+        valid = client is not None and bool(redirect_uri) and client.check_redirect_uri(redirect_uri)
+        raise UnsupportedResponseTypeError(
+            describable(response_type),
+            "the response_type is not supported",
+            redirect_uri=redirect_uri if valid else None,
+        )
 
     def query_client(self, client_id: str) -> AppClient | None:
         app = self.store.app_by_client_id(client_id) if client_id else None

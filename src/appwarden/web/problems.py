@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -15,9 +16,63 @@ from appwarden.errors import AppwardenError
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger()
 
+# The problem document as OpenAPI describes it (components/schemas/Problem, added by ``install``).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `code` is a stable machine-readable slug. Some problems "
+    "carry more members (`errors`, `parameter`, `request_id`, `required_scope`…).",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["location", "message"],
+                "properties": {"location": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+VALIDATION = "`invalid_parameter`: a parameter or the body does not match this schema."
+MALFORMED = "`bad_request`: the body cannot be read (not UTF-8, malformed multipart…)."
+TOO_LARGE = "`payload_too_large`: the body is over this route's cap (`limit` says how many bytes)."
+
+
+def problem_responses(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route or router: each status documented as a problem+json document."""
+    return {
+        status: {"description": text, "content": PROBLEM_CONTENT} for status, text in descriptions.items()
+    }
+
+
+ADMIN_AUTH = {401: "`invalid_admin_key`: the admin API key (`Authorization: Bearer …`) is missing or wrong."}
+
 
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(
+        _encodable(body), status_code=body["status"], media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with every string UTF-8 encodable: a problem may echo client input, and a lone surrogate
+    (JSON ``"\\ud800"``) in it would make rendering the 4xx fail with a 500."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(v) for v in value]
+    return value
 
 
 def _headers(exc: AppwardenError) -> dict[str, str] | None:
@@ -35,8 +90,41 @@ def error_response(exc: AppwardenError, instance: str) -> JSONResponse:
     return problem_response(exc.problem(instance), _headers(exc))
 
 
+def _document(app: FastAPI) -> None:
+    """Make the OpenAPI say what the handlers below send, in one place so that no route can get it wrong:
+    FastAPI documents every validation error as ``application/json`` ``HTTPValidationError``, but they go
+    out as problem+json; and a body that cannot be parsed at all (400) or is over the route's cap (413,
+    ``web.body_limit``) is a status it does not document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if "requestBody" in operation:
+                    responses.setdefault("400", {"description": MALFORMED, "content": PROBLEM_CONTENT})
+                    responses.setdefault("413", {"description": TOO_LARGE, "content": PROBLEM_CONTENT})
+                response = responses.get("422")
+                if response is not None:
+                    if response.get("description") in (None, "Validation Error"):
+                        response["description"] = VALIDATION
+                    response["content"] = PROBLEM_CONTENT
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        components["Problem"] = PROBLEM_SCHEMA
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
-    """Map our errors, validation errors, HTTP errors and bugs to problem+json."""
+    """Map our errors, validation errors, HTTP errors and bugs to problem+json (and document them so)."""
+    _document(app)
 
     @app.exception_handler(AppwardenError)
     async def _domain(request: Request, exc: AppwardenError) -> JSONResponse:
@@ -63,7 +151,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
         return problem_response(
             {
                 "type": f"https://appwarden.dev/problems/{code}",

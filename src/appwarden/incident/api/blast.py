@@ -8,11 +8,19 @@ from fastapi import APIRouter, Query
 
 from appwarden.incident.blast_radius import compute_blast_radius, parse_time, record_counts
 from appwarden.web.deps import AdminDep, DatabaseDep
+from appwarden.web.problems import ADMIN_AUTH, problem_responses
 
-router = APIRouter(prefix="/admin/incidents", tags=["admin: incidents"])
+router = APIRouter(
+    prefix="/admin/incidents", tags=["admin: incidents"], responses=problem_responses(ADMIN_AUTH)
+)
 
 
-@router.get("/{incident}/blast-radius")
+@router.get(
+    "/{incident}/blast-radius",
+    responses=problem_responses(
+        {404: "`incident_not_found`.", 422: "`invalid_parameter`: `as_of` is not ISO 8601."}
+    ),
+)
 def blast_radius(
     incident: str,
     actor: AdminDep,

@@ -7,18 +7,34 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 
 from appwarden.web.deps import AdminDep, DatabaseDep, SettingsDep
+from appwarden.web.problems import ADMIN_AUTH, problem_responses
 
-router = APIRouter(prefix="/admin/incidents", tags=["admin: incidents"])
+router = APIRouter(
+    prefix="/admin/incidents", tags=["admin: incidents"], responses=problem_responses(ADMIN_AUTH)
+)
+NOT_FOUND = {404: "`incident_not_found`: no incident has this id."}
 
 
-@router.post("/{incident}/notices")
+@router.post(
+    "/{incident}/notices",
+    responses=problem_responses(
+        NOT_FOUND
+        | {
+            422: "`invalid_parameter`: `APPWARDEN_SMTP_URL` is malformed.",
+            503: "`smtp_not_configured`: no SMTP server is configured.",
+        }
+    ),
+)
 def send_notices(incident: str, actor: AdminDep, db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
     """Send the store notices over SMTP: each affected company once; failures are retried on the next call."""
     from appwarden.incident.context import load_facts
     from appwarden.incident.delivery import delivery_log, parse_smtp_url
     from appwarden.incident.delivery import send_notices as send
     from appwarden.incident.notices import draft_notices
+    from appwarden.incident.service import get_incident
 
+    with db.session() as session:
+        get_incident(session, incident)  # an unknown incident is 404, whatever the mail set-up
     parse_smtp_url(settings.smtp_target)  # 503 smtp_not_configured before any work
     facts = load_facts(db, incident)
     drafts = draft_notices(facts, contact=settings.security_contact)
@@ -33,7 +49,7 @@ def send_notices(incident: str, actor: AdminDep, db: DatabaseDep, settings: Sett
     return report.to_dict() | {"deliveries": delivery_log(db, facts.id)}
 
 
-@router.get("/{incident}/notices")
+@router.get("/{incident}/notices", responses=problem_responses(NOT_FOUND))
 def notice_log(incident: str, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
     """The delivery log: per company, recipient, status (pending/sending/sent/failed), attempts, error."""
     from appwarden.incident.delivery import delivery_log
@@ -41,7 +57,26 @@ def notice_log(incident: str, actor: AdminDep, db: DatabaseDep) -> dict[str, Any
     return {"incident": incident, "deliveries": delivery_log(db, incident)}
 
 
-@router.get("/{incident}/report", response_model=None)
+@router.get(
+    "/{incident}/report",
+    response_model=None,
+    responses={
+        200: {
+            "description": "The draft: JSON by default, Markdown or PDF with `format`.",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/markdown": {"schema": {"type": "string"}},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        **problem_responses(
+            {
+                404: "`incident_not_found`, or `company_not_affected`: the company had nobody exposed.",
+                503: "`font_unavailable`: no Japanese font to draw `format=pdf` with.",
+            }
+        ),
+    },
+)
 def report(
     incident: str,
     actor: AdminDep,
