@@ -11,7 +11,7 @@ listing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -22,6 +22,8 @@ from sqlalchemy.orm import aliased
 from appwarden.broker import cursor as cursors
 from appwarden.broker.api import _PROBLEMS, Caller, CallerDep, _json, _limit, _new_request_id, _record
 from appwarden.broker.schemas import ProductPage, StorePage
+from appwarden.config import Settings
+from appwarden.db.session import Database
 from appwarden.ledger.models import EntryKind
 from appwarden.platform.models import Product, Store
 from appwarden.web.deps import DatabaseDep, SettingsDep
@@ -31,18 +33,22 @@ router = APIRouter(prefix="/v1", tags=["data API"])
 _SOLD_AT = aliased(Store)
 
 
-def _keyset(
+def _catalog_page(
     caller: Caller,
-    master: bytes,
+    db: Database,
+    settings: Settings,
+    *,
     listing: str,
     statement: Any,
     id_column: Any,
     limit: int,
     cursor: str | None,
-) -> tuple[Sequence[Any], str | None]:
-    """The next ``limit`` rows of ``statement`` after the cursor's id (first column the id), and the
-    sealed cursor for the page after (None on the last page)."""
-    ctx = caller.ctx
+    render: Callable[[Any], dict[str, Any]],
+) -> Response:
+    """One page of a catalogue listing: the next ``limit`` rows of ``statement`` after the cursor's id
+    (first column the id), recorded in the ledger (no person in it) before it is rendered, with the
+    sealed cursor of the page after (None on the last page)."""
+    ctx, master = caller.ctx, settings.master_key
     app_id, company_id = ctx.app_id, ctx.company_id
     after = 0
     if cursor is not None:
@@ -50,14 +56,27 @@ def _keyset(
         if len(position) != cursors.POSITION_SIZE:
             raise cursors.invalid()
         after = int.from_bytes(position, "big")
-    rows = caller.read(statement.where(id_column > after).order_by(id_column).limit(limit + 1))
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    position = int(rows[-1][0]).to_bytes(cursors.POSITION_SIZE, "big")
-    return rows, cursors.encode(
-        master, listing=listing, app_id=app_id, company_id=company_id, payload=position
+    page = _limit(settings, limit)
+    rows = caller.read(statement.where(id_column > after).order_by(id_column).limit(page + 1))
+    next_cursor = None
+    if len(rows) > page:
+        rows = rows[:page]
+        last = int(rows[-1][0]).to_bytes(cursors.POSITION_SIZE, "big")
+        next_cursor = cursors.encode(
+            master, listing=listing, app_id=app_id, company_id=company_id, payload=last
+        )
+    request_id = _new_request_id()
+    _record(
+        db,
+        ctx,
+        request_id=request_id,
+        endpoint=f"GET /v1/{listing}",
+        kind=EntryKind.DELIVERY,
+        deliveries={},
+        within=caller.session,
     )
+    caller.done()
+    return _json({"data": [render(r) for r in rows], "next_cursor": next_cursor}, request_id)
 
 
 @router.get(
@@ -74,26 +93,21 @@ def list_stores(
     limit: Annotated[int, Query(description="Page size, 1..500.")] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> Response:
-    ctx = caller.ctx
-    ctx.require("stores:read")
-    statement = select(Store.id, Store.public_id, Store.name).where(Store.company_id == ctx.company_id)
-    rows, next_cursor = _keyset(
-        caller, settings.master_key, "stores", statement, Store.id, _limit(settings, limit), cursor
-    )
-    request_id = _new_request_id()
+    caller.ctx.require("stores:read")
     # Store data only, nobody's personal data; the call is recorded all the same.
-    _record(
+    return _catalog_page(
+        caller,
         db,
-        ctx,
-        request_id=request_id,
-        endpoint="GET /v1/stores",
-        kind=EntryKind.DELIVERY,
-        deliveries={},
-        within=caller.session,
+        settings,
+        listing="stores",
+        statement=select(Store.id, Store.public_id, Store.name).where(
+            Store.company_id == caller.ctx.company_id
+        ),
+        id_column=Store.id,
+        limit=limit,
+        cursor=cursor,
+        render=lambda r: {"id": r[1], "name": r[2]},
     )
-    caller.done()
-    data = [{"id": r[1], "name": r[2]} for r in rows]
-    return _json({"data": data, "next_cursor": next_cursor}, request_id)
 
 
 @router.get(
@@ -113,26 +127,20 @@ def list_products(
     limit: Annotated[int, Query(description="Page size, 1..500.")] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> Response:
-    ctx = caller.ctx
-    ctx.require("products:read")
+    caller.ctx.require("products:read")
     statement = (
         select(Product.id, Product.public_id, Product.name, Product.price, _SOLD_AT.public_id)
         .outerjoin(_SOLD_AT, _SOLD_AT.id == Product.store_id)
-        .where(Product.company_id == ctx.company_id)
+        .where(Product.company_id == caller.ctx.company_id)
     )
-    rows, next_cursor = _keyset(
-        caller, settings.master_key, "products", statement, Product.id, _limit(settings, limit), cursor
-    )
-    request_id = _new_request_id()
-    _record(
+    return _catalog_page(
+        caller,
         db,
-        ctx,
-        request_id=request_id,
-        endpoint="GET /v1/products",
-        kind=EntryKind.DELIVERY,
-        deliveries={},
-        within=caller.session,
+        settings,
+        listing="products",
+        statement=statement,
+        id_column=Product.id,
+        limit=limit,
+        cursor=cursor,
+        render=lambda r: {"id": r[1], "name": r[2], "price": r[3], "store": r[4]},
     )
-    caller.done()
-    data = [{"id": r[1], "name": r[2], "price": r[3], "store": r[4]} for r in rows]
-    return _json({"data": data, "next_cursor": next_cursor}, request_id)
