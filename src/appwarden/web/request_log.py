@@ -19,7 +19,7 @@ from authlib.common.security import generate_token
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("appwarden.request")
-# An incoming id is kept only if it cannot smuggle anything into a log line.
+# A client's own id is logged (as upstream_id) only if it cannot smuggle anything into a log line.
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
@@ -53,8 +53,8 @@ class RequestLog:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
-        request_id = new_request_id()
-        token = _current.set(request_id)
+        rid = new_request_id()
+        token = _current.set(rid)
         started = time.perf_counter()
         status = 500  # what the client sees if the app fails before answering
 
@@ -64,11 +64,11 @@ class RequestLog:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 if not any(name.lower() == b"x-request-id" for name, _ in headers):
-                    headers.append((b"x-request-id", request_id.encode()))
+                    headers.append((b"x-request-id", rid.encode()))
                 message["headers"] = headers
             await send(message)
 
-        context = {"request_id": request_id}
+        context = {"request_id": rid}
         if _SAFE_ID.fullmatch(incoming):
             context["upstream_id"] = incoming
         with structlog.contextvars.bound_contextvars(**context):
