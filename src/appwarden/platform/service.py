@@ -78,22 +78,12 @@ def authenticate_user(session: Session, username: str, password: str) -> User | 
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
-# Customer columns a write path may set; ``id`` and ``public_id`` are identities, ``updated_at`` is stamped.
+# Customer columns a write path may set: every column but the identities (``id``, ``public_id``) and
+# the stamp (``updated_at``), read from the table so a new column cannot be forgotten here.
 CUSTOMER_FIELDS = frozenset(
-    {
-        "company_id",
-        "home_store_id",
-        "name",
-        "name_kana",
-        "phone",
-        "email",
-        "address",
-        "birthday",
-        "gender",
-        "points",
-        "rank",
-        "is_canary",
-    }
+    column.key
+    for column in Customer.__table__.columns
+    if column.key not in {"id", "public_id", "updated_at"}
 )
 
 
