@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from appwarden.db.session import Database
 from appwarden.events.service import EventTag, record
+from appwarden.web.app_state import once_per_app
 
 log = structlog.get_logger()
 
@@ -89,16 +90,6 @@ class RefusalLog:
         return True
 
 
-_log_lock = threading.Lock()
-
-
 def refusal_log(app: FastAPI) -> RefusalLog:
     """This app instance's refusal log (created on first use, one per ``create_app``)."""
-    refusals: RefusalLog | None = getattr(app.state, "refusal_log", None)
-    if refusals is None:
-        with _log_lock:
-            refusals = getattr(app.state, "refusal_log", None)
-            if refusals is None:
-                refusals = RefusalLog(app.state.db)
-                app.state.refusal_log = refusals
-    return refusals
+    return once_per_app(app, "refusal_log", lambda: RefusalLog(app.state.db))

@@ -30,6 +30,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from appwarden.config import Settings
+from appwarden.web.app_state import once_per_app
 
 log = structlog.get_logger()
 
@@ -121,16 +122,6 @@ class RevocationSignal:
             log.warning("revocation refresh failed; relying on the database check", error=str(exc))
 
 
-_signal_lock = threading.Lock()
-
-
 def worker_signal(app: FastAPI) -> RevocationSignal:
     """This app instance's copy of the signal (created on first use, one per ``create_app``)."""
-    signal: RevocationSignal | None = getattr(app.state, "revocation_signal", None)
-    if signal is None:
-        with _signal_lock:
-            signal = getattr(app.state, "revocation_signal", None)
-            if signal is None:
-                signal = RevocationSignal(app.state.settings)
-                app.state.revocation_signal = signal
-    return signal
+    return once_per_app(app, "revocation_signal", lambda: RevocationSignal(app.state.settings))
