@@ -127,7 +127,7 @@ def _days(rng: np.random.Generator, span: int) -> timedelta:
 
 def _variants() -> dict[str, str]:
     """Everyday kanji -> a variant form that CP932 can encode (髙, 﨑 …), for the noise."""
-    from appwarden.attribution.normalize import VARIANT_KANJI
+    from appwarden.blind_index.normalize import VARIANT_KANJI
 
     inverse: dict[str, str] = {}
     for variant, plain in VARIANT_KANJI.items():
@@ -316,7 +316,7 @@ def load_world(
     url: str, cust: dict[str, Any], deliveries: list[Delivery], say: Callable[[str], None]
 ) -> dict[str, float]:
     """Schema, companies, stores, apps, customers, ledger entries, the naive table and the blind index."""
-    from appwarden.attribution.blind_index import rebuild_blind_index
+    from appwarden.blind_index.service import rebuild_blind_index
     from appwarden.db.migrate import upgrade
     from appwarden.db.session import Database
     from appwarden.ledger.models import EntryKind

@@ -127,7 +127,7 @@ NAIVE_DDL = (
 
 def load(db: Any, w: World, app_id: int) -> None:
     """Customers, the naive table and the ledger index rows (bitmaps synthesised from the same masks)."""
-    from appwarden.ledger.chain import to_bitmap
+    from appwarden.bitmaps import to_bitmap
     from appwarden.ledger.models import LedgerIndex
 
     with db.engine.begin() as conn:

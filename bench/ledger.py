@@ -43,7 +43,8 @@ def workload(requests: int, seed: int = 1) -> list[np.ndarray]:
 
 def bench_index_path(pages: list[np.ndarray]) -> tuple[float, int]:
     """(a): the per-request CPU path with the index held as serialised blobs in a dict."""
-    from appwarden.ledger.chain import encode_payload, to_bitmap
+    from appwarden.bitmaps import to_bitmap
+    from appwarden.ledger.chain import encode_payload
     from appwarden.ledger.service import merge_into
 
     index: dict[tuple[str, str], bytes] = {}
@@ -70,7 +71,7 @@ def setup_database(url: str) -> tuple[object, int, int]:
     from appwarden.platform import service as platform
 
     if not url.startswith("sqlite"):
-        import appwarden.db.models  # noqa: F401
+        import appwarden.tables  # noqa: F401
 
         engine = create_engine(url)
         with engine.begin() as conn:

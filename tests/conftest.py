@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-import appwarden.db.models  # noqa: F401
+import appwarden.tables  # noqa: F401
 from appwarden import wiring
 from appwarden.app import create_app
 from appwarden.config import Settings, get_settings

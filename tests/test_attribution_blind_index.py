@@ -7,8 +7,10 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from appwarden.attribution import blind_index
-from appwarden.attribution.blind_index import (
+from appwarden.blind_index import service as blind_index
+from appwarden.blind_index.models import FIELD_CODES, BlindIndexEntry
+from appwarden.blind_index.normalize import swapped_names
+from appwarden.blind_index.service import (
     digest_raw,
     digest_values,
     index_key,
@@ -16,8 +18,6 @@ from appwarden.attribution.blind_index import (
     rebuild_blind_index,
     refresh_customers,
 )
-from appwarden.attribution.models import FIELD_CODES, BlindIndexEntry
-from appwarden.attribution.normalize import swapped_names
 from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.platform import service as platform

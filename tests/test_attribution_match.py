@@ -8,8 +8,8 @@ import numpy as np
 from sqlalchemy import select
 
 from appwarden.attribution.match import cell_kind, decide, match_dump
-from appwarden.attribution.models import BlindIndexHistory
 from appwarden.attribution.reader import read_dump
+from appwarden.blind_index.models import BlindIndexHistory
 from appwarden.db.session import Database
 from appwarden.platform import service as platform
 from appwarden.platform.models import Customer

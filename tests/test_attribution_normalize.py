@@ -8,7 +8,7 @@ from datetime import date
 import phonenumbers
 import pytest
 
-from appwarden.attribution.normalize import (
+from appwarden.blind_index.normalize import (
     VARIANT_KANJI,
     birthday_iso,
     email_key,

@@ -13,10 +13,10 @@ from sqlalchemy import update
 
 from appwarden.broker import pseudonym, service
 from appwarden.config import Settings
+from appwarden.digests import token_hash
 from appwarden.marketplace import service as marketplace
 from appwarden.marketplace.models import App, ListingState
 from appwarden.oauth.models import Connection, Token
-from appwarden.oauth.tokens import token_hash
 from appwarden.platform import service as platform
 from conftest import Tenant, World
 

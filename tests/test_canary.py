@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pyroaring import BitMap
 from sqlalchemy import select
 
-from appwarden.attribution.blind_index import digest_raw, lookup
+from appwarden.blind_index.service import digest_raw, lookup
 from appwarden.broker import pseudonym
 from appwarden.canary.models import Canary
 from appwarden.canary.service import issue_canaries

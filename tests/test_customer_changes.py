@@ -24,8 +24,8 @@ from sqlalchemy.orm import AttributeEvents, InstanceEvents, MapperEvents, QueryE
 import appwarden
 from appwarden import wiring
 from appwarden.app import create_app
-from appwarden.attribution.blind_index import digest_raw, lookup, refresh_changed_customers
-from appwarden.attribution.models import BlindIndexHistory
+from appwarden.blind_index.models import BlindIndexHistory
+from appwarden.blind_index.service import digest_raw, lookup, refresh_changed_customers
 from appwarden.cli import run
 from appwarden.config import Settings
 from appwarden.db.session import Database
@@ -140,7 +140,7 @@ def test_importing_appwarden_registers_no_hook() -> None:
 @pytest.fixture
 def unwired(monkeypatch: pytest.MonkeyPatch) -> None:
     """A process where no entry point has composed the capabilities yet."""
-    monkeypatch.setattr(customer_changes, "_hooks", [])
+    monkeypatch.setattr(customer_changes.customers_changed, "_answers", [])
 
 
 @pytest.mark.usefixtures("unwired")
@@ -148,7 +148,7 @@ def test_entry_points_wire_the_blind_index(settings: Settings, db: Database) -> 
     assert customer_changes.registered() == ()
     create_app(settings, db)
     assert customer_changes.registered() == (refresh_changed_customers,)
-    customer_changes._hooks.clear()
+    customer_changes.customers_changed._answers.clear()
     assert run(["--help"]) == 0
     assert customer_changes.registered() == (refresh_changed_customers,)
     wiring.wire()
@@ -158,7 +158,8 @@ def test_entry_points_wire_the_blind_index(settings: Settings, db: Database) -> 
 def test_an_unwired_customer_write_is_refused(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """Nobody listening means the blind index would silently miss the customer: nothing is written."""
     t0 = world.tenants[0]
-    monkeypatch.setattr(customer_changes, "_hooks", [])  # after the world was built, wired
+    # after the world was built, wired
+    monkeypatch.setattr(customer_changes.customers_changed, "_answers", [])
     with pytest.raises(RuntimeError, match=r"wiring\.wire\(\)"), world.db.session() as session:
         platform.add_customers(session, t0.company, [{"home_store_id": t0.stores[0].id, "name": "x"}])
     with world.db.session() as session:

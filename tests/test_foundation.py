@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 
-import appwarden.db.models  # noqa: F401
+import appwarden.tables  # noqa: F401
 from appwarden.db.base import Base
 from appwarden.db.session import Database
 

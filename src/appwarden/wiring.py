@@ -1,21 +1,32 @@
-"""Composition: the one place where capabilities are connected to the platform's customer writes.
+"""Composition: the one place where a lower package's announcements get their answers.
 
-The platform (a lower layer) cannot import attribution (a higher one), yet attribution's blind index
-must change in the same transaction as the customers it is derived from. So the platform announces
-every customer write (``platform.customer_changes``) and this module, above both, registers who
-listens. Every entry point calls :func:`wire` before it writes: the app factory
-(``app.create_app``), the CLI (``cli.run``), the test suite (``tests/conftest.py``) and the bench
-scripts that write customers. A new derived index is registered here, nowhere else.
+A package imports only the packages below it (the layers contract in ``pyproject.toml``), yet three
+writes must be answered in the same transaction by a package above the writer:
 
-The store membership bitmaps are platform's own and are refreshed by its write paths directly.
+- a customer write (``platform.customer_changes``) refreshes the blind index (``blind_index``);
+- an owner's consent (``oauth.service.connection_granted``) issues the connection's canaries (``canary``);
+- an opened incident (``incident.service.incident_opened``) takes the canary alerts raised before it.
+
+Each announcement is a :class:`appwarden.hooks.Hook`; this module, above all of them, registers the
+answers. Every entry point calls :func:`wire` before it writes: the app factory (``app.create_app``),
+the CLI (``cli.run``), the test suite (``tests/conftest.py``) and the bench scripts that write
+customers. A new seam of this kind is registered here, nowhere else.
+
+The store membership bitmaps are the platform's own and are refreshed by its write paths directly.
 """
 
 from __future__ import annotations
 
-from appwarden.attribution.blind_index import refresh_changed_customers
+from appwarden.blind_index.service import refresh_changed_customers
+from appwarden.canary import alerts as canary_alerts
+from appwarden.canary import service as canary_service
+from appwarden.incident.service import incident_opened
+from appwarden.oauth.service import connection_granted
 from appwarden.platform.customer_changes import on_customers_changed
 
 
 def wire() -> None:
-    """Register every capability's reaction to customer writes. Idempotent: call it from each entry point."""
+    """Register every answer to every announcement. Idempotent: call it from each entry point."""
     on_customers_changed(refresh_changed_customers)
+    connection_granted.register(canary_service.connection_granted)
+    incident_opened.register(canary_alerts.attach_pending_alerts)

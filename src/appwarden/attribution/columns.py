@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from appwarden.attribution.normalize import birthday_iso, email_key, nfkc, phone_e164
+from appwarden.blind_index.normalize import birthday_iso, email_key, nfkc, phone_e164
 
 FIELDS = ("name", "name_kana", "phone", "email", "address", "birthday")
 CONTACT = "contact"  # 連絡先: phone or email, decided by content

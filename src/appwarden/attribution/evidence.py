@@ -15,8 +15,8 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
-from appwarden.attribution.blind_index import digests_of, holder_counts, lookup
-from appwarden.attribution.models import FIELD_CODES
+from appwarden.blind_index.models import FIELD_CODES
+from appwarden.blind_index.service import digests_of, holder_counts, lookup
 
 MATCHED_FIELDS: tuple[str, ...] = tuple(FIELD_CODES)  # name, name_kana, phone, email, birthday
 K = TypeVar("K")
@@ -26,7 +26,7 @@ V = TypeVar("V")
 class WeakHit:
     """A row's weak field (name, kana, birthday) that some customers hold, without loading them all.
 
-    ``len`` is how many hold it (from :func:`~appwarden.attribution.blind_index.holder_counts`);
+    ``len`` is how many hold it (from :func:`~appwarden.blind_index.service.holder_counts`);
     membership and iteration use the holder lists or per-candidate digests the matcher fetched for the
     rows that need them: a common name's 400 holders are only ever read when nothing stronger decides.
     """

@@ -32,10 +32,10 @@ import numpy as np
 from pyroaring import BitMap
 from sqlalchemy.orm import Session
 
-from appwarden.attribution.blind_index import digest_values, history, lookup
 from appwarden.attribution.evidence import MATCHED_FIELDS, Holders, StrongHolders, WeakEvidence, WeakHit
-from appwarden.attribution.normalize import normalize_field, swapped_names
 from appwarden.attribution.reader import Dump
+from appwarden.blind_index.normalize import normalize_field, swapped_names
+from appwarden.blind_index.service import digest_values, history, lookup
 
 STRONG = frozenset({"phone", "email"})
 # Every field whose cell kind is recorded (address is not indexed but the verdict still asks who got it).

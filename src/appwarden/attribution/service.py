@@ -23,12 +23,12 @@ import numpy as np
 from pyroaring import BitMap
 from sqlalchemy.orm import Session
 
-from appwarden.attribution.blind_index import index_key
 from appwarden.attribution.limits import DumpLimits
 from appwarden.attribution.match import STRONG, MatchResult, match_dump
 from appwarden.attribution.reader import read_dump
 from appwarden.attribution.snapshot import value_changes, window
 from appwarden.attribution.verdict import AppEvidence, Verdict, decide_verdict
+from appwarden.blind_index.service import index_key
 from appwarden.canary.lookup import canary_hits, canary_ids
 from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database

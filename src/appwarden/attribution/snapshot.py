@@ -19,10 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from pyroaring import BitMap
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from appwarden.attribution.models import FIELD_CODES, BlindIndexHistory
+from appwarden.blind_index.service import latest_replacements
 from appwarden.ledger.exposure import Delivery  # (recorded_at, people delivered in that entry)
 
 
@@ -101,9 +100,4 @@ def value_changes(session: Session, field: str, people: BitMap) -> list[tuple[in
     """(person, field, latest replaced_at) for ``people`` who replaced an older ``field`` value."""
     # Value changes are rare next to the people in a dump: read the field's changes and keep the dumped
     # people's, instead of sending every dumped id to SQL.
-    rows = session.execute(
-        select(BlindIndexHistory.customer_id, func.max(BlindIndexHistory.replaced_at))
-        .where(BlindIndexHistory.field == FIELD_CODES[field])
-        .group_by(BlindIndexHistory.customer_id)
-    )
-    return [(cid, field, at) for cid, at in rows if cid in people]
+    return [(cid, field, at) for cid, at in latest_replacements(session, field) if cid in people]

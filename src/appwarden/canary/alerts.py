@@ -6,8 +6,8 @@ SMTP receiver in ``canary.listen``, the phone/SMS provider webhook in ``canary.a
 :func:`record_hit`: a ``CanaryAlert`` row, a ``canary:alert:raised`` security event, a log warning and a
 ``canary`` entry in the timeline of each open incident about that app. An alert raised while no
 incident is open stays unassigned and joins the timeline when one opens (:func:`attach_pending_alerts`,
-called by ``incident.service.open_incident``). Timeline entries and events name the app, company and
-connection — never the canary's values.
+the answer to ``incident.service.incident_opened``, wired by ``appwarden.wiring``). Timeline entries and
+events name the app, company and connection — never the canary's values.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appwarden.attribution.normalize import email_key, phone_e164
+from appwarden.blind_index.normalize import email_key, phone_e164
 from appwarden.canary.models import Canary, CanaryAlert
 from appwarden.db.base import utcnow
 from appwarden.errors import InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
-from appwarden.incident.models import Incident, IncidentApp, IncidentStatus, TimelineKind
-from appwarden.incident.service import add_timeline
+from appwarden.incident.models import Incident, TimelineKind
+from appwarden.incident.service import add_timeline, incident_public_ids, open_incidents_of
 from appwarden.marketplace.models import App
 from appwarden.marketplace.service import get_app
 from appwarden.oauth.models import Connection
@@ -60,18 +60,6 @@ def find_canary(session: Session, address: str) -> Canary | None:
         return None
     column = Canary.email if key[0] == "email" else Canary.phone
     return session.scalar(select(Canary).where(column == key[1]))
-
-
-def _open_incidents(session: Session, app_id: int) -> list[Incident]:
-    """Open incidents about the app, newest first."""
-    return list(
-        session.scalars(
-            select(Incident)
-            .join(IncidentApp, IncidentApp.incident_id == Incident.id)
-            .where(IncidentApp.app_id == app_id, Incident.status == IncidentStatus.OPEN.value)
-            .order_by(Incident.opened_at.desc(), Incident.id.desc())
-        )
-    )
 
 
 def _names(session: Session, alert: CanaryAlert) -> dict[str, str]:
@@ -145,7 +133,7 @@ def record_hit(
     session.add(alert)
     session.flush()
     names = _names(session, alert)
-    incidents = _open_incidents(session, canary.app_id)
+    incidents = open_incidents_of(session, canary.app_id)
     if incidents:
         alert.incident_id = incidents[0].id
     for incident in incidents:
@@ -210,11 +198,10 @@ def list_alerts(
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000", parameter="limit")
     query = (
-        select(CanaryAlert, App.slug, Company.public_id, Connection.public_id, Incident.public_id)
+        select(CanaryAlert, App.slug, Company.public_id, Connection.public_id)
         .join(App, App.id == CanaryAlert.app_id)
         .join(Company, Company.id == CanaryAlert.company_id)
         .join(Connection, Connection.id == CanaryAlert.connection_id)
-        .outerjoin(Incident, Incident.id == CanaryAlert.incident_id)
         .order_by(CanaryAlert.received_at.desc(), CanaryAlert.id.desc())
         .limit(limit)
     )
@@ -222,9 +209,13 @@ def list_alerts(
         query = query.where(CanaryAlert.app_id == get_app(session, app_ref).id)
     if alert_id is not None:
         query = query.where(CanaryAlert.id == alert_id)
+    rows = session.execute(query).all()
+    incidents = incident_public_ids(session, {a.incident_id for a, *_ in rows if a.incident_id is not None})
     return [
-        describe(alert, app=slug, company=company, connection=conn, incident=incident)
-        for alert, slug, company, conn, incident in session.execute(query).all()
+        describe(
+            alert, app=slug, company=company, connection=conn, incident=incidents.get(alert.incident_id or 0)
+        )
+        for alert, slug, company, conn in rows
     ]
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from appwarden.attribution.blind_index import digest_raw, lookup
+from appwarden.blind_index.service import digest_raw, lookup
 from appwarden.canary.models import Canary, CanaryAlert
 from appwarden.canary.synth import format_phone, member, parse_pool, prefecture_of, to_e164
 from appwarden.config import Settings
@@ -231,6 +231,11 @@ def issued_count(session: Session, connection_id: int) -> int:
         session.scalar(select(func.count()).select_from(Canary).where(Canary.connection_id == connection_id))
         or 0
     )
+
+
+def connection_granted(session: Session, connection: Connection, settings: Settings, actor: str) -> None:
+    """The answer to ``oauth.service.connection_granted`` (wired by ``appwarden.wiring``)."""
+    ensure_canaries(session, connection, settings=settings, actor=actor)
 
 
 def ensure_canaries(

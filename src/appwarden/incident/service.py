@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,9 +14,14 @@ from appwarden.db.base import utcnow
 from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.events.models import SecurityEvent
 from appwarden.events.service import EventTag, record
+from appwarden.hooks import Hook
 from appwarden.incident.models import Incident, IncidentApp, IncidentStatus, TimelineEntry, TimelineKind
 from appwarden.marketplace.models import App
 from appwarden.platform.models import Company
+
+# Announced in the opener's transaction after an incident and its first timeline entry exist:
+# ``(session, incident, app ids)``.
+incident_opened: Hook[[Session, Incident, list[int]]] = Hook("incident opened")
 
 
 def open_incident(
@@ -44,11 +49,30 @@ def open_incident(
         text=reason.strip(),
         apps=[a.slug for a in apps],
     )
-    # Canary contacts raised before anyone opened an incident are evidence for this one (二次被害).
-    from appwarden.canary.alerts import attach_pending_alerts
-
-    attach_pending_alerts(session, incident, [a.id for a in apps])
+    # Canary contacts raised before anyone opened an incident are evidence for this one (二次被害):
+    # the canary package answers this announcement (``appwarden.wiring``).
+    incident_opened(session, incident, [a.id for a in apps])
     return incident
+
+
+def open_incidents_of(session: Session, app_id: int) -> list[Incident]:
+    """Open incidents about the app, newest first."""
+    return list(
+        session.scalars(
+            select(Incident)
+            .join(IncidentApp, IncidentApp.incident_id == Incident.id)
+            .where(IncidentApp.app_id == app_id, Incident.status == IncidentStatus.OPEN.value)
+            .order_by(Incident.opened_at.desc(), Incident.id.desc())
+        )
+    )
+
+
+def incident_public_ids(session: Session, incident_ids: Collection[int]) -> dict[int, str]:
+    """``{incident id: public id}`` for callers that hold internal ids (a canary alert's incident)."""
+    if not incident_ids:
+        return {}
+    rows = session.execute(select(Incident.id, Incident.public_id).where(Incident.id.in_(list(incident_ids))))
+    return {incident_id: public for incident_id, public in rows}
 
 
 def open_incidents_for(session: Session, app_ids: Sequence[int]) -> dict[int, Incident]:

@@ -14,7 +14,6 @@ consistent chain after editing, inserting or removing an entry.
 
 from __future__ import annotations
 
-import array
 import hashlib
 import hmac
 import struct
@@ -22,9 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
 
-import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pyroaring import BitMap
@@ -41,17 +38,6 @@ Key = tuple[str, str]  # (field, mode)
 def chain_key(master_key: bytes) -> bytes:
     """The chain's HMAC key, derived from the master key (a separate key per purpose)."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(master_key)
-
-
-def to_bitmap(ids: BitMap | Iterable[int] | np.ndarray[Any, Any]) -> BitMap:
-    """A BitMap of customer internal ids from a BitMap, a numpy array or any iterable of ints."""
-    if isinstance(ids, BitMap):
-        return ids
-    if isinstance(ids, np.ndarray):
-        # pyroaring's fast path is a buffer of uint32; going through array.array is ~4x faster than
-        # iterating the numpy array element by element.
-        return BitMap(array.array("I", np.ascontiguousarray(ids, dtype=np.uint32).tobytes()))
-    return BitMap(ids)
 
 
 def _frames(parts: Iterable[bytes]) -> bytes:

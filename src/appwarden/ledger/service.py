@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from appwarden.bitmaps import to_bitmap
 from appwarden.config import Settings, get_settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
@@ -36,7 +37,6 @@ from appwarden.ledger.chain import (
     decode_payload,
     encode_payload,
     entry_hash,
-    to_bitmap,
 )
 from appwarden.ledger.models import EntryKind, LedgerEntry, LedgerHead, LedgerIndex
 from appwarden.marketplace.scopes import Mode

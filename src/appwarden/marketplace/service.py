@@ -12,11 +12,11 @@ from authlib.common.security import generate_token
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from appwarden.digests import token_hash
 from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
 from appwarden.marketplace.models import App, ListingState, Vendor
 from appwarden.marketplace.scopes import parse_scopes
-from appwarden.oauth.tokens import token_hash
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
 

@@ -15,11 +15,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from appwarden.config import Settings
+from appwarden.digests import token_hash
 from appwarden.events.service import EventTag, record
+from appwarden.hooks import Hook
 from appwarden.marketplace.models import App, ListingState
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS, PII_FIELDS, RESOURCE_SCOPES, Mode, effective_scopes
 from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, Token
-from appwarden.oauth.tokens import token_hash
 from appwarden.platform.models import Company, User
 
 TokenKind = Literal["access_token", "refresh_token"]
@@ -41,6 +42,11 @@ def family_for_code(code: AuthorizationCode) -> str:
     every token descended from it, refreshes included, without another column.
     """
     return f"code_{code.code_hash[:35]}"
+
+
+# Announced in the consent's transaction when an owner approves a connection (new or re-approved):
+# ``(session, connection, settings, actor)``.
+connection_granted: Hook[[Session, Connection, Settings, str]] = Hook("connection granted")
 
 
 @dataclass(slots=True)
@@ -81,8 +87,9 @@ class OAuthStore:
     ) -> Connection:
         """Create or update the company's connection to ``app`` with what the owner ticked.
 
-        With ``settings`` (the consent page passes them), a connection without canaries gets its
-        canaries now, if the marketplace policy has them on (``canary.service.ensure_canaries``).
+        With ``settings`` (the consent page passes them), :data:`connection_granted` is announced: the
+        canary package answers it, so a connection without canaries gets them now if the marketplace
+        policy has them on (``canary.service.ensure_canaries``, wired by ``appwarden.wiring``).
         """
         assert user.company_id is not None
         scopes = effective_scopes(app.approved_scopes, consented)
@@ -119,9 +126,7 @@ class OAuthStore:
             previous_scopes=previous,
         )
         if settings is not None:
-            from appwarden.canary.service import ensure_canaries
-
-            ensure_canaries(self.session, conn, settings=settings, actor=user.username)
+            connection_granted(self.session, conn, settings, user.username)
         return conn
 
     # -- authorisation codes -------------------------------------------------------------------

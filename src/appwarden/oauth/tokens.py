@@ -6,7 +6,6 @@ token up with :func:`lookup_access_token` (the decision whether it may call is `
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -15,15 +14,11 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from appwarden.db.base import utcnow
+from appwarden.digests import token_hash
 from appwarden.marketplace.models import App
 from appwarden.oauth.models import Connection, Token
 
 TOKEN_BYTES = 48
-
-
-def token_hash(token: str) -> str:
-    """The stored form of a token or code."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_token() -> str:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from appwarden.hooks import Hook
+
 # (customers done, customers in total) of a hook's rebuild after a bulk load.
 Progress = Callable[[int, int], None]
 
@@ -52,9 +54,9 @@ class CustomerChange:
         return ids
 
 
-CustomersChanged = Callable[[Session, CustomerChange], None]
+CustomersChanged = Callable[[Session, CustomerChange], object]
 
-_hooks: list[CustomersChanged] = []
+customers_changed: Hook[[Session, CustomerChange]] = Hook("customers changed")
 
 
 def on_customers_changed(hook: CustomersChanged) -> None:
@@ -62,25 +64,18 @@ def on_customers_changed(hook: CustomersChanged) -> None:
 
     Registering the same hook again is a no-op, so composition can run more than once per process.
     """
-    if hook not in _hooks:
-        _hooks.append(hook)
+    customers_changed.register(hook)
 
 
 def registered() -> tuple[CustomersChanged, ...]:
     """The hooks registered so far, in registration order."""
-    return tuple(_hooks)
+    return customers_changed.registered()
 
 
 def notify(session: Session, change: CustomerChange) -> None:
     """Run every hook on ``change`` (platform write paths only).
 
     A write with nobody listening means composition never ran: the blind index would silently miss
-    these customers and attribution would not find them in a leak, so refuse instead.
+    these customers and attribution would not find them in a leak, so the hook refuses instead.
     """
-    if not _hooks:
-        raise RuntimeError(
-            "customers written before the derived indexes were wired: call appwarden.wiring.wire() "
-            "in the entry point (the app factory and the CLI do)"
-        )
-    for hook in _hooks:
-        hook(session, change)
+    customers_changed(session, change)

@@ -24,9 +24,9 @@ from pyroaring import BitMap
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from appwarden.bitmaps import to_bitmap
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
-from appwarden.ledger.chain import to_bitmap
 from appwarden.platform.customer_homes import customer_homes
 from appwarden.platform.models import Company, Customer, Store, StoreMembers
 

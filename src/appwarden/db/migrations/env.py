@@ -8,7 +8,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import create_engine, pool
 
-import appwarden.db.models  # noqa: F401  (registers every table)
+import appwarden.tables  # noqa: F401  (registers every table)
 from appwarden.db.base import Base, UTCDateTime
 
 config = context.config

@@ -1,6 +1,9 @@
-"""Import every capability's tables so ``Base.metadata`` is complete (Alembic, tests)."""
+"""Every capability's tables, imported so that ``Base.metadata`` is complete (Alembic autogenerate, tests).
 
-from appwarden.attribution import models as attribution_models
+It sits above every package because it names them all; only Alembic's environment and the tests import it.
+"""
+
+from appwarden.blind_index import models as blind_index_models
 from appwarden.canary import models as canary_models
 from appwarden.events import models as events_models
 from appwarden.incident import models as incident_models
@@ -10,7 +13,7 @@ from appwarden.oauth import models as oauth_models
 from appwarden.platform import models as platform_models
 
 __all__ = [
-    "attribution_models",
+    "blind_index_models",
     "canary_models",
     "events_models",
     "incident_models",

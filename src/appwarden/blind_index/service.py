@@ -28,14 +28,14 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from appwarden.attribution.models import (
+from appwarden.blind_index.models import (
     FIELD_CODES,
     INDEXED_FIELDS,
     LOOKUP_INDEX,
     BlindIndexEntry,
     BlindIndexHistory,
 )
-from appwarden.attribution.normalize import normalize_field
+from appwarden.blind_index.normalize import normalize_field
 from appwarden.config import get_settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database, driver_connection
@@ -259,6 +259,18 @@ def history(
         for digest, customer_id, replaced_at in rows:
             found.setdefault(bytes(digest), []).append((customer_id, replaced_at))
     return found
+
+
+def latest_replacements(session: Session, field: str) -> list[tuple[int, Any]]:
+    """``(customer id, latest replaced_at)`` of every customer who replaced an older ``field`` value."""
+    return [
+        (cid, at)
+        for cid, at in session.execute(
+            select(BlindIndexHistory.customer_id, func.max(BlindIndexHistory.replaced_at))
+            .where(BlindIndexHistory.field == FIELD_CODES[field])
+            .group_by(BlindIndexHistory.customer_id)
+        )
+    ]
 
 
 def lookup(session: Session, field: str, digests: Iterable[bytes | None]) -> dict[bytes, list[int]]:
