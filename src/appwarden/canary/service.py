@@ -13,7 +13,6 @@ and its email is under the operator's canary domain; both are unique and never e
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -321,15 +320,3 @@ def list_canaries(session: Session, *, app_ref: str | None = None) -> list[dict[
         }
         for canary, cust, slug, company, conn, store in session.execute(query).all()
     ]
-
-
-def counts_by_connection(session: Session, connection_ids: Sequence[int]) -> dict[int, int]:
-    """Canaries per connection, without values (for owner- and admin-facing views)."""
-    if not connection_ids:
-        return {}
-    rows = session.execute(
-        select(Canary.connection_id, func.count())
-        .where(Canary.connection_id.in_(list(connection_ids)))
-        .group_by(Canary.connection_id)
-    ).all()
-    return {cid: int(n) for cid, n in rows}
