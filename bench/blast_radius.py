@@ -74,7 +74,9 @@ def setup(url: str) -> tuple[Any, list[int], dict[int, list[int]], str, int]:
     from appwarden.incident.service import open_incident
     from appwarden.marketplace import service as marketplace
     from appwarden.platform import service as platform
+    from appwarden.wiring import wire
 
+    wire()  # opening the incident is answered by the canary package
     upgrade(url)
     db = Database(url)
     with db.session() as session:
