@@ -32,6 +32,7 @@ class EventTag(StrEnum):
     USER_LOGIN_FAILED = "user:session:login-failed"
     USER_LOGIN_THROTTLED = "user:session:login-throttled"
     DETOKENIZE = "broker:token:detokenized"
+    RESTRICTED_TOKEN_MINTED = "broker:restricted-token:minted"
     CALL_REFUSED = "broker:call:refused"
     CANARY_ISSUED = "canary:record:issued"
     CANARY_ALERT = "canary:alert:raised"

@@ -81,9 +81,7 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 # Customer columns a write path may set: every column but the identities (``id``, ``public_id``) and
 # the stamp (``updated_at``), read from the table so a new column cannot be forgotten here.
 CUSTOMER_FIELDS = frozenset(
-    column.key
-    for column in Customer.__table__.columns
-    if column.key not in {"id", "public_id", "updated_at"}
+    column.key for column in Customer.__table__.columns if column.key not in {"id", "public_id", "updated_at"}
 )
 
 
