@@ -70,3 +70,13 @@ def history(
     if company_id is not None:
         query = query.where(SecurityEvent.company_id == company_id)
     return list(session.scalars(query))
+
+
+def occurrences(session: Session, tag: EventTag, *, app_id: int) -> list[SecurityEvent]:
+    """Every event of one tag about one app, oldest first (e.g. its scope approvals)."""
+    query = (
+        select(SecurityEvent)
+        .where(SecurityEvent.tag == tag.value, SecurityEvent.app_id == app_id)
+        .order_by(SecurityEvent.occurred_at, SecurityEvent.id)
+    )
+    return list(session.scalars(query))
