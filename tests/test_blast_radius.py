@@ -105,7 +105,8 @@ def test_real_traffic_masked_counts_token_does_not_missing_phone_not_counted(
     world: World, client: TestClient
 ) -> None:
     t0, t1 = world.tenants
-    # invoice-plus: name and phone raw; customers 4 and 9 have no phone (the world leaves i % 5 == 4 empty).
+    # invoice-plus: name and phone approved raw, so masked through its access token; customers 4 and 9
+    # have no phone (the world leaves i % 5 == 4 empty).
     response = client.get(
         "/v1/customers", params={"limit": 500}, headers=bearer(world.connect("invoice-plus", t0))
     )
@@ -122,10 +123,10 @@ def test_real_traffic_masked_counts_token_does_not_missing_phone_not_counted(
 
     with_phone = [i for i in range(12) if i % 5 != 4]
     with_email = [i for i in range(12) if i % 4 != 3]
-    assert radius["fields"]["name"] == {"raw": 12, "masked": 0, "token": 12, "exposed": 12}
+    assert radius["fields"]["name"] == {"raw": 0, "masked": 12, "token": 12, "exposed": 12}
     assert radius["fields"]["phone"] == {
-        "raw": len(with_phone),
-        "masked": len(with_phone),
+        "raw": 0,
+        "masked": 2 * len(with_phone),
         "token": 0,
         "exposed": 2 * len(with_phone),
     }

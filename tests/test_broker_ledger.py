@@ -133,7 +133,7 @@ def test_ledger_index_equals_what_was_delivered(client: TestClient, world: World
         if one[field] is not None:
             delivered.setdefault(("booking-go", field, t0.company.id), set()).add(person)
     modes_of = {
-        "invoice-plus": {"name": "raw", "phone": "raw"},
+        "invoice-plus": {"name": "masked", "phone": "masked"},  # raw-approved, masked by access token
         "loyalty-stamp": {"name": "masked", "phone": "token", "points": "raw", "rank": "raw"},
         "booking-go": {"name": "token", "email": "masked", "phone": "masked"},
     }

@@ -103,10 +103,12 @@ def test_listing_only_ever_yields_the_tokens_company(
                     assert token == pseudonym.Decoded(field, tenant.company.id, decoded.customer_id)
         # Every one of A's, once, in this app's own order; nobody else's.
         assert people == in_app_order(iso.settings, iso.world, app, tenant, [c.id for c in tenant.customers])
-        # Raw values are A's own (names carry the company number in this world).
+        # Values are A's own (phones carry the company number in this world; masked: 090-****-NNNN
+        # keeps the last group, which is the person's index in A).
+        numbers = {f"090-****-{i:04d}" for i in range(len(tenant.customers))}
         for row in rows:
-            if app == "invoice-plus" and "name" in row:
-                assert row["name"].startswith(f"山田 太郎{a}-")
+            if "phone" in row and row["phone"] is not None and app != "loyalty-stamp":
+                assert row["phone"] in numbers
 
     check()
 
@@ -258,5 +260,47 @@ def test_foreign_tokens_never_detokenize(client: TestClient, db: Database, setti
         else:
             problem(response, 404, "token_not_found")
             assert "data" not in response.json()
+
+    check()
+
+
+def test_restricted_tokens_never_cross_companies(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    """A restricted token minted through company A's access token reads A's named people only: any other
+    id — B's person as the app sees them, A's people it was not minted for — is refused, never data."""
+    iso = build(client, db, settings)
+    app = "invoice-plus"
+    minted: dict[int, tuple[dict[str, str], set[str]]] = {}
+    for a in range(COMPANIES):
+        named = [row["id"] for row in iso.seen[(app, a)][:3]]
+        response = iso.client.post(
+            "/v1/restricted-tokens",
+            json={"customers": named, "fields": ["name", "phone"], "purpose": "property test"},
+            headers=iso.headers[(app, a)],
+        )
+        assert response.status_code == 201, response.text
+        minted[a] = ({"Authorization": f"Bearer {response.json()['restricted_token']}"}, set(named))
+
+    @EXAMPLES
+    @given(a=st.integers(0, COMPANIES - 1), offset=st.integers(0, COMPANIES - 1), index=st.integers(0, 6))
+    def check(a: int, offset: int, index: int) -> None:
+        b = other(a, offset)
+        headers, named = minted[a]
+        target = iso.seen[(app, b)][index]["id"]
+        response = iso.client.get(f"/v1/customers/{target}", headers=headers)
+        if a == b and target in named:
+            data = response.json()["data"]
+            assert response.status_code == 200 and data["name"].startswith(f"山田 太郎{a}-")
+        else:
+            assert "data" not in problem(response, 403, "customer_not_minted")
+        # Minting with A's access token for B's person is refused as if nobody had that id.
+        if a != b:
+            refused = iso.client.post(
+                "/v1/restricted-tokens",
+                json={"customers": [target], "fields": ["name"], "purpose": "property test"},
+                headers=iso.headers[(app, a)],
+            )
+            problem(refused, 404, "customer_not_found")
 
     check()

@@ -39,5 +39,5 @@ def test_kinds_are_never_written_as_bare_strings() -> None:
 def test_values_are_the_stored_ones() -> None:
     """The enums' values are what the database and the JSON already hold."""
     assert [m.value for m in Mode] == ["raw", "masked", "token"]
-    assert [k.value for k in EntryKind] == ["delivery", "detokenize"]
+    assert [k.value for k in EntryKind] == ["delivery", "detokenize", "restricted_mint", "restricted"]
     assert "kill_switch" in {k.value for k in TimelineKind}

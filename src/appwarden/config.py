@@ -116,6 +116,14 @@ class Settings(BaseSettings):
     authorization_code_ttl: int = 120
     page_limit_max: int = 500
     detokenize_max: int = 100
+    legacy_raw_identifying: bool = Field(
+        default=False,
+        description="Replay only: access tokens deliver raw identifying fields as the platform did before "
+        "restricted tokens (the demo's incident traffic). Never set in production.",
+    )
+    restricted_token_mints_per_minute: int = Field(
+        default=30, ge=1, description="Restricted tokens one connection may mint per minute (then 429)."
+    )
     revocation_cache_seconds: float = 0.5
 
     @property

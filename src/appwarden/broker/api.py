@@ -102,6 +102,20 @@ def _caller(request: Request, db: DatabaseDep) -> Iterator[Caller]:
 CallerDep = Annotated[Caller, Depends(_caller)]
 
 
+def _caller_or_restricted(request: Request, db: DatabaseDep) -> Iterator[Caller]:
+    """As :func:`_caller`, also accepting a restricted token (``GET /v1/customers/{id}`` only)."""
+    session = db.sessionmaker()
+    try:
+        session.begin()
+        caller = Caller(authenticate_request(request, session, allow_restricted=True), session)
+        yield caller
+    finally:
+        session.close()
+
+
+RestrictedCallerDep = Annotated[Caller, Depends(_caller_or_restricted)]
+
+
 def _access(request: Request, db: DatabaseDep) -> AccessContext:
     """Authentication alone, for routes that read in a transaction of their own."""
     with db.sessionmaker() as session:
@@ -129,9 +143,13 @@ def _record(
     kind: EntryKind,
     deliveries: Mapping[tuple[str, str], Sequence[int]],
     within: Session | None = None,
+    restricted: tuple[str, str] | None = None,
 ) -> None:
     """Write the ledger entry (committed by the ledger, in ``within``'s transaction if given) or refuse
-    the response: fail closed."""
+    the response: fail closed. A restricted token's delivery carries the token's id and purpose
+    (``restricted``: (id, purpose) of a token being minted, else taken from ``ctx``)."""
+    if restricted is None and ctx.restriction is not None:
+        restricted = (ctx.restriction.public_id, ctx.restriction.purpose)
     try:
         ledger.record_delivery(
             db,
@@ -143,6 +161,8 @@ def _record(
             kind=kind,
             deliveries=deliveries,
             within=within,
+            restricted_token=None if restricted is None else restricted[0],
+            purpose=None if restricted is None else restricted[1],
         )
     except Exception as exc:  # any failure at all means nothing may be sent
         raise Unavailable(
@@ -228,23 +248,45 @@ def list_customers(
     summary="Get one customer",
     description=(
         "One customer by this app's id for them (`cus_…` from a listing). An id of another company or "
-        "made for another app is 404 `customer_not_found`. Fields and modes as in the listing."
+        "made for another app is 404 `customer_not_found`. Fields and modes as in the listing.\n\n"
+        "The one route that also accepts a **restricted token** (`POST /v1/restricted-tokens`): then "
+        "only for the customers it was minted for (any other id, of any company, is 403 "
+        "`customer_not_minted`), with exactly its minted fields raw (`fields=` may narrow them; a field "
+        "not minted is 403 `field_not_minted`), recorded in the ledger with the token's id and purpose."
     ),
     response_model=CustomerOne,
-    responses=_PROBLEMS | problem_responses({404: "`customer_not_found`."}),
+    responses=_PROBLEMS
+    | problem_responses(
+        {
+            403: "`insufficient_scope`, `app_suspended`, `app_delisted`, `connection_inactive`; with a "
+            "restricted token also `customer_not_minted` or `field_not_minted`.",
+            404: "`customer_not_found`.",
+        }
+    ),
 )
 def get_customer(
     customer_id: str,
-    caller: CallerDep,
+    caller: RestrictedCallerDep,
     db: DatabaseDep,
     settings: SettingsDep,
     fields: Annotated[str | None, Query(description="Comma-separated subset of the granted fields.")] = None,
 ) -> Response:
     ctx, master = caller.ctx, settings.master_key
     not_found = NotFound("no such customer", code="customer_not_found")
-    projection = service.plan_projection(ctx.field_modes, fields)
+    restriction = ctx.restriction
+    if restriction is None:
+        projection = service.plan_projection(ctx.field_modes, fields)
+    else:
+        projection = service.plan_restricted_projection(restriction.fields, ctx.field_modes, fields)
     key = pseudonym.app_key(master, ctx.app_id)
     decoded = pseudonym.decode_one(key, customer_id, pseudonym.ID_PREFIX)
+    if restriction is not None and (
+        decoded is None
+        or decoded.company_id != ctx.company_id
+        or decoded.customer_id not in restriction.customer_ids
+    ):
+        # Decided before any read: whether such a customer exists is not this token's to learn.
+        raise Forbidden("this restricted token was not minted for that customer", code="customer_not_minted")
     if decoded is None or decoded.company_id != ctx.company_id:
         raise not_found
     rows = caller.read(
@@ -264,7 +306,7 @@ def get_customer(
         ctx,
         request_id=request_id,
         endpoint="GET /v1/customers/{id}",
-        kind=EntryKind.DELIVERY,
+        kind=EntryKind.DELIVERY if restriction is None else EntryKind.RESTRICTED,
         deliveries=service.deliveries(projection, ids, columns),
         within=caller.session,
     )

@@ -6,13 +6,19 @@ commit is seen by the very next request on every worker), ``marketplace`` for wh
 state and approved scopes mean, ``incident.revocation`` for the published kill signal. A known token of
 an app that may not call is refused with a 403 and recorded as evidence (``broker.refusals``).
 
+A bearer token is either an access token or a restricted token (``oauth.restricted``, told apart by
+its prefix); both go through the same checks. An access token gets raw identifying fields **masked**
+(:func:`ordinary_modes`, the one downgrade rule); a restricted token gets exactly its minted fields raw,
+and only on the route that accepts it (``allow_restricted``), every other route refusing it with 403
+``restricted_token_not_accepted``.
+
 ``check_access_token`` is the same check without the evidence, run by ``web.auth_first`` before a
 ``/v1`` request's body is read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from fastapi import Request
@@ -24,8 +30,9 @@ from appwarden.db.session import Database
 from appwarden.errors import Forbidden, Unauthenticated
 from appwarden.incident.revocation import worker_signal
 from appwarden.marketplace.models import ListingState
-from appwarden.marketplace.scopes import Mode, effective_scopes, field_modes
+from appwarden.marketplace.scopes import PII_FIELDS, Mode, effective_scopes, field_modes
 from appwarden.oauth.models import ConnectionStatus
+from appwarden.oauth.restricted import Restriction, is_restricted, lookup_restricted_token
 from appwarden.oauth.tokens import lookup_access_token
 from appwarden.web.deps import bearer_token
 
@@ -48,28 +55,60 @@ class AccessContext:
     company_id: int
     connection_id: int
     scopes: tuple[str, ...]  # approved ∩ consented ∩ token scope
+    expires_at: datetime | None = None  # when the bearer token expires
+    restriction: Restriction | None = None  # set for a restricted token
+    legacy_raw: bool = False  # ``Settings.legacy_raw_identifying``: the demo's replay of the incident
 
     @property
     def field_modes(self) -> dict[str, Mode]:
-        return field_modes(self.scopes)
+        """The mode each customer field goes out in for this bearer token (see :func:`ordinary_modes`)."""
+        modes = field_modes(self.scopes)
+        if self.restriction is None:
+            return modes if self.legacy_raw else ordinary_modes(modes)
+        # Only the minted fields, and only while still granted raw (approval or consent may have been
+        # withdrawn since the minting): raw.
+        return {f: Mode.RAW for f in self.restriction.fields if modes.get(f) is Mode.RAW}
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
             raise Forbidden(f"this token lacks the scope {scope!r}", required_scope=scope)
 
 
-def authenticate(session: Session, bearer: str | None, *, now: datetime | None = None) -> AccessContext:
+def ordinary_modes(modes: dict[str, Mode]) -> dict[str, Mode]:
+    """The one downgrade rule: through an access token, a raw identifying field goes out **masked**.
+
+    Raw identifying fields (``marketplace.scopes.PII_FIELDS``) leave only through a restricted token,
+    minted for named people and a stated purpose; everything else keeps its granted mode.
+    """
+    if not any(mode is Mode.RAW and f in PII_FIELDS for f, mode in modes.items()):
+        return modes
+    return {f: Mode.MASKED if mode is Mode.RAW and f in PII_FIELDS else mode for f, mode in modes.items()}
+
+
+def authenticate(
+    session: Session, bearer: str | None, *, now: datetime | None = None, allow_restricted: bool = False
+) -> AccessContext:
     """Resolve a presented bearer token to its :class:`AccessContext`, or fail closed.
 
-    401 for a missing, unknown, expired or revoked token; 403 ``app_delisted`` / ``connection_inactive``
-    when the token is fine but the app or the company's connection is not.
+    401 for a missing, unknown, expired or revoked token (a restricted token is revoked with the access
+    token that minted it); 403 ``app_delisted`` / ``connection_inactive`` when the token is fine but the
+    app or the company's connection is not; 403 ``restricted_token_not_accepted`` for a valid restricted
+    token where ``allow_restricted`` is false.
     """
     if not bearer:
         raise Unauthenticated("missing bearer token")
     now = now or utcnow()
-    grant = lookup_access_token(session, bearer)
-    if grant is None:
-        raise Unauthenticated("unknown access token")
+    restriction: Restriction | None = None
+    if is_restricted(bearer):
+        found = lookup_restricted_token(session, bearer)
+        if found is None:
+            raise Unauthenticated("unknown restricted token")
+        grant, restriction = found
+    else:
+        access = lookup_access_token(session, bearer)
+        if access is None:
+            raise Unauthenticated("unknown access token")
+        grant = access
     if grant.listing_state != ListingState.LISTED:
         # Checked before revocation and expiry: a killed app's tokens are all revoked too, and the app
         # must be told (and the call recorded as) what it is — refused — on every route.
@@ -84,6 +123,11 @@ def authenticate(session: Session, bearer: str | None, *, now: datetime | None =
         raise Unauthenticated("access token has expired", code="token_expired")
     if grant.connection_status != ConnectionStatus.ACTIVE:
         raise Forbidden(f"the connection is {grant.connection_status}", code="connection_inactive")
+    if restriction is not None and not allow_restricted:
+        raise Forbidden(
+            "a restricted token is accepted only by GET /v1/customers/{id}",
+            code="restricted_token_not_accepted",
+        )
     granted = effective_scopes(grant.approved, grant.consented)
     in_token = set(grant.token_scope.split())
     return AccessContext(
@@ -93,17 +137,23 @@ def authenticate(session: Session, bearer: str | None, *, now: datetime | None =
         company_id=grant.company_id,
         connection_id=grant.connection_id,
         scopes=tuple(s for s in granted if s in in_token),
+        expires_at=grant.access_expires_at,
+        restriction=restriction,
     )
 
 
-def authenticate_request(request: Request, session: Session) -> AccessContext:
+def authenticate_request(
+    request: Request, session: Session, *, allow_restricted: bool = False
+) -> AccessContext:
     """``authenticate`` plus the published kill signal; a refused call is recorded, then re-raised.
 
     ``session`` must be in a transaction the caller began by hand: it is rolled back before the evidence
     is written (on SQLite the request's transaction holds the write lock).
     """
     try:
-        ctx = authenticate(session, bearer_token(request))
+        ctx = authenticate(session, bearer_token(request), allow_restricted=allow_restricted)
+        if request.app.state.settings.legacy_raw_identifying:
+            ctx = replace(ctx, legacy_raw=True)
         if worker_signal(request.app).killed(ctx.app_id):
             refused = Refusal(app_id=ctx.app_id, company_id=ctx.company_id, token_id=ctx.token_id)
             raise AppRefused(f"app {ctx.app_slug!r} is delisted", code="app_delisted", refused=refused)
@@ -123,7 +173,8 @@ def authenticate_request(request: Request, session: Session) -> AccessContext:
 def check_access_token(request: Request) -> None:
     """Raise the route's 401 for a missing, unknown, expired or revoked token (``web.auth_first`` runs it
     before a ``/v1`` body is read). Read in a transaction of its own; a 403 (suspended or killed app,
-    inactive connection) is left to the route, which refuses it again and records it as evidence."""
+    inactive connection, a restricted token on a route that refuses it) is left to the route, which
+    refuses it again and records it as evidence."""
     db: Database = request.app.state.db
     with db.sessionmaker() as session:
         try:

@@ -139,6 +139,43 @@ def plan_projection(granted: Mapping[str, Mode], requested: str | None) -> Proje
     return Projection(tuple((f, granted[f]) for f in wanted))
 
 
+def plan_restricted_projection(
+    minted: Sequence[str], granted: Mapping[str, Mode], requested: str | None
+) -> Projection:
+    """The fields a restricted token's response carries: its minted fields (or the ``fields=`` subset
+    of them), raw.
+
+    A field not minted is 403 ``field_not_minted`` (a new token must be minted for it, with its
+    purpose); a minted field no longer granted raw (approval or consent withdrawn since) is 403
+    ``insufficient_scope``: nothing is sent rather than less than was asked for.
+    """
+    if requested is None:
+        wanted = set(minted)
+    else:
+        wanted = {item.strip() for item in requested.split(",")}
+        if not all(wanted):
+            raise InvalidInput("fields must be a comma-separated list of field names", parameter="fields")
+        unknown = sorted(wanted - set(CUSTOMER_FIELDS))
+        if unknown:
+            raise InvalidInput(
+                f"unknown field(s): {', '.join(unknown)}", parameter="fields", allowed=list(CUSTOMER_FIELDS)
+            )
+        not_minted = sorted(wanted - set(minted))
+        if not_minted:
+            raise Forbidden(
+                f"this restricted token was not minted for: {', '.join(not_minted)}",
+                code="field_not_minted",
+                fields=not_minted,
+            )
+    withdrawn = sorted(f for f in wanted if granted.get(f) is not Mode.RAW)
+    if withdrawn:
+        raise Forbidden(
+            f"no longer granted raw: {', '.join(withdrawn)}",
+            required_scope=[f"customers.{f}:raw" for f in withdrawn],
+        )
+    return Projection(tuple((f, Mode.RAW) for f in CUSTOMER_FIELDS if f in wanted))
+
+
 def present_ids(ids: Sequence[int], column: Sequence[Any]) -> list[int]:
     """The internal ids whose value in ``column`` is not null: who actually receives that field."""
     return [i for i, v in zip(ids, column, strict=True) if v is not None]

@@ -32,6 +32,7 @@ class EventTag(StrEnum):
     USER_LOGIN_FAILED = "user:session:login-failed"
     USER_LOGIN_THROTTLED = "user:session:login-throttled"
     DETOKENIZE = "broker:token:detokenized"
+    RESTRICTED_TOKEN_MINTED = "broker:restricted-token:minted"
     CALL_REFUSED = "broker:call:refused"
     CANARY_ISSUED = "canary:record:issued"
     CANARY_ALERT = "canary:alert:raised"
@@ -68,4 +69,14 @@ def history(
         query = query.where(SecurityEvent.app_id == app_id)
     if company_id is not None:
         query = query.where(SecurityEvent.company_id == company_id)
+    return list(session.scalars(query))
+
+
+def occurrences(session: Session, tag: EventTag, *, app_id: int) -> list[SecurityEvent]:
+    """Every event of one tag about one app, oldest first (e.g. its scope approvals)."""
+    query = (
+        select(SecurityEvent)
+        .where(SecurityEvent.tag == tag.value, SecurityEvent.app_id == app_id)
+        .order_by(SecurityEvent.occurred_at, SecurityEvent.id)
+    )
     return list(session.scalars(query))

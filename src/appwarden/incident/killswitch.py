@@ -28,6 +28,7 @@ from appwarden.incident.wording import SEED_UNKNOWNS as SEED_UNKNOWNS  # every n
 from appwarden.marketplace.models import App, ListingState
 from appwarden.marketplace.service import get_app, set_listing_state
 from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, Token
+from appwarden.oauth.restricted import revoke_for_apps as revoke_restricted
 from appwarden.platform.models import Company
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,9 @@ def kill_switch(
                 update(Token).where(Token.app_id.in_(ids), Token.revoked_at.is_(None)).values(revoked_at=now)
             )
         )
+        # Restricted tokens die with their access tokens already (their lookup reads the parent's
+        # revocation); marking them too keeps the rows truthful.
+        revoke_restricted(session, ids, now)
         codes = _rowcount(
             session.execute(
                 update(AuthorizationCode)

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
+from appwarden.db.base import utcnow
 from appwarden.errors import InvalidInput, NotFound
 from appwarden.ledger.checkpoint import latest_note, verifier
 from appwarden.ledger.note import NoteError, Verifier
 from appwarden.ledger.queries import list_entries, who_has
+from appwarden.ledger.usage import unused_report
 from appwarden.ledger.verify import verify
 from appwarden.web.deps import AdminDep, DatabaseDep, SettingsDep
 from appwarden.web.problems import ADMIN_AUTH, problem_responses
@@ -107,6 +109,25 @@ def entries(
 ) -> dict[str, Any]:
     """A page of entries without payload bytes; ``next_after`` continues the walk."""
     return list_entries(db, app=app, company=company, limit=limit, after=after)
+
+
+@admin.get(
+    "/unused/{app}",
+    responses=problem_responses(
+        {404: "`app_not_found`: no app has this slug or client id.", 422: "`invalid_parameter`: days."}
+    ),
+)
+def unused(
+    app: str,
+    actor: AdminDep,
+    db: DatabaseDep,
+    days: Annotated[int, Query(ge=1, le=3650, description="The window, in days before now.")] = 90,
+) -> dict[str, Any]:
+    """The app's approved scopes with their usage in the last ``days`` (``used``, ``unused``,
+    ``not_yet_judged`` when approved more recently, ``not_judged`` for resource scopes) and the
+    ``unused`` list."""
+    with db.session() as session:
+        return unused_report(session, app, now=utcnow(), days=days)
 
 
 router = APIRouter()

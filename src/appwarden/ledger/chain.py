@@ -95,10 +95,22 @@ class EntryContent:
     kind: str
     persons: int
     payload: bytes
+    # Deliveries made with a restricted token (and its minting) carry the token's public id and the
+    # purpose it was minted for; both are None on every other entry.
+    restricted_token: str | None = None
+    purpose: str | None = None
 
     def canonical(self) -> bytes:
-        """Length-prefixed frames, so no two different entries share bytes."""
+        """Length-prefixed frames, so no two different entries share bytes.
+
+        The restricted-token frames are appended only when present: an entry without them has exactly
+        the bytes it had before they existed (the chain recorded until then still verifies), and since
+        every frame is length-prefixed an entry with them can never share bytes with one without.
+        """
         at = self.recorded_at.astimezone(UTC).isoformat(timespec="microseconds")
+        extra: list[bytes] = []
+        if self.restricted_token is not None or self.purpose is not None:
+            extra = [b"restricted", (self.restricted_token or "").encode(), (self.purpose or "").encode()]
         return _frames(
             [
                 str(self.seq).encode(),
@@ -111,6 +123,7 @@ class EntryContent:
                 self.kind.encode(),
                 str(self.persons).encode(),
                 self.payload,
+                *extra,
             ]
         )
 

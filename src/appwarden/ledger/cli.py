@@ -117,5 +117,43 @@ def who_has_cmd(
     console.print(table)
 
 
+@ledger_app.command("unused")
+def unused_cmd(
+    app: Annotated[str, typer.Argument(metavar="APP", help="Slug or client id.")],
+    days: Annotated[int, typer.Option(help="The window, in days before now.")] = 90,
+    json_mode: JsonOpt = False,
+) -> None:
+    """The scopes APP is approved for but has not used (no delivery of that field in that mode, in any
+    company) in the last DAYS days; scopes approved more recently are "not yet judged"."""
+    from appwarden.db.base import utcnow
+    from appwarden.ledger.usage import unused_report
+
+    with get_database().session() as session:
+        report = unused_report(session, app, now=utcnow(), days=_days(days))
+    if json_mode:
+        print_json(report)
+        return
+    render_unused(out(False), report)
+
+
+def render_unused(console: Any, report: dict[str, Any]) -> None:
+    """The text form of an unused-scopes report (``appwarden apps show`` can print it under the app)."""
+    table = Table("scope", "status", "approved since (UTC)", "last used (UTC)")
+    for row in report["scopes"]:
+        table.add_row(
+            row["scope"], row["status"], row["approved_since"][:19], (row["last_used_at"] or "never")[:19]
+        )
+    console.print(table)
+    unused = report["unused"]
+    verdict = ", ".join(unused) if unused else "none"
+    console.print(f"unused in {report['days']} days: {verdict}", highlight=False, soft_wrap=True)
+
+
+def _days(days: int) -> int:
+    if not 1 <= days <= 3650:
+        raise InvalidInput("--days must be between 1 and 3650", parameter="days")
+    return days
+
+
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "first_at": row["first_at"].isoformat(), "last_at": row["last_at"].isoformat()}

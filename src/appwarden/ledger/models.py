@@ -12,10 +12,14 @@ from appwarden.db.base import Base, UTCDateTime, utcnow
 
 
 class EntryKind(StrEnum):
-    """What a ledger entry records: a page of data delivered, or pseudonyms turned back into values."""
+    """What a ledger entry records: a page of data delivered, pseudonyms turned back into values, a
+    restricted token minted (it delivers nothing; it names the token and its purpose), or a delivery
+    made with a restricted token (raw identifying fields, carrying the token and its purpose)."""
 
     DELIVERY = "delivery"
     DETOKENIZE = "detokenize"
+    RESTRICTED_MINT = "restricted_mint"
+    RESTRICTED = "restricted"
 
 
 class LedgerEntry(Base):
@@ -37,6 +41,9 @@ class LedgerEntry(Base):
     kind: Mapped[str] = mapped_column(String(30))  # an EntryKind (refused calls are events, not entries)
     persons: Mapped[int] = mapped_column(Integer, default=0)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+    # Set on restricted-token entries only (hashed into the chain when set, see ``chain.EntryContent``).
+    restricted_token: Mapped[str | None] = mapped_column(String(40))
+    purpose: Mapped[str | None] = mapped_column(String(500))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

@@ -46,9 +46,10 @@ _INDEX_READ = (
 _WRITE = """
 WITH entry AS (
     INSERT INTO ledger_entries (seq, recorded_at, request_id, app_id, company_id, connection_id, endpoint,
-                                kind, persons, payload, prev_hash, hash)
+                                kind, persons, payload, restricted_token, purpose, prev_hash, hash)
     VALUES (%(seq)s, %(recorded_at)s, %(request_id)s, %(app_id)s, %(company_id)s, %(connection_id)s,
-            %(endpoint)s, %(kind)s, %(persons)s, %(payload)s, %(prev_hash)s, %(hash)s)
+            %(endpoint)s, %(kind)s, %(persons)s, %(payload)s, %(restricted_token)s, %(purpose)s,
+            %(prev_hash)s, %(hash)s)
 ), head AS (
     UPDATE ledger_head SET seq = %(seq)s, hash = %(hash)s, updated_at = %(recorded_at)s
     WHERE id = %(head_id)s

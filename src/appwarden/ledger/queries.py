@@ -108,6 +108,8 @@ def list_entries(
             "kind": entry.kind,
             "persons": entry.persons,
             "fields": _field_counts(entry.payload),
+            "restricted_token": entry.restricted_token,
+            "purpose": entry.purpose,
             "prev_hash": entry.prev_hash,
             "hash": entry.hash,
         }

@@ -87,11 +87,15 @@ def record_delivery(
     deliveries: Mapping[tuple[str, str], BitMap | Iterable[int] | np.ndarray[Any, Any]],
     now: datetime | None = None,
     within: Session | None = None,
+    restricted_token: str | None = None,
+    purpose: str | None = None,
 ) -> LedgerReceipt:
     """Append one entry for a response and update the index, committed before returning.
 
     ``deliveries`` maps (field, mode) to the internal ids of the customers whose field went out in that
-    mode. Raises ``Unavailable(code="ledger_unavailable")`` if anything fails; nothing partial is kept.
+    mode. ``restricted_token`` (its public ``rdt_…`` id) and ``purpose`` go on the entries of a
+    restricted token's minting and of every delivery made with it, inside the hashed content. Raises
+    ``Unavailable(code="ledger_unavailable")`` if anything fails; nothing partial is kept.
 
     By default the append runs in a transaction of its own. With ``within``, it runs in that session's
     open transaction instead (the broker's, which authenticated the caller and read the page: one
@@ -124,6 +128,8 @@ def record_delivery(
             kind=str(kind),  # the plain value: it is hashed into the chain and bound as a string
             persons=len(BitMap.union(*bitmaps.values())) if bitmaps else 0,
             payload=encode_payload(bitmaps),
+            restricted_token=restricted_token,
+            purpose=purpose,
         )
         if within is not None:
             return _append_within(within, key, draft, bitmaps)

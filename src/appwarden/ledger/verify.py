@@ -57,6 +57,8 @@ _COLUMNS = (
     LedgerEntry.kind,
     LedgerEntry.persons,
     LedgerEntry.payload,
+    LedgerEntry.restricted_token,
+    LedgerEntry.purpose,
     LedgerEntry.prev_hash,
     LedgerEntry.hash,
 )
@@ -89,6 +91,8 @@ def _content(row: Row[Any], seq: int) -> EntryContent:
         kind=row.kind,
         persons=row.persons,
         payload=row.payload,
+        restricted_token=row.restricted_token,
+        purpose=row.purpose,
     )
 
 

@@ -1,4 +1,5 @@
-"""OAuth tables: connections (a company's grant to an app), authorisation codes and tokens.
+"""OAuth tables: connections (a company's grant to an app), authorisation codes, tokens and restricted
+tokens.
 
 Codes and tokens are stored as SHA-256 hashes only; the plaintext exists once, in the response.
 """
@@ -9,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from functools import partial
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appwarden.db.base import Base, UTCDateTime, public_id, utcnow
@@ -76,4 +77,27 @@ class Token(Base):
     access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # refresh token used once
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RestrictedToken(Base):
+    """A short-lived token for raw identifying fields of named customers (minted by ``/v1/restricted-
+    tokens`` from an access token). Stored as a hash only; bound to the access token that minted it, so
+    it dies with that token, its connection and its app, and it is of that token's one company."""
+
+    __tablename__ = "restricted_tokens"
+    __table_args__ = (Index("ix_restricted_tokens_connection_id_issued_at", "connection_id", "issued_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=partial(public_id, "rdt"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    parent_token_id: Mapped[int] = mapped_column(ForeignKey("tokens.id"), index=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    customer_ids: Mapped[list] = mapped_column(default=list)  # internal ids, the named customers
+    fields: Mapped[list] = mapped_column(default=list)  # identifying fields, delivered raw
+    purpose: Mapped[str] = mapped_column(String(500))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
