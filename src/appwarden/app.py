@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from appwarden.attribution.api import router as attribution_router
     from appwarden.broker.api import router as broker_router
     from appwarden.broker.catalog import router as catalog_router
+    from appwarden.broker.detokenize import router as detokenize_router
     from appwarden.broker.restricted import router as restricted_router
     from appwarden.canary.api import router as canary_router
     from appwarden.incident.api import router as incident_router
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(oauth_router)
     app.include_router(broker_router)
     app.include_router(catalog_router)
+    app.include_router(detokenize_router)
     app.include_router(restricted_router)
     app.include_router(marketplace_router)
     app.include_router(ledger_router)
