@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import Field
+from fastapi import Body as BodyParam
+from pydantic import ConfigDict, Field
 
 from appwarden.monitor import service
 from appwarden.web.deps import AdminDep, DatabaseDep
@@ -22,6 +23,8 @@ NOT_FOUND = {404: "`alert_not_found`: no alert has this id."}
 
 
 class AckIn(Body):
+    model_config = ConfigDict(extra="forbid")
+
     note: str | None = Field(default=None, max_length=2000, description="What was done about it.")
 
 
@@ -63,7 +66,9 @@ def show_alert(alert_id: str, actor: AdminDep, db: DatabaseDep) -> dict[str, Any
         NOT_FOUND | {409: "`alert_acknowledged`: the alert was acknowledged already (by whom and when)."}
     ),
 )
-def ack_alert(alert_id: str, actor: AdminDep, db: DatabaseDep, body: AckIn | None = None) -> dict[str, Any]:
+def ack_alert(
+    alert_id: str, actor: AdminDep, db: DatabaseDep, body: Annotated[AckIn | None, BodyParam()] = None
+) -> dict[str, Any]:
     """Mark the alert handled; recorded as a security event."""
     with db.session() as session:
         alert = service.acknowledge(session, alert_id, actor=actor, note=body.note if body else None)

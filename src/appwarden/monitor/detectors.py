@@ -17,9 +17,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pyroaring import BitMap
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from appwarden.db.base import UTCDateTime
 from appwarden.marketplace.service import list_apps
 from appwarden.monitor.declarations import DeclaredVolume
 from appwarden.monitor.models import DeliveryHour
@@ -189,7 +190,18 @@ def new_app_high_usage(session: Session, window: Window, policy: MonitorPolicy) 
     return findings
 
 
-def unusual_hours(window: Window, history: Iterable[Hour], policy: MonitorPolicy) -> list[Finding]:
+def first_seen(session: Session) -> dict[Pair, datetime]:
+    """The first folded hour of every app × company (how long each has been learned)."""
+    first = func.min(DeliveryHour.hour, type_=UTCDateTime())  # read back as the column is: aware UTC
+    query = select(DeliveryHour.app_id, DeliveryHour.company_id, first).group_by(
+        DeliveryHour.app_id, DeliveryHour.company_id
+    )
+    return {(a, c): h for a, c, h in session.execute(query)}
+
+
+def unusual_hours(
+    window: Window, history: Iterable[Hour], since: dict[Pair, datetime], policy: MonitorPolicy
+) -> list[Finding]:
     """The last complete hour was busy (``unusual_hours_min_requests``) at an hour of the day (local
     time) that held under ``unusual_hours_max_share`` of the app × company's requests over the learning
     days. Needs the full learning period: without it, nothing is unusual yet."""
@@ -206,7 +218,7 @@ def unusual_hours(window: Window, history: Iterable[Hour], policy: MonitorPolicy
         learned = past.get(pair, [])
         if requests < policy.unusual_hours_min_requests or not learned:
             continue
-        if min(h.hour for h in learned) > learn_from + HOUR:
+        if since.get(pair, last) > learn_from:
             continue  # still learning this pair's rhythm
         local_hour = last.astimezone(zone).hour
         total = sum(h.requests for h in learned)

@@ -81,7 +81,7 @@ class Quotas:
             (limits.requests, f"rpm:conn:{app_id}:{company_id}", "this connection"),
             (self._app_requests, f"rpm:app:{app_id}", "this app"),
             cost=1,
-            what="requests per minute",
+            what=None,
         )
 
     def admit_people(self, session: Session, app_id: int, company_id: int, people: int) -> None:
@@ -97,7 +97,8 @@ class Quotas:
             what="people per day",
         )
 
-    def _charge(self, *checks: tuple[RateLimitItem, str, str], cost: int, what: str) -> None:
+    def _charge(self, *checks: tuple[RateLimitItem, str, str], cost: int, what: str | None) -> None:
+        """``what``: None for requests, else the people quota's name."""
         # The connection first, then the app: a connection refused is not charged to its app. When the
         # app is refused after the connection was charged, the connection keeps the charge (it asked).
         try:
@@ -113,12 +114,12 @@ class Quotas:
             ) from exc
 
     def _refusal(
-        self, item: RateLimitItem, whose: str, what: str, cost: int, remaining: int, reset: float
+        self, item: RateLimitItem, whose: str, what: str | None, cost: int, remaining: int, reset: float
     ) -> TooManyRequests:
         retry_after = max(1, math.ceil(reset - time.time()))
-        if cost == 1:
+        if what is None:
             return TooManyRequests(
-                f"{whose} is over its quota of {item.amount} {what}; retry in {retry_after} s",
+                f"{whose} is over its quota of {item.amount} requests per minute; retry in {retry_after} s",
                 code="rate_limited",
                 retry_after=retry_after,
                 limit=item.amount,

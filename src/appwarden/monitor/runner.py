@@ -118,7 +118,7 @@ def _findings(
         *detectors.over_declaration(window, declared, policy),
         *detectors.mirror(session, window, policy),
         *detectors.new_app_high_usage(session, window, policy),
-        *detectors.unusual_hours(window, history, policy),
+        *detectors.unusual_hours(window, history, detectors.first_seen(session), policy),
         *detectors.probing(window, policy),
     ]
 
