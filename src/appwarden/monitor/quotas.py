@@ -6,8 +6,12 @@ sliding-window counter: Redis shares the counts between workers when configured,
 ``web.login_throttle`` does). A request is counted when it is authenticated; the people of a page are
 counted when the page is known, before it is recorded and sent — a page that would take the connection
 or the app over its people-per-day quota is refused whole (429 naming how many people are left today,
-so the app can ask for a smaller page), never cut short. If the counter store cannot be reached the
-call is refused (503 ``quota_unavailable``): a quota that fails open is no quota.
+so the app can ask for a smaller page), never cut short.
+
+If Redis cannot be reached, each worker counts in its own memory until it can again (logged once per
+outage): the quotas still hold, per worker — never unmetered, and the data API stays up, as the kill
+signal falls back to the database rather than refusing every app. Should even that fail, the call is
+refused (503 ``quota_unavailable``): a quota that fails open is no quota.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
@@ -29,6 +34,7 @@ from appwarden.monitor.declarations import declared_volume_source
 from appwarden.monitor.policy import MonitorPolicy
 
 _NAMESPACE = "appwarden:quota"
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,11 @@ class Quotas:
         self._limiter = SlidingWindowCounterRateLimiter(
             storage_from_string(settings.redis_url or "memory://")
         )
+        # Each worker's own counts while Redis is unreachable (None without Redis: memory is primary).
+        self._fallback = (
+            SlidingWindowCounterRateLimiter(storage_from_string("memory://")) if settings.redis_url else None
+        )
+        self._degraded = False
         self._app_requests = RateLimitItemPerMinute(settings.app_requests_per_minute_max)
         self._app_people = RateLimitItemPerDay(settings.app_people_per_day_max)
         self._lock = threading.Lock()
@@ -99,19 +110,42 @@ class Quotas:
 
     def _charge(self, *checks: tuple[RateLimitItem, str, str], cost: int, what: str | None) -> None:
         """``what``: None for requests, else the people quota's name."""
-        # The connection first, then the app: a connection refused is not charged to its app. When the
-        # app is refused after the connection was charged, the connection keeps the charge (it asked).
         try:
-            for item, key, whose in checks:
-                if not self._limiter.hit(item, _NAMESPACE, key, cost=cost):
-                    stats = self._limiter.get_window_stats(item, _NAMESPACE, key)
-                    raise self._refusal(item, whose, what, cost, stats.remaining, stats.reset_time)
+            self._charge_on(self._limiter, checks, cost, what)
+            self._degraded = False
+            return
         except TooManyRequests:
             raise
-        except Exception as exc:  # the counter store is down: refuse rather than serve unmetered
+        except Exception as exc:
+            if self._fallback is None:
+                raise Unavailable(
+                    "the data API is paused: its quotas cannot be checked", code="quota_unavailable"
+                ) from exc
+            if not self._degraded:
+                self._degraded = True
+                log.warning("quota store unreachable: counting per worker until it is back", error=str(exc))
+        try:
+            self._charge_on(self._fallback, checks, cost, what)
+        except TooManyRequests:
+            raise
+        except Exception as exc:  # not even memory: refuse rather than serve unmetered
             raise Unavailable(
                 "the data API is paused: its quotas cannot be checked", code="quota_unavailable"
             ) from exc
+
+    def _charge_on(
+        self,
+        limiter: SlidingWindowCounterRateLimiter,
+        checks: tuple[tuple[RateLimitItem, str, str], ...],
+        cost: int,
+        what: str | None,
+    ) -> None:
+        # The connection first, then the app: a connection refused is not charged to its app. When the
+        # app is refused after the connection was charged, the connection keeps the charge (it asked).
+        for item, key, whose in checks:
+            if not limiter.hit(item, _NAMESPACE, key, cost=cost):
+                stats = limiter.get_window_stats(item, _NAMESPACE, key)
+                raise self._refusal(item, whose, what, cost, stats.remaining, stats.reset_time)
 
     def _refusal(
         self, item: RateLimitItem, whose: str, what: str | None, cost: int, remaining: int, reset: float
@@ -136,5 +170,7 @@ class Quotas:
     def reset(self) -> None:
         """Forget every count (tests, and an operator lifting a quota after raising a declaration)."""
         self._limiter.storage.reset()
+        if self._fallback is not None:
+            self._fallback.storage.reset()
         with self._lock:
             self._connections.clear()
