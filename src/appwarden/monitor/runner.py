@@ -87,11 +87,7 @@ def _take_turn(session: Session, now: datetime, policy: MonitorPolicy) -> bool:
     row = session.execute(query).first()
     if row is None:  # locked by a run in progress elsewhere
         return False
-    last = row.last_run_at
-    if last is not None and last.tzinfo is None:  # SQLite through Core returns naive UTC
-        from datetime import UTC
-
-        last = last.replace(tzinfo=UTC)
+    last = row.last_run_at  # aware UTC (the column's type reads it back so, SQLite included)
     min_gap = timedelta(seconds=policy.run_interval_seconds / 2)
     return last is None or not (last - min_gap < now < last + min_gap)
 
