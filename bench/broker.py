@@ -227,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
             "APPWARDEN_DATA_DIR": tmp,
             "APPWARDEN_DATABASE_URL": url,
             "APPWARDEN_SECRET_KEY": "bench-secret-key",
+            # The quotas are checked on every guarded request (their cost is measured) but set far above
+            # what the walk uses, so no page is refused (monitor.quotas).
+            "APPWARDEN_DECLARED_REQUESTS_PER_MINUTE_PEAK": "10000000",
+            "APPWARDEN_DECLARED_PEOPLE_PER_DAY_PEAK": "1000000000",
+            "APPWARDEN_APP_REQUESTS_PER_MINUTE_MAX": "10000000",
+            "APPWARDEN_APP_PEOPLE_PER_DAY_MAX": "1000000000",
         }
         os.environ.update(
             {k: env[k] for k in ("APPWARDEN_DATA_DIR", "APPWARDEN_DATABASE_URL", "APPWARDEN_SECRET_KEY")}

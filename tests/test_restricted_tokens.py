@@ -23,6 +23,7 @@ from appwarden.incident.blast_radius import compute_blast_radius
 from appwarden.ledger.models import LedgerEntry
 from appwarden.ledger.queries import list_entries
 from appwarden.ledger.verify import verify
+from appwarden.monitor.runtime import monitor_of
 from appwarden.oauth.models import RestrictedToken
 from conftest import Tenant, World
 from test_blast_radius import incident_for
@@ -145,7 +146,10 @@ def test_expiry_with_an_injected_clock(
         session.begin()
         ctx = authenticate(session, str(token["access_token"]))
         body = RestrictedTokenIn(customers=[rows[0]["id"]], fields=["name"], purpose=PURPOSE, expires_in=300)
-        minted = mint_restricted(session, world.db, settings, ctx, body, request_id="req_clock", now=issued)
+        minted = mint_restricted(
+            session, world.db, settings, ctx, body,
+            monitor=monitor_of(client.app), request_id="req_clock", now=issued,
+        )
     bearer_rt = str(minted["restricted_token"])
     assert minted["expires_at"] == (issued + timedelta(seconds=300)).isoformat()
     with world.db.sessionmaker() as session:

@@ -19,6 +19,7 @@ from appwarden.hooks import Hook
 from appwarden.incident import service as incident_service
 from appwarden.incident.models import Incident
 from appwarden.marketplace.models import App
+from appwarden.monitor import canary as monitor_canary
 from appwarden.oauth import service as oauth_service
 from appwarden.platform import customer_changes
 from conftest import World
@@ -28,6 +29,7 @@ EXPECTED = {
     "customers changed": [refresh_changed_customers],
     "connection granted": [canary_service.connection_granted],
     "incident opened": [canary_alerts.attach_pending_alerts],
+    "canary contacted": [monitor_canary.canary_contacted],
 }
 
 # Imports every module, finds every Hook, prints {name: answers} before and after wiring twice.

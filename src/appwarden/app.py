@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
@@ -17,6 +19,18 @@ from appwarden.web.body_limit import BodyLimit
 from appwarden.web.deps import check_admin_key
 from appwarden.web.login_throttle import LoginThrottle
 from appwarden.web.request_log import RequestLog
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Each worker runs the monitor's background run while it serves (when ``monitor_background``)."""
+    monitor = app.state.monitor
+    if app.state.settings.monitor_background:
+        monitor.start()
+    try:
+        yield
+    finally:
+        monitor.stop()
 
 
 class WorkerPid:
@@ -48,10 +62,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         title="appwarden",
         version=__version__,
         description="Data API for marketplace apps, OAuth 2.0 server and the security team's admin API.",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.db = db or get_database(settings)
     app.state.login_throttle = LoginThrottle(settings)
+    from appwarden.monitor.runtime import Monitor
+
+    app.state.monitor = Monitor(settings, app.state.db)  # a bad policy file stops start-up here
     logs.ensure_configured()
     problems.install(app)
     app.add_middleware(
@@ -88,6 +106,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from appwarden.incident.api import router as incident_router
     from appwarden.ledger.api import router as ledger_router
     from appwarden.marketplace.api import router as marketplace_router
+    from appwarden.monitor.api import router as monitor_router
     from appwarden.oauth.api import router as oauth_router
 
     app.include_router(oauth_router)
@@ -100,6 +119,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(incident_router)
     app.include_router(canary_router)
     app.include_router(attribution_router)
+    app.include_router(monitor_router)
 
     app.add_middleware(RequestLog)  # outermost: its line covers every answer, 413s and 500s included
 

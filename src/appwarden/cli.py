@@ -62,6 +62,8 @@ def serve(
     base_url = settings.base_url if "base_url" in settings.model_fields_set else listening_url(host, port)
     # Workers are fresh processes that read their settings from the environment: the issuer goes there.
     os.environ["APPWARDEN_BASE_URL"] = base_url
+    # Every worker runs the monitor's background run (one at a time runs the detectors: monitor.runner).
+    os.environ.setdefault("APPWARDEN_MONITOR_BACKGROUND", "true")
     get_settings.cache_clear()  # one worker runs in this process: it must read the same
     stderr.print(
         f"appwarden listening on {listening_url(host, port, literal=True)} "
@@ -103,11 +105,13 @@ def _register() -> None:
     from appwarden.incident.cli import incident_app
     from appwarden.ledger.cli import ledger_app
     from appwarden.marketplace.cli import apps_app
+    from appwarden.monitor.cli import alerts_app
 
     app.add_typer(apps_app, name="apps")
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(incident_app, name="incident")
     app.add_typer(canary_app, name="canary")
+    app.add_typer(alerts_app, name="alerts")
     app.command("demo")(demo)
     app.command("attribute")(attribute)
 

@@ -111,6 +111,29 @@ class Settings(BaseSettings):
         default=100, ge=1, description="Highest expansion ratio of an XLSX part (zip bombs go far beyond)."
     )
 
+    # Monitoring (issue 12): quotas default to the vendor's declared volume; until an app has declared,
+    # these per-connection defaults stand in (docs/monitoring.md says why each is what it is).
+    monitor_policy: Path | None = Field(
+        default=None, description="Monitor policy (TOML); data_dir/monitor.toml when unset and present."
+    )
+    monitor_background: bool = Field(
+        default=False, description="Run the detectors in a background thread of each worker (serve sets it)."
+    )
+    declared_people_per_day_avg: int = Field(default=10_000, ge=1)
+    declared_people_per_day_peak: int = Field(
+        default=100_000, ge=1, description="People a connection may receive per day until it declares."
+    )
+    declared_requests_per_minute_avg: int = Field(default=120, ge=1)
+    declared_requests_per_minute_peak: int = Field(
+        default=1_200, ge=1, description="Requests a connection may make per minute until it declares."
+    )
+    app_people_per_day_max: int = Field(
+        default=2_000_000, ge=1, description="People one app may receive per day over all its companies."
+    )
+    app_requests_per_minute_max: int = Field(
+        default=12_000, ge=1, description="Requests one app may make per minute over all its companies."
+    )
+
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
     authorization_code_ttl: int = 120

@@ -9,6 +9,7 @@ from appwarden.events import models as events_models
 from appwarden.incident import models as incident_models
 from appwarden.ledger import models as ledger_models
 from appwarden.marketplace import models as marketplace_models
+from appwarden.monitor import models as monitor_models
 from appwarden.oauth import models as oauth_models
 from appwarden.platform import models as platform_models
 
@@ -19,6 +20,7 @@ __all__ = [
     "incident_models",
     "ledger_models",
     "marketplace_models",
+    "monitor_models",
     "oauth_models",
     "platform_models",
 ]

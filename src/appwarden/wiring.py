@@ -1,11 +1,15 @@
 """Composition: the one place where a lower package's announcements get their answers.
 
-A package imports only the packages below it (the layers contract in ``pyproject.toml``), yet three
+A package imports only the packages below it (the layers contract in ``pyproject.toml``), yet four
 writes must be answered in the same transaction by a package above the writer:
 
 - a customer write (``platform.customer_changes``) refreshes the blind index (``blind_index``);
 - an owner's consent (``oauth.service.connection_granted``) issues the connection's canaries (``canary``);
-- an opened incident (``incident.service.incident_opened``) takes the canary alerts raised before it.
+- an opened incident (``incident.service.incident_opened``) takes the canary alerts raised before it;
+- a canary contact (``canary.alerts.canary_contacted``) joins the monitor's alert stream (``monitor``).
+
+The monitor's yardstick, ``monitor.declarations.declared_volume_source``, is a slot to be registered
+here once the marketplace's declarations exist (issue 11); until then it answers the settings' defaults.
 
 Each announcement is a :class:`appwarden.hooks.Hook`; this module, above all of them, registers the
 answers. Every entry point calls :func:`wire` before it writes: the app factory (``app.create_app``),
@@ -21,6 +25,7 @@ from appwarden.blind_index.service import refresh_changed_customers
 from appwarden.canary import alerts as canary_alerts
 from appwarden.canary import service as canary_service
 from appwarden.incident.service import incident_opened
+from appwarden.monitor.canary import canary_contacted as monitor_canary_contacted
 from appwarden.oauth.service import connection_granted
 from appwarden.platform.customer_changes import on_customers_changed
 
@@ -30,3 +35,4 @@ def wire() -> None:
     on_customers_changed(refresh_changed_customers)
     connection_granted.register(canary_service.connection_granted)
     incident_opened.register(canary_alerts.attach_pending_alerts)
+    canary_alerts.canary_contacted.register(monitor_canary_contacted)

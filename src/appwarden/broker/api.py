@@ -13,6 +13,7 @@ Every route follows the same order, which is the broker's security contract:
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import orjson
@@ -34,6 +35,7 @@ from appwarden.db.session import Database
 from appwarden.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from appwarden.ledger import service as ledger
 from appwarden.ledger.models import EntryKind
+from appwarden.monitor.runtime import Monitor, monitor_of
 from appwarden.platform.models import Customer
 from appwarden.web import request_log
 from appwarden.web.deps import DatabaseDep, SettingsDep
@@ -46,7 +48,11 @@ _PROBLEMS = problem_responses(
         401: "`invalid_token` (missing, unknown, revoked) or `token_expired`.",
         403: "`insufficient_scope`, `app_suspended`, `app_delisted` or `connection_inactive`.",
         422: "`invalid_parameter` or `invalid_cursor`.",
-        503: "`ledger_unavailable`: the delivery could not be recorded, so nothing was sent.",
+        429: "`rate_limited` (requests per minute) or `people_quota_exceeded` (this page would take the "
+        "connection or the app over its people per day; `remaining` says how many are left): see "
+        "`Retry-After`.",
+        503: "`ledger_unavailable`: the delivery could not be recorded, so nothing was sent; "
+        "`quota_unavailable`: the quotas cannot be checked.",
     }
 )
 
@@ -67,9 +73,10 @@ class Caller:
     anything is rendered. :meth:`done` then releases the connection.
     """
 
-    def __init__(self, ctx: AccessContext, session: Session) -> None:
+    def __init__(self, ctx: AccessContext, session: Session, monitor: Monitor) -> None:
         self.ctx = ctx
         self.session = session
+        self.monitor = monitor
 
     def read(self, statement: Any) -> Sequence[Any]:
         """Run a Core select on the read transaction (no ORM unit of work on the hot path)."""
@@ -89,10 +96,21 @@ def _caller(request: Request, db: DatabaseDep) -> Iterator[Caller]:
     session = db.sessionmaker()
     try:
         session.begin()
-        caller = Caller(authenticate_request(request, session), session)
-        yield caller
+        caller = Caller(authenticate_request(request, session), session, monitor_of(request.app))
+        with _refusals_noted(caller.monitor, caller.ctx):
+            yield caller
     finally:
         session.close()
+
+
+@contextmanager
+def _refusals_noted(monitor: Monitor, ctx: AccessContext) -> Iterator[None]:
+    """Count a route's 403 (scope) and 404 (another company's or app's id) for the monitor (probing)."""
+    try:
+        yield
+    except (Forbidden, NotFound) as exc:
+        monitor.refused(ctx.app_id, ctx.company_id, exc.status)
+        raise
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]
@@ -103,8 +121,10 @@ def _caller_or_restricted(request: Request, db: DatabaseDep) -> Iterator[Caller]
     session = db.sessionmaker()
     try:
         session.begin()
-        caller = Caller(authenticate_request(request, session, allow_restricted=True), session)
-        yield caller
+        ctx = authenticate_request(request, session, allow_restricted=True)
+        caller = Caller(ctx, session, monitor_of(request.app))
+        with _refusals_noted(caller.monitor, caller.ctx):
+            yield caller
     finally:
         session.close()
 
@@ -112,13 +132,14 @@ def _caller_or_restricted(request: Request, db: DatabaseDep) -> Iterator[Caller]
 RestrictedCallerDep = Annotated[Caller, Depends(_caller_or_restricted)]
 
 
-def _access(request: Request, db: DatabaseDep) -> AccessContext:
+def _access(request: Request, db: DatabaseDep) -> Iterator[AccessContext]:
     """Authentication alone, for routes that read in a transaction of their own."""
     with db.sessionmaker() as session:
         session.begin()
         ctx = authenticate_request(request, session)
         session.commit()
-        return ctx
+    with _refusals_noted(monitor_of(request.app), ctx):
+        yield ctx
 
 
 AccessDep = Annotated[AccessContext, Depends(_access)]
@@ -133,6 +154,7 @@ def _limit(settings: Settings, limit: int) -> int:
 def _record(
     db: Database,
     ctx: AccessContext,
+    monitor: Monitor,
     *,
     request_id: str,
     endpoint: str,
@@ -141,13 +163,15 @@ def _record(
     within: Session | None = None,
     restricted: tuple[str, str] | None = None,
 ) -> None:
-    """Write the ledger entry (committed by the ledger, in ``within``'s transaction if given) or refuse
-    the response: fail closed. A restricted token's delivery carries the token's id and purpose
-    (``restricted``: (id, purpose) of a token being minted, else taken from ``ctx``)."""
+    """Count the page's people against the quotas (429 refuses the whole page), then write the ledger
+    entry (committed by the ledger, in ``within``'s transaction if given) or refuse the response: fail
+    closed. The monitor tallies what was recorded. A restricted token's delivery carries the token's id
+    and purpose (``restricted``: (id, purpose) of a token being minted, else taken from ``ctx``)."""
     if restricted is None and ctx.restriction is not None:
         restricted = (ctx.restriction.public_id, ctx.restriction.purpose)
+    monitor.admit_people(within, ctx.app_id, ctx.company_id, _people(deliveries))
     try:
-        ledger.record_delivery(
+        receipt = ledger.record_delivery(
             db,
             request_id=request_id,
             app_id=ctx.app_id,
@@ -166,6 +190,15 @@ def _record(
             code="ledger_unavailable",
             request_id=request_id,
         ) from exc
+    monitor.delivered(ctx.app_id, ctx.company_id, deliveries, receipt.recorded_at)
+
+
+def _people(deliveries: Mapping[tuple[str, str], Sequence[int]]) -> int:
+    """How many distinct people a response delivers (the routes pass one id list for every field)."""
+    columns = {id(ids): ids for ids in deliveries.values()}
+    if len(columns) == 1:
+        return len(next(iter(columns.values())))
+    return len({i for ids in columns.values() for i in ids})
 
 
 def _new_request_id() -> str:
@@ -226,6 +259,7 @@ def list_customers(
     _record(
         db,
         ctx,
+        caller.monitor,
         request_id=request_id,
         endpoint="GET /v1/customers",
         kind=EntryKind.DELIVERY,
@@ -300,6 +334,7 @@ def get_customer(
     _record(
         db,
         ctx,
+        caller.monitor,
         request_id=request_id,
         endpoint="GET /v1/customers/{id}",
         kind=EntryKind.DELIVERY if restriction is None else EntryKind.RESTRICTED,
@@ -338,6 +373,7 @@ def list_transactions(
     _record(
         db,
         ctx,
+        caller.monitor,
         request_id=request_id,
         endpoint="GET /v1/transactions",
         kind=EntryKind.DELIVERY,

@@ -31,6 +31,7 @@ from appwarden.errors import Forbidden, Unauthenticated
 from appwarden.incident.revocation import worker_signal
 from appwarden.marketplace.models import ListingState
 from appwarden.marketplace.scopes import PII_FIELDS, Mode, effective_scopes, field_modes
+from appwarden.monitor.runtime import monitor_of
 from appwarden.oauth.models import ConnectionStatus
 from appwarden.oauth.restricted import Restriction, is_restricted, lookup_restricted_token
 from appwarden.oauth.tokens import lookup_access_token
@@ -41,6 +42,15 @@ class AppRefused(Forbidden):
     """403 ``app_suspended`` / ``app_delisted`` for a known token of an app that may not call."""
 
     def __init__(self, detail: str, *, code: str, refused: Refusal) -> None:
+        super().__init__(detail, code=code)
+        self.refused = refused
+
+
+class TokenRefused(Unauthenticated):
+    """401 for a known token that no longer works (revoked, expired): the app is known, so the monitor
+    counts it (probing); unknown tokens name no app."""
+
+    def __init__(self, detail: str, *, refused: Refusal, code: str | None = None) -> None:
         super().__init__(detail, code=code)
         self.refused = refused
 
@@ -117,10 +127,11 @@ def authenticate(
             code=f"app_{grant.listing_state}",
             refused=Refusal(app_id=grant.app_id, company_id=grant.company_id, token_id=grant.token_id),
         )
+    whose = Refusal(app_id=grant.app_id, company_id=grant.company_id, token_id=grant.token_id)
     if grant.revoked_at is not None:
-        raise Unauthenticated("access token has been revoked")
+        raise TokenRefused("access token has been revoked", refused=whose)
     if grant.access_expires_at <= now:
-        raise Unauthenticated("access token has expired", code="token_expired")
+        raise TokenRefused("access token has expired", code="token_expired", refused=whose)
     if grant.connection_status != ConnectionStatus.ACTIVE:
         raise Forbidden(f"the connection is {grant.connection_status}", code="connection_inactive")
     if restriction is not None and not allow_restricted:
@@ -145,11 +156,13 @@ def authenticate(
 def authenticate_request(
     request: Request, session: Session, *, allow_restricted: bool = False
 ) -> AccessContext:
-    """``authenticate`` plus the published kill signal; a refused call is recorded, then re-raised.
+    """``authenticate``, the published kill signal and the request quota (``monitor``, 429); a refused
+    call is recorded, then re-raised.
 
     ``session`` must be in a transaction the caller began by hand: it is rolled back before the evidence
     is written (on SQLite the request's transaction holds the write lock).
     """
+    monitor = monitor_of(request.app)
     try:
         ctx = authenticate(session, bearer_token(request), allow_restricted=allow_restricted)
         if request.app.state.settings.legacy_raw_identifying:
@@ -157,7 +170,11 @@ def authenticate_request(
         if worker_signal(request.app).killed(ctx.app_id):
             refused = Refusal(app_id=ctx.app_id, company_id=ctx.company_id, token_id=ctx.token_id)
             raise AppRefused(f"app {ctx.app_slug!r} is delisted", code="app_delisted", refused=refused)
+    except TokenRefused as exc:
+        monitor.refused(exc.refused.app_id, exc.refused.company_id, 401)
+        raise
     except AppRefused as exc:
+        monitor.refused(exc.refused.app_id, exc.refused.company_id, 403)
         session.rollback()
         refusal_log(request.app).note(
             exc.refused,
@@ -167,6 +184,7 @@ def authenticate_request(
             remote=request.client.host if request.client else None,
         )
         raise
+    monitor.admit_request(session, ctx.app_id, ctx.company_id)
     return ctx
 
 

@@ -69,6 +69,7 @@ def _catalog_page(
     _record(
         db,
         ctx,
+        caller.monitor,
         request_id=request_id,
         endpoint=f"GET /v1/{listing}",
         kind=EntryKind.DELIVERY,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from appwarden.errors import Forbidden, InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
 from appwarden.ledger.models import EntryKind
 from appwarden.marketplace.scopes import Mode
+from appwarden.monitor.runtime import monitor_of
 from appwarden.platform.models import Customer
 from appwarden.web.deps import DatabaseDep, SettingsDep
 from appwarden.web.problems import problem_responses
@@ -42,7 +43,9 @@ router = APIRouter(prefix="/v1", tags=["data API"])
     response_model=DetokenizeOut,
     responses=_PROBLEMS | problem_responses({404: "`token_not_found`."}),
 )
-def detokenize(body: DetokenizeIn, ctx: AccessDep, db: DatabaseDep, settings: SettingsDep) -> Response:
+def detokenize(
+    body: DetokenizeIn, ctx: AccessDep, request: Request, db: DatabaseDep, settings: SettingsDep
+) -> Response:
     master = settings.master_key
     if len(body.tokens) > settings.detokenize_max:
         raise InvalidInput(f"at most {settings.detokenize_max} tokens per request", parameter="tokens")
@@ -74,6 +77,7 @@ def detokenize(body: DetokenizeIn, ctx: AccessDep, db: DatabaseDep, settings: Se
     _record(
         db,
         ctx,
+        monitor_of(request.app),
         request_id=request_id,
         endpoint="POST /v1/detokenize",
         kind=EntryKind.DETOKENIZE,

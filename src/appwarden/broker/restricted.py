@@ -37,6 +37,7 @@ from appwarden.errors import Forbidden, InvalidInput, NotFound, TooManyRequests
 from appwarden.events.service import EventTag, record
 from appwarden.ledger.models import EntryKind
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS, PII_FIELDS
+from appwarden.monitor.runtime import Monitor
 from appwarden.oauth import restricted as tokens
 from appwarden.platform.models import Customer
 from appwarden.web.deps import DatabaseDep, SettingsDep
@@ -88,6 +89,7 @@ def mint_restricted(
     ctx: AccessContext,
     body: RestrictedTokenIn,
     *,
+    monitor: Monitor,
     request_id: str,
     now: datetime,
 ) -> dict[str, Any]:
@@ -141,6 +143,7 @@ def mint_restricted(
     _record(
         db,
         ctx,
+        monitor,
         request_id=request_id,
         endpoint="POST /v1/restricted-tokens",
         kind=EntryKind.RESTRICTED_MINT,
@@ -251,7 +254,14 @@ def create_restricted_token(
 ) -> Response:
     request_id = _new_request_id()
     data = mint_restricted(
-        caller.session, db, settings, caller.ctx, body, request_id=request_id, now=utcnow()
+        caller.session,
+        db,
+        settings,
+        caller.ctx,
+        body,
+        monitor=caller.monitor,
+        request_id=request_id,
+        now=utcnow(),
     )
     caller.done()
     return Response(

@@ -6,13 +6,15 @@ SMTP receiver in ``canary.listen``, the phone/SMS provider webhook in ``canary.a
 :func:`record_hit`: a ``CanaryAlert`` row, a ``canary:alert:raised`` security event, a log warning and a
 ``canary`` entry in the timeline of each open incident about that app. An alert raised while no
 incident is open stays unassigned and joins the timeline when one opens (:func:`attach_pending_alerts`,
-the answer to ``incident.service.incident_opened``, wired by ``appwarden.wiring``). Timeline entries and
+the answer to ``incident.service.incident_opened``, wired by ``appwarden.wiring``), and every contact is
+announced to the monitor's alert stream (``canary_contacted``). Timeline entries and
 events name the app, company and connection — never the canary's values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -25,6 +27,7 @@ from appwarden.canary.models import Canary, CanaryAlert
 from appwarden.db.base import utcnow
 from appwarden.errors import InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
+from appwarden.hooks import Hook
 from appwarden.incident.models import Incident, TimelineKind
 from appwarden.incident.service import add_timeline, incident_public_ids, open_incidents_of
 from appwarden.marketplace.models import App
@@ -41,6 +44,24 @@ EXCERPT_CHARS = 500
 ATTACH_INDIVIDUALLY = 50
 
 log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A recorded contact with a canary, as announced to the alert stream (no canary values in it)."""
+
+    alert: str  # the canary alert's public id
+    app_id: int
+    company_id: int
+    connection_id: int
+    channel: str
+    kind: str
+    received_at: datetime
+
+
+# Announced by every recorded contact, in its transaction; the monitor's alert stream answers
+# (``monitor.canary.canary_contacted``, wired by ``appwarden.wiring``).
+canary_contacted: Hook[[Session, Contact]] = Hook("canary contacted")
 
 
 def address_key(address: str) -> tuple[str, str] | None:
@@ -149,6 +170,18 @@ def record_hit(
         kind=kind,
         connection=names["connection"],
         incidents=[i.public_id for i in incidents],
+    )
+    canary_contacted(
+        session,
+        Contact(
+            alert=alert.public_id,
+            app_id=alert.app_id,
+            company_id=alert.company_id,
+            connection_id=alert.connection_id,
+            channel=channel,
+            kind=kind,
+            received_at=when,
+        ),
     )
     log.warning(
         "canary contacted: leaked data in use",

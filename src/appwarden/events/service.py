@@ -43,6 +43,8 @@ class EventTag(StrEnum):
     LEDGER_VERIFIED = "ledger:chain:verified"
     LEDGER_TAMPERED = "ledger:chain:tamper-detected"
     LEDGER_CHECKPOINTED = "ledger:checkpoint:published"
+    MONITOR_ALERT_RAISED = "monitor:alert:raised"
+    MONITOR_ALERT_ACKNOWLEDGED = "monitor:alert:acknowledged"
 
 
 def record(

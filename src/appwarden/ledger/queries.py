@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pyroaring import BitMap
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from appwarden.db.session import Database
 from appwarden.errors import InvalidInput, NotFound
@@ -125,3 +127,27 @@ def _field_counts(payload: bytes) -> dict[str, int]:
         return {f"{f}:{m}": len(BitMap.deserialize(bytes(raw))) for (f, m), raw in iter_payload(payload)}
     except ValueError:
         return {}
+
+
+def entries_between(
+    session: Session,
+    *,
+    app_id: int,
+    since: datetime,
+    until: datetime,
+    company_id: int | None = None,
+    limit: int = 20,
+) -> list[int]:
+    """The seqs of the app's entries (in one company, or all) recorded in ``[since, until)``, the ones
+    that delivered the most people first (an alert links the entries behind it)."""
+    query = (
+        select(LedgerEntry.seq)
+        .where(
+            LedgerEntry.app_id == app_id, LedgerEntry.recorded_at >= since, LedgerEntry.recorded_at < until
+        )
+        .order_by(LedgerEntry.persons.desc(), LedgerEntry.seq)
+        .limit(limit)
+    )
+    if company_id is not None:
+        query = query.where(LedgerEntry.company_id == company_id)
+    return list(session.scalars(query))

@@ -1,0 +1,68 @@
+"""Monitor tables: alerts, hourly delivery counts per (app, company), and the one-row run lock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from appwarden.db.base import Base, UTCDateTime, public_id, utcnow
+
+
+class Alert(Base):
+    """One finding of a detector (or a canary contact) about an app, in a window, for the security team.
+
+    ``dedup_key`` (detector, app, company, window start) is unique: the same finding is raised once
+    however many workers or runs see it.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=partial(public_id, "alr"))
+    dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
+    detector: Mapped[str] = mapped_column(String(40), index=True)  # a Detector
+    severity: Mapped[str] = mapped_column(String(10))  # a Severity
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    observed: Mapped[dict] = mapped_column(default=dict)
+    baseline: Mapped[dict] = mapped_column(default=dict)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    action: Mapped[str] = mapped_column(String(20))  # an Action
+    ledger_entries: Mapped[list] = mapped_column(default=list)  # seqs of the entries behind it
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(2000))
+
+
+class DeliveryHour(Base):
+    """What one app received from one company in one hour: requests, person-deliveries, the distinct
+    people (a roaring bitmap) and refused calls by status. Folded in from each worker's tally."""
+
+    __tablename__ = "monitor_hours"
+    __table_args__ = (UniqueConstraint("app_id", "company_id", "hour", name="uq_monitor_hours_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # the hour's start
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    persons: Mapped[int] = mapped_column(Integer, default=0)  # person-deliveries (re-reads count again)
+    people: Mapped[bytes] = mapped_column(LargeBinary)  # distinct people delivered (roaring bitmap)
+    refused_401: Mapped[int] = mapped_column(Integer, default=0)
+    refused_403: Mapped[int] = mapped_column(Integer, default=0)
+    refused_404: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MonitorRun(Base):
+    """The detectors' run lock and bookkeeping (one row, id 1): the worker holding its row lock runs."""
+
+    __tablename__ = "monitor_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    runs: Mapped[int] = mapped_column(Integer, default=0)

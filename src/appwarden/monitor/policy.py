@@ -1,0 +1,115 @@
+"""The monitor's vocabulary (detectors, severities, actions) and its one policy of thresholds.
+
+Every threshold has a default here (``docs/monitoring.md`` says why each is what it is); an operator
+overrides any of them in a TOML file named by ``APPWARDEN_MONITOR_POLICY`` (default
+``<data_dir>/monitor.toml`` when that file exists). Unknown keys and out-of-range values are refused
+when the policy is loaded, not when a detector first reads them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from appwarden.config import Settings
+from appwarden.errors import InvalidInput
+
+
+class Detector(StrEnum):
+    """Every detector that raises alerts (issue 12). Not all are implemented yet: see docs/monitoring.md."""
+
+    OVER_DECLARATION = "over_declaration"
+    OVER_BASELINE = "over_baseline"
+    MIRROR = "mirror"
+    NEW_APP_HIGH_USAGE = "new_app_high_usage"
+    NEW_CREDENTIAL_VOLUME = "new_credential_volume"
+    UNUSUAL_HOURS = "unusual_hours"
+    RESTRICTED_TOKEN_VOLUME = "restricted_token_volume"
+    PROBING = "probing"
+    CANARY_CONTACT = "canary_contact"
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Action(StrEnum):
+    """What the monitor did about an alert. Only ``alert`` (audit mode) exists this round."""
+
+    ALERT = "alert"
+    THROTTLE = "throttle"
+    RESTRICT = "restrict"
+    KILL = "kill"
+
+
+class MonitorPolicy(BaseModel):
+    """The thresholds, in one place."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Quotas: a connection may use its declared peak times this headroom before it is refused.
+    quota_headroom: float = Field(default=1.0, ge=1.0, le=10.0)
+    # How long a worker keeps a connection's declared volume before asking again (seconds).
+    declaration_cache_seconds: float = Field(default=60.0, ge=0.0, le=3600.0)
+
+    # over_declaration: distinct people in 24 h above the declared peak × this, or the last hour's
+    # average requests per minute above the declared peak × this.
+    over_declaration_factor: float = Field(default=1.2, ge=1.0, le=100.0)
+
+    # mirror: share of a company's members delivered to one app within 24 h.
+    mirror_share: float = Field(default=0.5, gt=0.0, le=1.0)
+    mirror_min_members: int = Field(default=50, ge=1)  # smaller companies are read whole by design
+
+    # new_app_high_usage: listed less than this many days ago and above this many people in 24 h.
+    new_app_days: int = Field(default=7, ge=1, le=90)
+    new_app_people_per_day: int = Field(default=5_000, ge=1)
+
+    # unusual_hours: this hour of the day held under this share of the app × company's requests over
+    # the learning days, and this hour has at least this many requests.
+    unusual_hours_learning_days: int = Field(default=7, ge=1, le=90)
+    unusual_hours_max_share: float = Field(default=0.01, ge=0.0, le=1.0)
+    unusual_hours_min_requests: int = Field(default=100, ge=1)
+    unusual_hours_timezone: str = Field(default="Asia/Tokyo")
+
+    # probing: refused calls (401, 403, 404) by one app × company within one hour.
+    probing_refusals_per_hour: int = Field(default=50, ge=1)
+
+    # Alerts: at most this many per app per UTC day (canary contacts included; their own table keeps
+    # every contact).
+    alerts_per_app_per_day: int = Field(default=20, ge=1, le=10_000)
+
+    # The background run: every worker tries each interval; the one holding the lock runs.
+    run_interval_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
+
+
+def policy_path(settings: Settings) -> Path | None:
+    """The policy file in force: the configured one, else ``<data_dir>/monitor.toml`` if it exists."""
+    if settings.monitor_policy is not None:
+        return settings.monitor_policy
+    default = settings.data_dir / "monitor.toml"
+    return default if default.is_file() else None
+
+
+def load_policy(settings: Settings) -> MonitorPolicy:
+    """The policy: defaults, overridden by the policy file. A bad file is one precise error."""
+    path = policy_path(settings)
+    if path is None:
+        return MonitorPolicy()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the monitor policy {path}: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the monitor policy {path} is not valid TOML: {exc}") from exc
+    try:
+        return MonitorPolicy.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"the monitor policy {path}: {where}: {first['msg']}") from exc

@@ -1,0 +1,81 @@
+"""The monitor of one app instance: its policy, quotas, write-path tally and background loop.
+
+``app.create_app`` builds it (a bad policy file stops start-up, not the first request) and the broker
+reaches it through :func:`monitor_of`. The broker's calls, in the order a request meets them:
+
+    monitor.admit_request(session, app_id, company_id)           # after authentication: 429 or on
+    monitor.admit_people(session, app_id, company_id, people)    # the page is known: 429 or on
+    monitor.delivered(app_id, company_id, deliveries, at)        # after the ledger committed it
+    monitor.refused(app_id, company_id, status)                  # a known app's call was refused
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session
+
+from appwarden.config import Settings
+from appwarden.db.base import utcnow
+from appwarden.db.session import Database
+from appwarden.monitor.policy import MonitorPolicy, load_policy
+from appwarden.monitor.quotas import Quotas
+from appwarden.monitor.runner import MonitorLoop, RunReport, run_once
+from appwarden.monitor.tally import Tally
+
+
+class Monitor:
+    """Quotas and counters for the data API, and the detectors' background run."""
+
+    def __init__(self, settings: Settings, db: Database, policy: MonitorPolicy | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.policy = policy or load_policy(settings)
+        self.quotas = Quotas(settings, self.policy)
+        self.tally = Tally()
+        self._loop: MonitorLoop | None = None
+
+    def admit_request(self, session: Session, app_id: int, company_id: int) -> None:
+        self.quotas.admit_request(session, app_id, company_id)
+
+    def admit_people(self, session: Session | None, app_id: int, company_id: int, people: int) -> None:
+        """``session``: the request's, if it has one (a declaration is read only on a cache miss)."""
+        if session is not None:
+            self.quotas.admit_people(session, app_id, company_id, people)
+            return
+        with self.db.sessionmaker() as own:
+            self.quotas.admit_people(own, app_id, company_id, people)
+
+    def delivered(
+        self, app_id: int, company_id: int, deliveries: Mapping[Any, Iterable[int] | Any], at: datetime
+    ) -> None:
+        self.tally.delivered(app_id, company_id, deliveries, at)
+
+    def refused(self, app_id: int, company_id: int, status: int, at: datetime | None = None) -> None:
+        self.tally.refused(app_id, company_id, status, at or utcnow())
+
+    def run_once(self, now: datetime | None = None) -> RunReport:
+        """Fold this worker's tally and, if it is this worker's turn, run the detectors at ``now``."""
+        return run_once(self.db, self.settings, self.policy, self.tally, now=now)
+
+    def start(self) -> None:
+        """Start the background run (``monitor_background``: ``serve`` turns it on in every worker)."""
+        if self._loop is None:
+            self._loop = MonitorLoop(self.run_once, self.policy.run_interval_seconds)
+            self._loop.start()
+
+    def stop(self) -> None:
+        """Stop the background run; a stopping worker folds what it tallied (and may take a turn)."""
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
+            self.run_once()
+
+
+def monitor_of(app: FastAPI) -> Monitor:
+    """This app instance's monitor (built by the app factory)."""
+    monitor: Monitor = app.state.monitor
+    return monitor

@@ -1,0 +1,169 @@
+"""Quotas on the data API: requests per minute and people per day, per connection and per app, from the
+declared volume (or the settings' stand-in); 429 with Retry-After and a problem body; shared between
+workers through Redis when configured."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from appwarden.app import create_app
+from appwarden.config import Settings
+from appwarden.db.session import Database
+from appwarden.monitor.declarations import DeclaredVolume, declared_volume_source
+from appwarden.monitor.runtime import monitor_of
+from conftest import World
+
+REDIS_URL = os.environ.get("APPWARDEN_TEST_REDIS_URL")
+PROBLEM = "application/problem+json"
+
+
+def bearer(token: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+def problem(response: Any, code: str) -> dict[str, Any]:
+    assert response.status_code == 429, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert int(response.headers["retry-after"]) >= 1
+    body: dict[str, Any] = response.json()
+    assert body["status"] == 429 and body["code"] == code
+    return body
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.services)])
+def store(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "redis" and not REDIS_URL:
+        pytest.skip("APPWARDEN_TEST_REDIS_URL is not set")
+    return REDIS_URL if request.param == "redis" else None
+
+
+def worker(settings: Settings, db: Database, store: str | None, **update: Any) -> TestClient:
+    app = create_app(settings.model_copy(update={"redis_url": store, **update}), db)
+    if store:
+        monitor_of(app).quotas.reset()  # counts of earlier tests live on in Redis under the same ids
+    return TestClient(app)
+
+
+def test_a_connection_over_its_requests_per_minute_gets_429_and_another_company_does_not(
+    settings: Settings, db: Database, world: World, store: str | None
+) -> None:
+    first = bearer(world.connect("invoice-plus", world.tenants[0]))
+    second = bearer(world.connect("invoice-plus", world.tenants[1]))
+    with worker(settings, db, store, declared_requests_per_minute_peak=3) as client:
+        for _ in range(3):
+            assert client.get("/v1/customers", headers=first).status_code == 200
+        body = problem(client.get("/v1/customers", headers=first), "rate_limited")
+        assert body["limit"] == 3 and "this connection" in body["detail"]
+        assert client.get("/v1/customers", headers=second).status_code == 200  # its own quota
+
+
+def test_the_app_as_a_whole_is_held_to_its_ceiling_over_all_companies(
+    settings: Settings, db: Database, world: World, store: str | None
+) -> None:
+    tokens = [bearer(world.connect("invoice-plus", t)) for t in world.tenants]
+    other_app = bearer(world.connect("booking-go", world.tenants[0]))
+    with worker(settings, db, store, app_requests_per_minute_max=4) as client:
+        for _ in range(2):
+            for headers in tokens:
+                assert client.get("/v1/customers", headers=headers).status_code == 200
+        body = problem(client.get("/v1/customers", headers=tokens[1]), "rate_limited")
+        assert "this app" in body["detail"]
+        assert client.get("/v1/customers", headers=other_app).status_code == 200
+
+
+def test_a_page_that_would_exceed_people_per_day_is_refused_whole_and_says_how_many_are_left(
+    settings: Settings, db: Database, world: World, store: str | None
+) -> None:
+    headers = bearer(world.connect("invoice-plus", world.tenants[0]))
+    with worker(settings, db, store, declared_people_per_day_peak=8) as client:
+        page = client.get("/v1/customers", params={"limit": 5}, headers=headers)
+        assert page.status_code == 200 and len(page.json()["data"]) == 5
+        cursor = page.json()["next_cursor"]
+        body = problem(
+            client.get("/v1/customers", params={"limit": 5, "cursor": cursor}, headers=headers),
+            "people_quota_exceeded",
+        )
+        assert body["remaining"] == 3 and body["limit"] == 8
+        smaller = client.get("/v1/customers", params={"limit": 3, "cursor": cursor}, headers=headers)
+        assert smaller.status_code == 200 and len(smaller.json()["data"]) == 3
+        problem(
+            client.get(f"/v1/customers/{page.json()['data'][0]['id']}", headers=headers),
+            "people_quota_exceeded",
+        )
+    # Nothing refused reached the ledger: two pages recorded, 8 people.
+    from appwarden.ledger.queries import list_entries
+
+    entries = list_entries(db)["data"]
+    assert [e["persons"] for e in entries] == [5, 3]
+
+
+@pytest.mark.services
+def test_two_workers_share_the_counts_through_redis(settings: Settings, db: Database, world: World) -> None:
+    if not REDIS_URL:
+        pytest.skip("APPWARDEN_TEST_REDIS_URL is not set")
+    headers = bearer(world.connect("invoice-plus", world.tenants[0]))
+    with (
+        worker(settings, db, REDIS_URL, declared_requests_per_minute_peak=4) as one,
+        TestClient(
+            create_app(
+                settings.model_copy(update={"redis_url": REDIS_URL, "declared_requests_per_minute_peak": 4}),
+                db,
+            )
+        ) as two,
+    ):
+        for client in (one, two, one, two):
+            assert client.get("/v1/customers", headers=headers).status_code == 200
+        problem(two.get("/v1/customers", headers=headers), "rate_limited")
+        problem(one.get("/v1/customers", headers=headers), "rate_limited")
+
+
+def test_an_unreachable_redis_falls_back_to_counting_per_worker_never_to_unmetered(
+    settings: Settings, db: Database, world: World
+) -> None:
+    headers = bearer(world.connect("invoice-plus", world.tenants[0]))
+    broken = settings.model_copy(
+        update={"redis_url": "redis://127.0.0.1:1/0", "declared_requests_per_minute_peak": 2}
+    )
+    with TestClient(create_app(broken, db)) as client:
+        statuses = [client.get("/v1/customers", headers=headers).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+@pytest.fixture
+def declarations() -> Iterator[dict[tuple[int, int], DeclaredVolume]]:
+    """A registered declaration source (the marketplace's, once issue 11 is wired), restored after."""
+    declared: dict[tuple[int, int], DeclaredVolume] = {}
+    before = declared_volume_source.registered
+    declared_volume_source.register(lambda session, app_id, company_id: declared.get((app_id, company_id)))
+    yield declared
+    if before is None:
+        declared_volume_source._source = None
+    else:
+        declared_volume_source.register(before)
+
+
+def test_the_quota_follows_the_vendors_declared_peak(
+    settings: Settings, db: Database, world: World, declarations: dict[tuple[int, int], DeclaredVolume]
+) -> None:
+    app_id = world.apps["invoice-plus"][0]
+    declarations[(app_id, world.tenants[0].company.id)] = DeclaredVolume(
+        people_per_day_avg=100,
+        people_per_day_peak=1000,
+        requests_per_minute_avg=1,
+        requests_per_minute_peak=2,
+    )
+    declared = bearer(world.connect("invoice-plus", world.tenants[0]))
+    undeclared = bearer(world.connect("invoice-plus", world.tenants[1]))
+    with worker(settings, db, None) as client:
+        assert [client.get("/v1/customers", headers=declared).status_code for _ in range(3)] == [
+            200,
+            200,
+            429,
+        ]
+        # No declaration for this company: the settings' stand-in (1,200 per minute) applies.
+        assert [client.get("/v1/customers", headers=undeclared).status_code for _ in range(3)] == [200] * 3
