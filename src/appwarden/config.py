@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +64,15 @@ class Settings(BaseSettings):
     )
     canary_webhook_key: SecretStr | None = Field(
         default=None, description="Bearer key for canary hit webhooks; generated into data_dir when unset."
+    )
+
+    # Screening (issue 11): what a restricted app may still do, and how large an evidence file may be.
+    restricted_policy: Literal["token", "pause"] = Field(
+        default="token",
+        description="Restricted apps: raw identifying fields become tokens (token) or access pauses (pause).",
+    )
+    evidence_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1, description="Largest evidence file (bytes)."
     )
 
     attribution_upload_max_bytes: int = Field(

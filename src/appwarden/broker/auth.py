@@ -23,7 +23,7 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.errors import Forbidden, Unauthenticated
 from appwarden.incident.revocation import worker_signal
-from appwarden.marketplace.models import ListingState
+from appwarden.marketplace.lifecycle import Access, access_in_state, refusal_code, scopes_for_access
 from appwarden.marketplace.scopes import Mode, effective_scopes, field_modes
 from appwarden.oauth.models import ConnectionStatus
 from appwarden.oauth.tokens import lookup_access_token
@@ -31,7 +31,7 @@ from appwarden.web.deps import bearer_token
 
 
 class AppRefused(Forbidden):
-    """403 ``app_suspended`` / ``app_delisted`` for a known token of an app that may not call."""
+    """403 ``app_restricted`` / ``app_delisted`` (…) for a known token of an app that may not call."""
 
     def __init__(self, detail: str, *, code: str, refused: Refusal) -> None:
         super().__init__(detail, code=code)
@@ -70,12 +70,13 @@ def authenticate(session: Session, bearer: str | None, *, now: datetime | None =
     grant = lookup_access_token(session, bearer)
     if grant is None:
         raise Unauthenticated("unknown access token")
-    if grant.listing_state != ListingState.LISTED:
+    access = access_in_state(grant.listing_state, grant.restricted_policy, test_company=grant.test_company)
+    if access == Access.REFUSED:
         # Checked before revocation and expiry: a killed app's tokens are all revoked too, and the app
         # must be told (and the call recorded as) what it is — refused — on every route.
         raise AppRefused(
             f"app {grant.app_slug!r} is {grant.listing_state}",
-            code=f"app_{grant.listing_state}",
+            code=refusal_code(grant.listing_state),
             refused=Refusal(app_id=grant.app_id, company_id=grant.company_id, token_id=grant.token_id),
         )
     if grant.revoked_at is not None:
@@ -86,13 +87,15 @@ def authenticate(session: Session, bearer: str | None, *, now: datetime | None =
         raise Forbidden(f"the connection is {grant.connection_status}", code="connection_inactive")
     granted = effective_scopes(grant.approved, grant.consented)
     in_token = set(grant.token_scope.split())
+    # A restricted app (token policy) receives raw identifying fields as tokens, nothing more.
+    in_force = scopes_for_access([s for s in granted if s in in_token], access, grant.restricted_policy)
     return AccessContext(
         token_id=grant.token_id,
         app_id=grant.app_id,
         app_slug=grant.app_slug,
         company_id=grant.company_id,
         connection_id=grant.connection_id,
-        scopes=tuple(s for s in granted if s in in_token),
+        scopes=tuple(in_force),
     )
 
 

@@ -8,6 +8,7 @@ from appwarden.ledger import models as ledger_models
 from appwarden.marketplace import models as marketplace_models
 from appwarden.oauth import models as oauth_models
 from appwarden.platform import models as platform_models
+from appwarden.screening import models as screening_models
 
 __all__ = [
     "attribution_models",
@@ -18,4 +19,5 @@ __all__ = [
     "marketplace_models",
     "oauth_models",
     "platform_models",
+    "screening_models",
 ]

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from appwarden.marketplace import service
-from appwarden.marketplace.models import ListingState, Vendor
+from appwarden.marketplace.models import Vendor
 from appwarden.web.deps import AdminDep, DatabaseDep
 from appwarden.web.problems import ADMIN_AUTH, problem_responses
 from appwarden.web.text import Body
@@ -64,7 +64,5 @@ def show_app(slug: str, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
 def suspend_app(slug: str, body: ListingChange, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
     """Suspend an app; its tokens stay but every call is refused until it is listed again."""
     with db.session() as session:
-        app = service.set_listing_state(
-            session, service.get_app(session, slug), ListingState.SUSPENDED, actor=actor, reason=body.reason
-        )
+        app = service.suspend_app(session, service.get_app(session, slug), actor=actor, reason=body.reason)
         return service.app_summary(app)

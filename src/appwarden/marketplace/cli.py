@@ -9,7 +9,7 @@ from rich.table import Table
 
 from appwarden.db.session import get_database
 from appwarden.marketplace import service
-from appwarden.marketplace.models import ListingState, Vendor
+from appwarden.marketplace.models import Vendor
 from appwarden.terminal import out, print_json
 
 apps_app = typer.Typer(help="Marketplace apps.", no_args_is_help=True)
@@ -88,9 +88,7 @@ def suspend(
 ) -> None:
     """Suspend an app: the broker refuses its calls until it is listed again."""
     with get_database().session() as session:
-        app = service.set_listing_state(
-            session, service.get_app(session, app_ref), ListingState.SUSPENDED, actor="cli", reason=reason
-        )
+        app = service.suspend_app(session, service.get_app(session, app_ref), actor="cli", reason=reason)
         data = service.app_summary(app)
     if json_mode:
         print_json(data)

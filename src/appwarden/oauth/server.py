@@ -46,7 +46,8 @@ from sqlalchemy.orm import Session
 from appwarden.config import Settings
 from appwarden.errors import InvalidInput
 from appwarden.events.service import EventTag, record
-from appwarden.marketplace.models import App, ListingState
+from appwarden.marketplace.lifecycle import PRE_LISTING, Access, access_in_state
+from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import parse_scopes
 from appwarden.marketplace.service import check_client_secret
 from appwarden.oauth.adapter import HttpRequest, HttpResponse, StarletteOAuth2Request
@@ -77,7 +78,12 @@ class AppClient(ClientMixin):
 
     @property
     def listed(self) -> bool:
-        return self.app.listing_state == ListingState.LISTED.value
+        """Whether the app may receive tokens at all: listed, restricted with token access, or not yet
+        listed (its codes exist only for test companies; ``usable_connection`` checks per company)."""
+        state = self.app.listing_state
+        if state in PRE_LISTING:
+            return True
+        return access_in_state(state, self.app.restricted_policy, test_company=False) != Access.REFUSED
 
     def get_client_id(self) -> str:
         return self.app.client_id
