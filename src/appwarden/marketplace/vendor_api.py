@@ -31,7 +31,7 @@ async def require_vendor(request: Request) -> int:
         vendor = vendor_by_key(session, bearer_token(request))
         if vendor is None:
             raise Unauthenticated(
-                "vendor API key required (Authorization: Bearer vk_…)", code="invalid_vendor_key"
+                "vendor API key required (Authorization: Bearer vk_...)", code="invalid_vendor_key"
             )
         return vendor.id
 
@@ -143,19 +143,6 @@ def declare_retention(
         return versions.version_summary(
             versions.declare_retention(versions.get_version(session, app), fields)
         )
-
-
-@router.post(
-    "/apps/{slug}/versions",
-    status_code=201,
-    responses=problem_responses(OWN_APP | {409: "`version_open`: the latest version is not decided yet."}),
-)
-def new_version(slug: str, vendor_id: VendorDep, db: DatabaseDep) -> dict[str, Any]:
-    """A new draft version (a copy of the latest) — e.g. to ask for more scopes; it needs a new review."""
-    with db.session() as session:
-        vendor = _vendor(session, vendor_id)
-        app = service.vendor_app(session, vendor, slug)
-        return versions.version_summary(versions.new_version(session, app, actor=vendor.name))
 
 
 @router.post("/apps/{slug}/rotate-secret", responses=problem_responses(OWN_APP | {409: "`app_delisted`."}))

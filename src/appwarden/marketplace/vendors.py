@@ -90,5 +90,5 @@ def check_vendor_key(request: Request) -> None:
     with db.sessionmaker() as session:
         if vendor_by_key(session, bearer_token(request)) is None:
             raise Unauthenticated(
-                "vendor API key required (Authorization: Bearer vk_…)", code="invalid_vendor_key"
+                "vendor API key required (Authorization: Bearer vk_...)", code="invalid_vendor_key"
             )

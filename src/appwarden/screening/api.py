@@ -39,7 +39,7 @@ def check_staff_key(request: Request) -> None:
     with db.sessionmaker() as session:
         if staff_by_key(session, bearer_token(request) or "") is None:
             raise Unauthenticated(
-                "a reviewer's own API key is required (Bearer sk_…)", code="invalid_reviewer_key"
+                "a reviewer's own API key is required (Bearer sk_...)", code="invalid_reviewer_key"
             )
 
 
@@ -49,7 +49,7 @@ async def require_staff(request: Request) -> StaffMember:
         member = staff_by_key(session, bearer_token(request) or "")
     if member is None:
         raise Unauthenticated(
-            "a reviewer's own API key is required (Bearer sk_…)", code="invalid_reviewer_key"
+            "a reviewer's own API key is required (Bearer sk_...)", code="invalid_reviewer_key"
         )
     return member
 
@@ -131,6 +131,19 @@ def app_status(slug: str, vendor_id: VendorDep, db: DatabaseDep) -> dict[str, An
     with db.session() as session:
         vendor = _vendor(session, vendor_id)
         return vendor_view(session, marketplace.vendor_app(session, vendor, slug), vendor)
+
+
+@vendor_router.post(
+    "/apps/{slug}/versions",
+    status_code=201,
+    responses=problem_responses(OWN_APP | {409: "`version_open`: the latest version is not decided yet."}),
+)
+def new_version(slug: str, vendor_id: VendorDep, db: DatabaseDep) -> dict[str, Any]:
+    """A new draft version (a copy of the latest) — e.g. to ask for more scopes; it needs a new review."""
+    with db.session() as session:
+        vendor = _vendor(session, vendor_id)
+        app = marketplace.vendor_app(session, vendor, slug)
+        return versions.version_summary(service.new_version(session, app, actor=vendor.name))
 
 
 @vendor_router.put("/apps/{slug}/questionnaire", responses=problem_responses(OWN_APP | FROZEN))

@@ -188,3 +188,34 @@ def evidence_view(session: Session, version: AppVersion) -> list[dict[str, Any]]
         }
         for e in evidence_of(session, version)
     ]
+
+
+def new_version(session: Session, app: App, *, actor: str) -> AppVersion:
+    """A new draft version copying the latest one's declarations, answers and evidence (the vendor
+    changes what differs, e.g. asks for more scopes); it needs a new review."""
+    previous = versions.get_version(session, app)
+    version = versions.new_version(session, app, actor=actor)
+    for a in answers_of(session, previous).values():
+        session.add(
+            QuestionnaireAnswer(
+                app_version_id=version.id,
+                question=a.question,
+                answer=a.answer,
+                dated=a.dated,
+                answered_at=a.answered_at,
+            )
+        )
+    for e in evidence_of(session, previous):
+        session.add(
+            EvidenceFile(
+                app_version_id=version.id,
+                kind=e.kind,
+                filename=e.filename,
+                media_type=e.media_type,
+                size=e.size,
+                sha256=e.sha256,
+                uploaded_at=e.uploaded_at,
+            )
+        )
+    session.flush()
+    return version
