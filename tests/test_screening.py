@@ -13,7 +13,13 @@ from appwarden.cli import run
 from appwarden.db.session import Database
 from appwarden.errors import Conflict
 from appwarden.events.models import SecurityEvent
-from appwarden.marketplace.lifecycle import TRANSITIONS, Access, access_in_state, check_transition, scopes_for_access
+from appwarden.marketplace.lifecycle import (
+    TRANSITIONS,
+    Access,
+    access_in_state,
+    check_transition,
+    scopes_for_access,
+)
 from appwarden.marketplace.models import LifecycleState
 from appwarden.marketplace.tiers import tier_of
 from appwarden.platform import service as platform
@@ -64,7 +70,11 @@ def test_restricted_policy_drops_raw_pii_to_tokens_or_pauses() -> None:
     access = access_in_state("restricted", "token", test_company=False)
     assert access == Access.TOKEN_ONLY
     assert scopes_for_access(scopes, access, "token") == [
-        "customers.name:token", "customers.phone:masked", "customers.points:raw", "transactions:read"]
+        "customers.name:token",
+        "customers.phone:masked",
+        "customers.points:raw",
+        "transactions:read",
+    ]
     assert access_in_state("restricted", "pause", test_company=False) == Access.REFUSED
     assert access_in_state("in_review", "token", test_company=True) == Access.FULL
     assert access_in_state("in_review", "token", test_company=False) == Access.REFUSED
@@ -83,8 +93,10 @@ def test_tier3_needs_two_different_reviewers_neither_the_vendors(
     prepare(vendor, "invoice-plus", ["customers.name:raw", "customers.phone:raw", "transactions:read"])
     status = vendor.get("/vendor/apps/invoice-plus").json()
     assert (status["app"]["listing_state"], status["app"]["tier"]) == ("submitted", 3)
-    assert status["app"]["tier_reasons"] == ["customers.name:raw: raw identifying field",
-                                             "customers.phone:raw: raw identifying field"]
+    assert status["app"]["tier_reasons"] == [
+        "customers.name:raw: raw identifying field",
+        "customers.phone:raw: raw identifying field",
+    ]
     alice, bob = staff(db, "alice"), staff(db, "bob")
     insider = staff(db, "mallory", vendor_affiliation=vendor.vendor_id)
 
@@ -95,7 +107,10 @@ def test_tier3_needs_two_different_reviewers_neither_the_vendors(
 
     first = approve(client, "invoice-plus", alice, admin_headers, phone="masked")
     assert first.status_code == 200, first.text
-    assert (first.json()["app"]["listing_state"], first.json()["version"]["status"]) == ("in_review", "in_review")
+    assert (first.json()["app"]["listing_state"], first.json()["version"]["status"]) == (
+        "in_review",
+        "in_review",
+    )
     again = approve(client, "invoice-plus", alice, admin_headers)
     assert (again.status_code, again.json()["code"]) == (403, "same_reviewer")
 
@@ -104,11 +119,19 @@ def test_tier3_needs_two_different_reviewers_neither_the_vendors(
     body = second.json()
     assert body["app"]["listing_state"] == "listed" and body["app"]["reviewed"] is True
     # The weaker of the two decisions wins: alice allowed the phone only masked.
-    assert body["version"]["approved_scopes"] == ["customers.name:raw", "customers.phone:masked", "transactions:read"]
+    assert body["version"]["approved_scopes"] == [
+        "customers.name:raw",
+        "customers.phone:masked",
+        "transactions:read",
+    ]
     assert body["app"]["approved_scopes"] == body["version"]["approved_scopes"]
     # Every move is a security event with who, when and why.
-    moves = [(e.data["previous"], e.data["state"], e.actor) for e in events(db, "app:listing:in-review")
-             + events(db, "app:listing:listed") + events(db, "app:listing:submitted")]
+    moves = [
+        (e.data["previous"], e.data["state"], e.actor)
+        for e in events(db, "app:listing:in-review")
+        + events(db, "app:listing:listed")
+        + events(db, "app:listing:submitted")
+    ]
     assert ("submitted", "in_review", "alice") in moves and ("in_review", "listed", "bob") in moves
     assert all("at" in e.data and "reason" in e.data for e in events(db, "app:listing:listed"))
     # Decisions are frozen: nothing more can be decided on this version.
@@ -124,27 +147,44 @@ def test_weakening_must_be_weaker_and_have_a_reason(
     key = {"Authorization": f"Bearer {staff(db, 'alice')}"}
     sheet = client.get("/admin/reviews/booking-go", headers=admin_headers).json()
     answers = [{"question": q["question"], "ok": True} for q in sheet["questionnaire"]]
-    stronger = [{"scope": "customers.name:masked", "verdict": "weakened", "mode": "raw", "reason": "x"},
-                {"scope": "customers.email:masked", "verdict": "approved"}]
-    r = client.post("/admin/reviews/booking-go/approve", headers=key, json={"scopes": stronger, "answers": answers})
+    stronger = [
+        {"scope": "customers.name:masked", "verdict": "weakened", "mode": "raw", "reason": "x"},
+        {"scope": "customers.email:masked", "verdict": "approved"},
+    ]
+    r = client.post(
+        "/admin/reviews/booking-go/approve", headers=key, json={"scopes": stronger, "answers": answers}
+    )
     assert (r.status_code, r.json()["code"]) == (422, "not_weaker")
-    no_reason = [{"scope": "customers.name:masked", "verdict": "weakened", "mode": "token"},
-                 {"scope": "customers.email:masked", "verdict": "approved"}]
-    r = client.post("/admin/reviews/booking-go/approve", headers=key, json={"scopes": no_reason, "answers": answers})
+    no_reason = [
+        {"scope": "customers.name:masked", "verdict": "weakened", "mode": "token"},
+        {"scope": "customers.email:masked", "verdict": "approved"},
+    ]
+    r = client.post(
+        "/admin/reviews/booking-go/approve", headers=key, json={"scopes": no_reason, "answers": answers}
+    )
     assert (r.status_code, r.json()["code"]) == (422, "reason_required")
-    partial = client.post("/admin/reviews/booking-go/approve", headers=key,
-                          json={"scopes": no_reason[1:], "answers": answers})
+    partial = client.post(
+        "/admin/reviews/booking-go/approve", headers=key, json={"scopes": no_reason[1:], "answers": answers}
+    )
     assert (partial.status_code, partial.json()["code"]) == (422, "checklist_incomplete")
     bad_answer = [dict(a, ok=False) if i == 0 else a for i, a in enumerate(answers)]
-    r = client.post("/admin/reviews/booking-go/approve", headers=key,
-                    json={"scopes": [no_reason[1], {"scope": "customers.name:masked", "verdict": "approved"}],
-                          "answers": bad_answer})
+    r = client.post(
+        "/admin/reviews/booking-go/approve",
+        headers=key,
+        json={
+            "scopes": [no_reason[1], {"scope": "customers.name:masked", "verdict": "approved"}],
+            "answers": bad_answer,
+        },
+    )
     assert (r.status_code, r.json()["code"]) == (422, "answers_not_accepted")
     # Tier 2: one reviewer lists it, with name weakened to token.
     r = approve(client, "booking-go", key["Authorization"][7:], admin_headers, name="token")
     assert r.status_code == 200 and r.json()["app"]["listing_state"] == "listed"
     assert r.json()["app"]["approved_scopes"] == ["customers.name:token", "customers.email:masked"]
-    assert vendor.get("/vendor/apps/booking-go").json()["review"]["decisions"][0]["scopes"][0]["verdict"] == "weakened"
+    assert (
+        vendor.get("/vendor/apps/booking-go").json()["review"]["decisions"][0]["scopes"][0]["verdict"]
+        == "weakened"
+    )
 
 
 def test_reject_returns_the_app_to_draft_and_a_new_version_starts(
@@ -156,13 +196,30 @@ def test_reject_returns_the_app_to_draft_and_a_new_version_starts(
     capsys.readouterr()
     assert run(["review", "queue", "--json"]) == 0
     assert [r["app"] for r in json.loads(capsys.readouterr().out)] == ["stamp-card"]
-    assert run(["review", "reject", "stamp-card", "--reviewer", "alice", "--reason", "retention too long",
-                "--not-ok", "retention.deletion", "--json"]) == 0
+    assert (
+        run(
+            [
+                "review",
+                "reject",
+                "stamp-card",
+                "--reviewer",
+                "alice",
+                "--reason",
+                "retention too long",
+                "--not-ok",
+                "retention.deletion",
+                "--json",
+            ]
+        )
+        == 0
+    )
     sheet = json.loads(capsys.readouterr().out)
     assert (sheet["version"]["status"], sheet["app"]["listing_state"]) == ("rejected", "draft")
     assert vendor.put("/vendor/apps/stamp-card/volume", json={}).status_code == 422
-    frozen = vendor.put("/vendor/apps/stamp-card/scopes",
-                        json={"scopes": [{"scope": "customers.points:raw", "justification": "x" * 30}]})
+    frozen = vendor.put(
+        "/vendor/apps/stamp-card/scopes",
+        json={"scopes": [{"scope": "customers.points:raw", "justification": "x" * 30}]},
+    )
     assert (frozen.status_code, frozen.json()["code"]) == (409, "version_frozen")
     assert vendor.post("/vendor/apps/stamp-card/versions").json()["version"] == 2
     assert vendor.post("/vendor/apps/stamp-card/submit").status_code == 200  # the copy is complete
@@ -177,9 +234,14 @@ def test_unlisted_app_connects_only_to_test_companies(
 
     vendor = new_vendor(client, db)
     reg = prepare(vendor, "sandbox-app", ["customers.name:masked"])
-    query = {"response_type": "code", "client_id": reg["client_id"], "redirect_uri": "https://sandbox-app.example/cb",
-             "state": "s", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-             "code_challenge_method": "S256"}
+    query = {
+        "response_type": "code",
+        "client_id": reg["client_id"],
+        "redirect_uri": "https://sandbox-app.example/cb",
+        "state": "s",
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        "code_challenge_method": "S256",
+    }
     login(client, "owner0")
     refused = client.get("/oauth/authorize", params=query, follow_redirects=False)
     assert refused.status_code == 403 and "app_not_listed" in refused.text

@@ -7,6 +7,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
@@ -223,7 +224,7 @@ def transition(
         if current == LifecycleState.RESTRICTED and target == LifecycleState.LISTED
         else _TAGS[target]
     )
-    details: dict[str, object] = {
+    details: dict[str, Any] = {
         "previous": current.value,
         "state": target.value,
         "reason": reason,

@@ -75,6 +75,8 @@ class AppClient(ClientMixin):
 
     def __init__(self, app: App) -> None:
         self.app = app
+        # On a refresh: the approved scopes of the version the company consented to (not the newest).
+        self.grant_scopes: list[str] | None = None
 
     @property
     def listed(self) -> bool:
@@ -92,7 +94,7 @@ class AppClient(ClientMixin):
         return None  # the request must name a registered redirect URI
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        approved = list(self.app.approved_scopes)
+        approved = list(self.app.approved_scopes if self.grant_scopes is None else self.grant_scopes)
         if not scope:
             return str(list_to_scope(approved))  # RFC 6749 §3.3: default to what review approved
         return str(list_to_scope([s for s in scope_to_list(scope) if s in approved]))
@@ -267,6 +269,7 @@ class RotatingRefreshGrant(_ListedClientOnly, grants.RefreshTokenGrant):
             return None
         self.request.connection = conn
         self.request.family_id = row.family_id
+        self.request.client.grant_scopes = store.consented_version_scopes(app, conn)
         return TokenRecord(TokenMatch(row, "refresh_token"))
 
     def authenticate_user(self, refresh_token: TokenRecord) -> TokenRecord:

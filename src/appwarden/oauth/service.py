@@ -228,6 +228,11 @@ class OAuthStore:
             return None
         return conn
 
+    def consented_version_scopes(self, app: App, conn: Connection) -> list[str]:
+        """The approved scopes of the app version ``conn`` consented to (the app's for older rows)."""
+        approved = approved_scopes_of(self.session, app.id, conn.app_version)
+        return list(app.approved_scopes) if approved is None else approved
+
     def refresh_candidate(self, refresh_token: str, app: App) -> Token | None:
         """The token row a refresh token may be exchanged from, or None.
 
@@ -329,8 +334,7 @@ class OAuthStore:
         conn = self.session.get(Connection, row.connection_id)
         company = self.session.get(Company, row.company_id)
         assert app is not None and conn is not None and company is not None
-        approved = approved_scopes_of(self.session, app.id, conn.app_version)
-        granted = effective_scopes(app.approved_scopes if approved is None else approved, conn.scopes)
+        granted = effective_scopes(self.consented_version_scopes(app, conn), conn.scopes)
         in_token = set(row.scope.split())
         expires = row.access_expires_at if match.kind == "access_token" else row.refresh_expires_at
         assert expires is not None

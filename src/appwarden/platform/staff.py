@@ -113,6 +113,6 @@ def owner_addresses(session: Session, company_ids: Collection[int]) -> dict[int,
         User.company_id.in_(list(company_ids)), User.role == "company_owner", User.email.is_not(None)
     )
     for company_id, email in session.execute(owners):
-        if company_id in out and email not in out[company_id][1]:
+        if company_id in out and email and email not in out[company_id][1]:
             out[company_id][1].append(email)
     return out

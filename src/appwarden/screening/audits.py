@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -92,6 +92,7 @@ def schedule(session: Session, app: App, due: datetime | None, *, actor: str, no
     """``audits schedule``: set the open audit's due date (None: due at once); open one if none."""
     if due is not None and due.tzinfo is None:
         raise InvalidInput("the due date needs a time zone", code="invalid_date")
+    due = due.astimezone(UTC) if due is not None else None
     tier = int(tier_in_force(session, app)["tier"])  # type: ignore[call-overload]
     audit = open_audit(session, app)
     if audit is None:
@@ -161,6 +162,7 @@ class CheckReport:
     reminded: list[dict[str, Any]] = field(default_factory=list)
     restricted: list[str] = field(default_factory=list)
     companies_told: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)  # mail not sent: retried by the next run
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -168,6 +170,7 @@ class CheckReport:
             "reminded": self.reminded,
             "restricted": self.restricted,
             "companies_told": self.companies_told,
+            "failed": self.failed,
         }
 
 
