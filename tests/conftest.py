@@ -197,6 +197,7 @@ def build_world(db: Database, *, companies: int = 2, stores: int = 2, customers:
                 name=slug.title(),
                 redirect_uris=[f"https://{slug}.example/cb"],
                 scopes=scopes,
+                grandfathered=False,  # as if screened: raw identifying fields only by restricted token
             )
             apps[slug] = (reg.app.id, reg.app.client_id, reg.client_secret)
     return World(db, tenants, apps)

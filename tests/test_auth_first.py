@@ -21,7 +21,6 @@ from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.events.models import SecurityEvent
 from appwarden.marketplace import service as marketplace
-from appwarden.marketplace.models import ListingState
 from conftest import ADMIN_KEY, World
 
 
@@ -130,10 +129,10 @@ def test_a_refused_app_is_left_to_the_route_which_records_it(
     token = str(world.connect("invoice-plus", world.tenants[0])["access_token"])
     with db.session() as session:
         app_row = marketplace.get_app(session, "invoice-plus")
-        marketplace.set_listing_state(session, app_row, ListingState.SUSPENDED, actor="test")
+        marketplace.suspend_app(session, app_row, actor="test")
     app = create_app(settings, db)
     answer = call(app, "POST", "/v1/detokenize", {**JSON, "Authorization": f"Bearer {token}"})
-    assert answer.status == 403 and answer.body["code"] == "app_suspended"
+    assert answer.status == 403 and answer.body["code"] == "app_restricted"
     with db.session() as session:
         refused = session.scalars(select(SecurityEvent).where(SecurityEvent.tag == "broker:call:refused"))
         assert [e.data["path"] for e in refused] == ["/v1/detokenize"]  # recorded once, by the route

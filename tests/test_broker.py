@@ -15,7 +15,7 @@ from appwarden.broker import pseudonym, service
 from appwarden.config import Settings
 from appwarden.digests import token_hash
 from appwarden.marketplace import service as marketplace
-from appwarden.marketplace.models import App, ListingState
+from appwarden.marketplace.models import App, LifecycleState
 from appwarden.oauth.models import Connection, Token
 from appwarden.platform import service as platform
 from conftest import Tenant, World
@@ -327,7 +327,7 @@ def test_401s(client: TestClient, world: World) -> None:
     problem(client.post("/v1/detokenize", json={}), 401, "invalid_token")
 
 
-@pytest.mark.parametrize(("state", "code"), [("suspended", "app_suspended"), ("delisted", "app_delisted")])
+@pytest.mark.parametrize(("state", "code"), [("suspended", "app_restricted"), ("delisted", "app_delisted")])
 def test_suspended_or_delisted_app_is_refused(
     client: TestClient, world: World, state: str, code: str
 ) -> None:
@@ -336,7 +336,10 @@ def test_suspended_or_delisted_app_is_refused(
     with world.db.session() as session:
         app = session.get(App, world.apps["invoice-plus"][0])
         assert app is not None
-        marketplace.set_listing_state(session, app, ListingState(state), actor="test", reason="test")
+        if state == "suspended":
+            marketplace.suspend_app(session, app, actor="test", reason="test")
+        else:
+            marketplace.transition(session, app, LifecycleState.DELISTED, actor="test", reason="test")
     for path in ("/v1/customers", "/v1/transactions"):
         problem(client.get(path, headers=headers), 403, code)
 

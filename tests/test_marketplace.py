@@ -50,9 +50,10 @@ def test_list_and_suspend(db: Database, capsys: pytest.CaptureFixture[str]) -> N
     assert run(["apps", "list", "--json"]) == 0
     assert [a["slug"] for a in json.loads(capsys.readouterr().out)] == ["invoice-plus", "loyalty-stamp"]
     assert run(["apps", "suspend", "loyalty-stamp", "--reason", "audit lapsed", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["listing_state"] == "suspended"
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["listing_state"], shown["restricted_policy"]) == ("restricted", "pause")
     with db.session() as session:
-        event = session.query(SecurityEvent).filter_by(tag="app:listing:suspended").one()
+        event = session.query(SecurityEvent).filter_by(tag="app:listing:restricted").one()
         assert event.data["reason"] == "audit lapsed"
 
 
@@ -114,7 +115,7 @@ def test_admin_api_register_show_suspend(client: TestClient, admin_headers: dict
     assert shown["vendor"] == "Booking Go KK" and "client_secret" not in shown
     assert client.post("/admin/apps", json=body, headers=admin_headers).json()["code"] == "app_exists"
     suspended = client.post("/admin/apps/booking-go/suspend", json={"reason": "x"}, headers=admin_headers)
-    assert suspended.json()["listing_state"] == "suspended"
+    assert suspended.json()["listing_state"] == "restricted"
     assert client.get("/admin/apps/nope", headers=admin_headers).status_code == 404
 
 

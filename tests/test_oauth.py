@@ -274,11 +274,9 @@ def test_suspended_app_cannot_be_authorised(
     client: TestClient, world: World, admin_headers: dict[str, str]
 ) -> None:
     from appwarden.marketplace import service as marketplace
-    from appwarden.marketplace.models import ListingState
-
     with world.db.session() as session:
         app = marketplace.get_app(session, "invoice-plus")
-        marketplace.set_listing_state(session, app, ListingState.SUSPENDED, actor="test")
+        marketplace.suspend_app(session, app, actor="test")
     login(client)
     response = client.get("/oauth/authorize?" + urlencode(authorize_query(world)), follow_redirects=False)
     assert response.status_code == 403
@@ -398,13 +396,13 @@ def test_bad_client_secret_is_invalid_client(client: TestClient, world: World) -
 
 def test_code_issued_before_suspension_cannot_be_exchanged(client: TestClient, world: World) -> None:
     from appwarden.marketplace import service as marketplace
-    from appwarden.marketplace.models import ListingState
+    from appwarden.marketplace.models import LifecycleState
 
     verifier = generate_token(64)
     code = _code(client, world, verifier)
     with world.db.session() as session:
         app = marketplace.get_app(session, "invoice-plus")
-        marketplace.set_listing_state(session, app, ListingState.DELISTED, actor="test")
+        marketplace.transition(session, app, LifecycleState.DELISTED, actor="test")
     c = creds(world)
     data = {
         "grant_type": "authorization_code",

@@ -15,7 +15,6 @@ from appwarden.demo.oauth_client import OAuthFlowError, connect_app, refresh
 from appwarden.errors import AppwardenError, Forbidden, Unauthenticated
 from appwarden.events.models import SecurityEvent
 from appwarden.marketplace import service as marketplace
-from appwarden.marketplace.models import ListingState
 from appwarden.oauth.models import Connection, ConnectionStatus, Token
 from conftest import OWNER_PASSWORD, World
 
@@ -262,18 +261,18 @@ def test_suspended_app_gets_no_tokens(
 ) -> None:
     with world.db.session() as session:
         app = marketplace.get_app(session, "invoice-plus")
-        marketplace.set_listing_state(session, app, ListingState.SUSPENDED, actor="test")
+        marketplace.suspend_app(session, app, actor="test")
     with pytest.raises(OAuthFlowError) as err:
         refresh(client, **app_creds, refresh_token=grant["refresh_token"])
     assert err.value.error == "unauthorized_client"
     assert introspect(client, app_creds, grant["access_token"]) == {"active": False}
     with world.db.session() as session, pytest.raises(Forbidden) as forbidden:
         authenticate(session, grant["access_token"])
-    assert forbidden.value.code == "app_suspended"
+    assert forbidden.value.code == "app_restricted"  # suspended: restricted, access paused
     # The refresh token was not spent by the refused call: relisting restores the grant.
     with world.db.session() as session:
         app = marketplace.get_app(session, "invoice-plus")
-        marketplace.set_listing_state(session, app, ListingState.LISTED, actor="test")
+        marketplace.relist_app(session, app, actor="test", reason="test")
     assert works(world, refresh(client, **app_creds, refresh_token=grant["refresh_token"])["access_token"])
 
 

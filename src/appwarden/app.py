@@ -86,15 +86,26 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.add_middleware(
         BodyLimit,
         default=settings.request_body_max_bytes,
-        overrides={"/admin/attributions": settings.attribution_upload_max_bytes + (64 << 10)},
+        overrides={
+            "/admin/attributions": settings.attribution_upload_max_bytes + (64 << 10),
+            "/vendor/evidence": settings.evidence_max_bytes,
+        },
     )
     # Credentials are checked before any body is read (web.auth_first); only RequestLog is outside it.
     from appwarden.broker.auth import check_access_token
     from appwarden.canary.api import check_webhook_key
+    from appwarden.marketplace.vendors import check_vendor_key
+    from appwarden.screening.api import check_staff_key
 
     app.add_middleware(
         AuthFirst,
-        checks={"/admin/": check_admin_key, "/v1/": check_access_token, "/canary/hits": check_webhook_key},
+        checks={
+            "/admin/": check_admin_key,
+            "/admin/reviews/": check_staff_key,  # decisions: a reviewer's own key, not the admin key
+            "/v1/": check_access_token,
+            "/canary/hits": check_webhook_key,
+            "/vendor/": check_vendor_key,
+        },
     )
 
     from appwarden.attribution.api import router as attribution_router
@@ -106,8 +117,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from appwarden.incident.api import router as incident_router
     from appwarden.ledger.api import router as ledger_router
     from appwarden.marketplace.api import router as marketplace_router
+    from appwarden.marketplace.vendor_api import router as vendor_router
     from appwarden.monitor.api import router as monitor_router
     from appwarden.oauth.api import router as oauth_router
+    from appwarden.screening.api import audits_router, reviews_router
+    from appwarden.screening.api import vendor_router as screening_vendor_router
 
     app.include_router(oauth_router)
     app.include_router(broker_router)
@@ -120,6 +134,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(canary_router)
     app.include_router(attribution_router)
     app.include_router(monitor_router)
+    app.include_router(vendor_router)
+    app.include_router(screening_vendor_router)
+    app.include_router(reviews_router)
+    app.include_router(audits_router)
 
     app.add_middleware(RequestLog)  # outermost: its line covers every answer, 413s and 500s included
 

@@ -104,10 +104,16 @@ def _register() -> None:
     from appwarden.demo.cli import demo
     from appwarden.incident.cli import incident_app
     from appwarden.ledger.cli import ledger_app
-    from appwarden.marketplace.cli import apps_app
+    from appwarden.marketplace.cli import apps_app, vendors_app
     from appwarden.monitor.cli import alerts_app
+    from appwarden.screening.cli import audits_app, companies_app, review_app, reviewers_app
 
     app.add_typer(apps_app, name="apps")
+    app.add_typer(vendors_app, name="vendors")
+    app.add_typer(review_app, name="review")
+    app.add_typer(audits_app, name="audits")
+    app.add_typer(reviewers_app, name="reviewers")
+    app.add_typer(companies_app, name="companies")
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(incident_app, name="incident")
     app.add_typer(canary_app, name="canary")

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +64,15 @@ class Settings(BaseSettings):
     )
     canary_webhook_key: SecretStr | None = Field(
         default=None, description="Bearer key for canary hit webhooks; generated into data_dir when unset."
+    )
+
+    # Screening (issue 11): what a restricted app may still do, and how large an evidence file may be.
+    restricted_policy: Literal["token", "pause"] = Field(
+        default="token",
+        description="Restricted apps: raw identifying fields become tokens (token) or access pauses (pause).",
+    )
+    evidence_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1, description="Largest evidence file (bytes)."
     )
 
     attribution_upload_max_bytes: int = Field(
@@ -139,11 +149,6 @@ class Settings(BaseSettings):
     authorization_code_ttl: int = 120
     page_limit_max: int = 500
     detokenize_max: int = 100
-    legacy_raw_identifying: bool = Field(
-        default=False,
-        description="Replay only: access tokens deliver raw identifying fields as the platform did before "
-        "restricted tokens (the demo's incident traffic). Never set in production.",
-    )
     restricted_token_mints_per_minute: int = Field(
         default=30, ge=1, description="Restricted tokens one connection may mint per minute (then 429)."
     )

@@ -89,3 +89,9 @@ class Unavailable(AppwardenError):
     status = 503
     code = "unavailable"
     title = "Service unavailable"
+
+
+class UnsupportedMediaType(AppwardenError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"

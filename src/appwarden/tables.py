@@ -12,6 +12,7 @@ from appwarden.marketplace import models as marketplace_models
 from appwarden.monitor import models as monitor_models
 from appwarden.oauth import models as oauth_models
 from appwarden.platform import models as platform_models
+from appwarden.screening import models as screening_models
 
 __all__ = [
     "blind_index_models",
@@ -23,4 +24,5 @@ __all__ = [
     "monitor_models",
     "oauth_models",
     "platform_models",
+    "screening_models",
 ]

@@ -26,6 +26,8 @@ from appwarden.canary import alerts as canary_alerts
 from appwarden.canary import service as canary_service
 from appwarden.incident.service import incident_opened
 from appwarden.monitor.canary import canary_contacted as monitor_canary_contacted
+from appwarden.monitor.declarations import declared_volume_source
+from appwarden.monitor.declarations import from_marketplace as declarations_from_marketplace
 from appwarden.oauth.service import connection_granted
 from appwarden.platform.customer_changes import on_customers_changed
 
@@ -36,3 +38,4 @@ def wire() -> None:
     connection_granted.register(canary_service.connection_granted)
     incident_opened.register(canary_alerts.attach_pending_alerts)
     canary_alerts.canary_contacted.register(monitor_canary_contacted)
+    declared_volume_source.register(declarations_from_marketplace)

@@ -18,7 +18,7 @@ and only on the route that accepts it (``allow_restricted``), every other route 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import Request
@@ -29,7 +29,7 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.errors import Forbidden, Unauthenticated
 from appwarden.incident.revocation import worker_signal
-from appwarden.marketplace.models import ListingState
+from appwarden.marketplace.lifecycle import Access, access_in_state, refusal_code, scopes_for_access
 from appwarden.marketplace.scopes import PII_FIELDS, Mode, effective_scopes, field_modes
 from appwarden.monitor.runtime import monitor_of
 from appwarden.oauth.models import ConnectionStatus
@@ -39,7 +39,7 @@ from appwarden.web.deps import bearer_token
 
 
 class AppRefused(Forbidden):
-    """403 ``app_suspended`` / ``app_delisted`` for a known token of an app that may not call."""
+    """403 ``app_restricted`` / ``app_delisted`` (…) for a known token of an app that may not call."""
 
     def __init__(self, detail: str, *, code: str, refused: Refusal) -> None:
         super().__init__(detail, code=code)
@@ -67,14 +67,16 @@ class AccessContext:
     scopes: tuple[str, ...]  # approved ∩ consented ∩ token scope
     expires_at: datetime | None = None  # when the bearer token expires
     restriction: Restriction | None = None  # set for a restricted token
-    legacy_raw: bool = False  # ``Settings.legacy_raw_identifying``: the demo's replay of the incident
+    # Listed before screening (``App.grandfathered``): until its first audit, its access tokens still
+    # carry raw identifying fields, as they did when the company consented (an audit lapse restricts it).
+    grandfathered: bool = False
 
     @property
     def field_modes(self) -> dict[str, Mode]:
         """The mode each customer field goes out in for this bearer token (see :func:`ordinary_modes`)."""
         modes = field_modes(self.scopes)
         if self.restriction is None:
-            return modes if self.legacy_raw else ordinary_modes(modes)
+            return modes if self.grandfathered else ordinary_modes(modes)
         # Only the minted fields, and only while still granted raw (approval or consent may have been
         # withdrawn since the minting): raw.
         return {f: Mode.RAW for f in self.restriction.fields if modes.get(f) is Mode.RAW}
@@ -115,16 +117,17 @@ def authenticate(
             raise Unauthenticated("unknown restricted token")
         grant, restriction = found
     else:
-        access = lookup_access_token(session, bearer)
-        if access is None:
+        looked_up = lookup_access_token(session, bearer)
+        if looked_up is None:
             raise Unauthenticated("unknown access token")
-        grant = access
-    if grant.listing_state != ListingState.LISTED:
+        grant = looked_up
+    access = access_in_state(grant.listing_state, grant.restricted_policy, test_company=grant.test_company)
+    if access == Access.REFUSED:
         # Checked before revocation and expiry: a killed app's tokens are all revoked too, and the app
         # must be told (and the call recorded as) what it is — refused — on every route.
         raise AppRefused(
             f"app {grant.app_slug!r} is {grant.listing_state}",
-            code=f"app_{grant.listing_state}",
+            code=refusal_code(grant.listing_state),
             refused=Refusal(app_id=grant.app_id, company_id=grant.company_id, token_id=grant.token_id),
         )
     whose = Refusal(app_id=grant.app_id, company_id=grant.company_id, token_id=grant.token_id)
@@ -141,15 +144,18 @@ def authenticate(
         )
     granted = effective_scopes(grant.approved, grant.consented)
     in_token = set(grant.token_scope.split())
+    # A restricted app (token policy) receives raw identifying fields as tokens, nothing more.
+    in_force = scopes_for_access([s for s in granted if s in in_token], access, grant.restricted_policy)
     return AccessContext(
         token_id=grant.token_id,
         app_id=grant.app_id,
         app_slug=grant.app_slug,
         company_id=grant.company_id,
         connection_id=grant.connection_id,
-        scopes=tuple(s for s in granted if s in in_token),
+        scopes=tuple(in_force),
         expires_at=grant.access_expires_at,
         restriction=restriction,
+        grandfathered=grant.grandfathered and restriction is None,
     )
 
 
@@ -165,8 +171,6 @@ def authenticate_request(
     monitor = monitor_of(request.app)
     try:
         ctx = authenticate(session, bearer_token(request), allow_restricted=allow_restricted)
-        if request.app.state.settings.legacy_raw_identifying:
-            ctx = replace(ctx, legacy_raw=True)
         if worker_signal(request.app).killed(ctx.app_id):
             refused = Refusal(app_id=ctx.app_id, company_id=ctx.company_id, token_id=ctx.token_id)
             raise AppRefused(f"app {ctx.app_slug!r} is delisted", code="app_delisted", refused=refused)

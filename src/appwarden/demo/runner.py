@@ -118,9 +118,7 @@ def _build_and_drive(
     traffic = progress.add_task(
         "app traffic (rows received)", total=sum(expected_rows(c.company, c.slug, c.untick) for c in order)
     )
-    # The replay of January 2026: the apps' access tokens got raw identifying fields then (there were no
-    # restricted tokens), so the incident's traffic is driven with that legacy rule; nothing else is.
-    app = create_app(settings.model_copy(update={"legacy_raw_identifying": True}), db)
+    app = create_app(settings, db)
     with LiveServer(app) as server:
 
         def install_one(i: int) -> dict[str, Any]:

@@ -11,77 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import smtplib
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
-from appwarden.errors import InvalidInput, Unavailable
 from appwarden.incident.models import NoticeDelivery, NoticeStatus, TimelineKind
 from appwarden.incident.notices import NoticeDraft, notice_recipients
 from appwarden.incident.service import add_timeline, get_incident
+from appwarden.mail import SmtpTarget, connect, parse_smtp_url
 from appwarden.platform.models import Company, Store
 
-SMTP_TIMEOUT = 30.0
 NO_EMAIL = (
     "neither the company nor its affected stores have an email address on file "
     "(set Company.email, then re-run to retry)"
 )
-
-
-@dataclass(frozen=True)
-class SmtpTarget:
-    host: str
-    port: int
-    security: str  # plain | starttls | tls
-    username: str | None
-    password: str | None
-
-
-def parse_smtp_url(url: str | None) -> SmtpTarget:
-    """``smtp://[user:pass@]host[:port]`` (``?starttls=1`` to upgrade), ``smtp+starttls://`` or ``smtps://``."""
-    if not url:
-        raise Unavailable("no SMTP server configured: set APPWARDEN_SMTP_URL", code="smtp_not_configured")
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("smtp", "smtp+starttls", "smtps") or not parts.hostname:
-        raise InvalidInput(f"APPWARDEN_SMTP_URL must look like smtp://host:port, not {parts.scheme}://…")
-    starttls = parse_qs(parts.query).get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
-    security = (
-        "tls" if scheme == "smtps" else "starttls" if scheme == "smtp+starttls" or starttls else "plain"
-    )
-    try:
-        port = parts.port or (465 if security == "tls" else 587 if security == "starttls" else 25)
-    except ValueError as exc:
-        raise InvalidInput(f"APPWARDEN_SMTP_URL has a bad port: {exc}") from exc
-    return SmtpTarget(
-        host=parts.hostname,
-        port=port,
-        security=security,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
-
-
-def connect(target: SmtpTarget) -> smtplib.SMTP:
-    """An SMTP connection per ``target``, logged in when it carries credentials."""
-    context = ssl.create_default_context()
-    smtp: smtplib.SMTP
-    if target.security == "tls":
-        smtp = smtplib.SMTP_SSL(target.host, target.port, timeout=SMTP_TIMEOUT, context=context)
-    else:
-        smtp = smtplib.SMTP(target.host, target.port, timeout=SMTP_TIMEOUT)
-        if target.security == "starttls":
-            smtp.starttls(context=context)
-    if target.username:
-        smtp.login(target.username, target.password or "")
-    return smtp
 
 
 @dataclass

@@ -25,8 +25,8 @@ from appwarden.incident.revocation import RevocationSignal
 from appwarden.incident.service import add_timeline, open_incident, open_incidents_for
 from appwarden.incident.wording import KILL_SWITCH_CODE, SEED_QUESTIONS, seed_fact
 from appwarden.incident.wording import SEED_UNKNOWNS as SEED_UNKNOWNS  # every new incident's open questions
-from appwarden.marketplace.models import App, ListingState
-from appwarden.marketplace.service import get_app, set_listing_state
+from appwarden.marketplace.models import App, LifecycleState
+from appwarden.marketplace.service import get_app, transition
 from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, Token
 from appwarden.oauth.restricted import revoke_for_apps as revoke_restricted
 from appwarden.platform.models import Company
@@ -54,7 +54,7 @@ class KillResult:
             "incident": self.incident,
             "apps": self.apps,
             "opened_at": self.opened_at.isoformat(),
-            "listing_state": ListingState.DELISTED.value,
+            "listing_state": LifecycleState.DELISTED.value,
             "tokens_revoked": self.tokens_revoked,
             "refresh_tokens_revoked": self.refresh_tokens_revoked,
             "codes_invalidated": self.codes_invalidated,
@@ -90,7 +90,7 @@ def kill_switch(
         slugs = [a.slug for a in rows]
         cause = f"kill switch: {incident.public_id}"
         for app in rows:
-            set_listing_state(session, app, ListingState.DELISTED, actor=actor, reason=cause)
+            transition(session, app, LifecycleState.DELISTED, actor=actor, reason=cause, now=now)
         # Access and refresh token live in one row: revoking the row ends both.
         refreshable = session.scalar(
             select(func.count(Token.id)).where(
@@ -191,7 +191,7 @@ def _refuse_if_already_cut_off(session: Session, apps: Sequence[App]) -> None:
     current = open_incidents_for(session, [a.id for a in apps])
     for app in apps:
         incident = current.get(app.id)
-        if incident is not None and app.listing_state == ListingState.DELISTED.value:
+        if incident is not None and app.listing_state == LifecycleState.DELISTED.value:
             opened = incident.opened_at.strftime("%Y-%m-%d %H:%M UTC")
             raise Conflict(
                 f"{app.slug} already has an open incident, {incident.public_id} (opened {opened}), and is "

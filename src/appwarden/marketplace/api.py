@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from appwarden.marketplace import service
-from appwarden.marketplace.models import ListingState, Vendor
+from appwarden.marketplace.models import LifecycleState, RestrictedPolicy, Vendor
 from appwarden.web.deps import AdminDep, DatabaseDep
 from appwarden.web.problems import ADMIN_AUTH, problem_responses
 from appwarden.web.text import Body
@@ -33,7 +33,7 @@ class ListingChange(Body):
 def list_apps(actor: AdminDep, db: DatabaseDep) -> list[dict[str, Any]]:
     """Every app, its listing state and approved scopes."""
     with db.session() as session:
-        return [service.app_summary(a) for a in service.list_apps(session)]
+        return [service.app_summary(a, session=session) for a in service.list_apps(session)]
 
 
 @router.post("", status_code=201, responses=problem_responses({409: "`app_exists`: the slug is taken."}))
@@ -57,14 +57,73 @@ def show_app(slug: str, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
     with db.session() as session:
         app = service.get_app(session, slug)
         vendor = session.get(Vendor, app.vendor_id) if app.vendor_id else None
-        return service.app_summary(app, vendor)
+        return service.app_summary(app, vendor, session=session)
 
 
 @router.post("/{slug}/suspend", responses=APP_NOT_FOUND)
 def suspend_app(slug: str, body: ListingChange, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
     """Suspend an app; its tokens stay but every call is refused until it is listed again."""
     with db.session() as session:
-        app = service.set_listing_state(
-            session, service.get_app(session, slug), ListingState.SUSPENDED, actor=actor, reason=body.reason
-        )
+        app = service.suspend_app(session, service.get_app(session, slug), actor=actor, reason=body.reason)
         return service.app_summary(app)
+
+
+class Restriction(Body):
+    reason: str = Field(min_length=1, max_length=2000)
+    policy: RestrictedPolicy = RestrictedPolicy.TOKEN
+
+
+class Relisting(Body):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class RedirectUris(Body):
+    redirect_uris: list[str] = Field(min_length=1, max_length=10)
+
+
+TRANSITION = problem_responses(
+    {404: "`app_not_found`.", 409: "`invalid_transition`: the lifecycle does not allow this move."}
+)
+
+
+@router.post("/{slug}/restrict", responses=TRANSITION)
+def restrict_app(slug: str, body: Restriction, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
+    """Restrict a listed app: raw identifying fields drop to tokens (``token``) or access pauses."""
+    with db.session() as session:
+        app = service.transition(
+            session,
+            service.get_app(session, slug),
+            LifecycleState.RESTRICTED,
+            actor=actor,
+            reason=body.reason,
+            policy=body.policy,
+        )
+        return service.app_summary(app, session=session)
+
+
+@router.post("/{slug}/relist", responses=TRANSITION)
+def relist_app(slug: str, body: Relisting, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
+    """Relist a restricted app (after a passed audit; the reason is recorded)."""
+    with db.session() as session:
+        app = service.relist_app(session, service.get_app(session, slug), actor=actor, reason=body.reason)
+        return service.app_summary(app, session=session)
+
+
+@router.post(
+    "/{slug}/rotate-secret", responses=problem_responses({404: "`app_not_found`.", 409: "`app_delisted`."})
+)
+def rotate_secret(slug: str, actor: AdminDep, db: DatabaseDep) -> dict[str, str]:
+    """A new client secret, shown once; the old one stops working now."""
+    with db.session() as session:
+        app = service.get_app(session, slug)
+        return {"slug": app.slug, "client_secret": service.rotate_client_secret(session, app, actor=actor)}
+
+
+@router.put("/{slug}/redirect-uris", responses=APP_NOT_FOUND)
+def set_redirect_uris(slug: str, body: RedirectUris, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
+    """Replace the app's redirect URIs."""
+    with db.session() as session:
+        app = service.set_redirect_uris(
+            session, service.get_app(session, slug), body.redirect_uris, actor=actor
+        )
+        return service.app_summary(app, session=session)

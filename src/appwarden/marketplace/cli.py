@@ -1,4 +1,5 @@
-"""``appwarden apps …``: register, list, show and suspend marketplace apps."""
+"""``appwarden apps …`` (register, list, show, suspend, restrict, relist, rotate-secret, set-redirect-uris)
+and ``appwarden vendors create``."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from rich.table import Table
 
 from appwarden.db.session import get_database
 from appwarden.marketplace import service
-from appwarden.marketplace.models import ListingState, Vendor
+from appwarden.marketplace.models import LifecycleState, RestrictedPolicy, Vendor
+from appwarden.marketplace.vendors import create_vendor
 from appwarden.terminal import out, print_json
 
 apps_app = typer.Typer(help="Marketplace apps.", no_args_is_help=True)
+vendors_app = typer.Typer(help="Vendor accounts.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 
 
@@ -51,14 +54,17 @@ def register(
 def list_(json_mode: JsonOpt = False) -> None:
     """List every app with its listing state and approved scopes."""
     with get_database().session() as session:
-        rows = [service.app_summary(a) for a in service.list_apps(session)]
+        rows = [service.app_summary(a, session=session) for a in service.list_apps(session)]
     if json_mode:
         print_json(rows)
         return
-    table = Table("slug", "name", "state", "approved scopes")
+    table = Table("slug", "name", "state", "tier", "reviewed", "approved scopes")
     for row in rows:
         scopes = " ".join(str(s) for s in row["approved_scopes"])  # type: ignore[attr-defined]
-        table.add_row(str(row["slug"]), str(row["name"]), str(row["listing_state"]), scopes)
+        reviewed = "yes" if row["reviewed"] else ("grandfathered" if row["grandfathered"] else "no")
+        table.add_row(
+            str(row["slug"]), str(row["name"]), str(row["listing_state"]), str(row["tier"]), reviewed, scopes
+        )
     out(False).print(table)
 
 
@@ -71,7 +77,7 @@ def show(
     with get_database().session() as session:
         app = service.get_app(session, app_ref)
         vendor = session.get(Vendor, app.vendor_id) if app.vendor_id else None
-        data = service.app_summary(app, vendor)
+        data = service.app_summary(app, vendor, session=session)
     if json_mode:
         print_json(data)
         return
@@ -88,11 +94,106 @@ def suspend(
 ) -> None:
     """Suspend an app: the broker refuses its calls until it is listed again."""
     with get_database().session() as session:
-        app = service.set_listing_state(
-            session, service.get_app(session, app_ref), ListingState.SUSPENDED, actor="cli", reason=reason
-        )
+        app = service.suspend_app(session, service.get_app(session, app_ref), actor="cli", reason=reason)
         data = service.app_summary(app)
     if json_mode:
         print_json(data)
         return
     out(False).print(f"{data['slug']} is now {data['listing_state']}")
+
+
+AppArg = Annotated[str, typer.Argument(metavar="APP", help="Slug or client id.")]
+
+
+def _show_state(data: dict[str, object], json_mode: bool) -> None:
+    if json_mode:
+        print_json(data)
+        return
+    policy = f" ({data['restricted_policy']})" if data.get("restricted_policy") else ""
+    out(False).print(f"{data['slug']} is now {data['listing_state']}{policy}")
+
+
+@apps_app.command("restrict")
+def restrict(
+    app_ref: AppArg,
+    reason: Annotated[str, typer.Option(help="Why (recorded in the security history).")],
+    policy: Annotated[
+        RestrictedPolicy, typer.Option(help="token: raw identifying fields as tokens; pause: nothing.")
+    ] = RestrictedPolicy.TOKEN,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Restrict a listed app: it keeps working with reduced access, by policy."""
+    with get_database().session() as session:
+        app = service.transition(
+            session,
+            service.get_app(session, app_ref),
+            LifecycleState.RESTRICTED,
+            actor="cli",
+            reason=reason,
+            policy=policy,
+        )
+        data = service.app_summary(app, session=session)
+    _show_state(data, json_mode)
+
+
+@apps_app.command("relist")
+def relist(
+    app_ref: AppArg,
+    reason: Annotated[str, typer.Option(help="Why, e.g. the audit it passed (recorded).")],
+    json_mode: JsonOpt = False,
+) -> None:
+    """Relist a restricted app."""
+    with get_database().session() as session:
+        app = service.relist_app(session, service.get_app(session, app_ref), actor="cli", reason=reason)
+        data = service.app_summary(app, session=session)
+    _show_state(data, json_mode)
+
+
+@apps_app.command("rotate-secret")
+def rotate_secret(app_ref: AppArg, json_mode: JsonOpt = False) -> None:
+    """Issue a new client secret (shown only now); the old one stops working at once."""
+    with get_database().session() as session:
+        app = service.get_app(session, app_ref)
+        data = {"slug": app.slug, "client_secret": service.rotate_client_secret(session, app, actor="cli")}
+    if json_mode:
+        print_json(data)
+        return
+    out(False).print(f"client_secret: {data['client_secret']}")
+
+
+@apps_app.command("set-redirect-uris")
+def set_redirect_uris(
+    app_ref: AppArg,
+    uris: Annotated[list[str], typer.Argument(metavar="URI...", help="The exact redirect URIs.")],
+    json_mode: JsonOpt = False,
+) -> None:
+    """Replace an app's redirect URIs."""
+    with get_database().session() as session:
+        app = service.set_redirect_uris(session, service.get_app(session, app_ref), uris, actor="cli")
+        data = service.app_summary(app, session=session)
+    if json_mode:
+        print_json(data)
+        return
+    out(False).print(f"{data['slug']}: {' '.join(data['redirect_uris'])}")  # type: ignore[arg-type]
+
+
+@vendors_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="The vendor's name (委託先).")],
+    email: Annotated[str, typer.Option(help="Contact address (audit reminders go here).")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, envvar="APPWARDEN_VENDOR_PASSWORD", help="≥ 12 characters."
+        ),
+    ],
+    json_mode: JsonOpt = False,
+) -> None:
+    """Create a vendor account and print its API key (shown only now)."""
+    with get_database().session() as session:
+        account = create_vendor(session, name, email=email, password=password)
+        data = {"vendor": account.vendor.public_id, "name": account.vendor.name, "api_key": account.api_key}
+    if json_mode:
+        print_json(data)
+        return
+    out(False).print(f"vendor {data['name']} ({data['vendor']})\napi_key: {data['api_key']}")

@@ -1,4 +1,4 @@
-"""Marketplace operations: register apps, change listing states, look them up."""
+"""Marketplace operations: register apps, move them through their lifecycle, look them up."""
 
 from __future__ import annotations
 
@@ -6,17 +6,29 @@ import hmac
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from appwarden.db.base import utcnow
 from appwarden.digests import token_hash
 from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
-from appwarden.marketplace.models import App, ListingState, Vendor
+from appwarden.marketplace.lifecycle import check_transition
+from appwarden.marketplace.models import (
+    App,
+    AppVersion,
+    LifecycleState,
+    RestrictedPolicy,
+    Vendor,
+    VersionStatus,
+)
 from appwarden.marketplace.scopes import parse_scopes
+from appwarden.marketplace.tiers import tier_of
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
 
@@ -49,8 +61,13 @@ def register_app(
     scopes: list[str] | str,
     vendor_name: str | None = None,
     actor: str = "cli",
+    grandfathered: bool = True,
 ) -> Registration:
-    """Register an app as listed with its approved scopes; return it with its one-time client secret."""
+    """Register an app directly as listed with its approved scopes (the operator's path, outside
+    screening): it is grandfathered (shown as unreviewed, first audit due at once; its access tokens keep
+    raw identifying fields until the audit) and its scopes are version 1. ``grandfathered=False`` lists
+    it as if screening had approved those scopes (the tests' worlds). Return it with its one-time client
+    secret."""
     if not SLUG.match(slug):
         raise InvalidInput(f"slug {slug!r} must be 3-64 lowercase letters, digits and hyphens")
     if not name.strip():
@@ -79,13 +96,68 @@ def register_app(
         client_secret_hash=token_hash(secret),
         redirect_uris=uris,
         approved_scopes=approved,
-        listing_state=ListingState.LISTED.value,
+        listing_state=LifecycleState.LISTED.value,
+        approved_version=1,
+        grandfathered=grandfathered,
     )
     session.add(app)
     session.flush()
+    session.add(
+        AppVersion(
+            app_id=app.id,
+            number=1,
+            status=VersionStatus.APPROVED.value,
+            requested=[{"scope": s, "justification": ""} for s in approved],
+            approved_scopes=approved,
+            decided_at=utcnow(),
+        )
+    )
     record(session, EventTag.APP_REGISTERED, actor=actor, app_id=app.id, slug=slug, scopes=approved)
     record(session, EventTag.APP_SCOPE_APPROVED, actor=actor, app_id=app.id, scopes=approved)
     return Registration(app=app, client_secret=secret)
+
+
+def register_vendor_app(
+    session: Session, vendor: Vendor, *, slug: str, name: str, redirect_uris: list[str], actor: str
+) -> Registration:
+    """A vendor's new app: a draft with an empty draft version 1 (it asks for scopes next)."""
+    if not SLUG.match(slug):
+        raise InvalidInput(f"slug {slug!r} must be 3-64 lowercase letters, digits and hyphens")
+    if not name.strip():
+        raise InvalidInput("name must not be empty")
+    if not redirect_uris:
+        raise InvalidInput("at least one redirect URI is required")
+    uris = [validate_redirect_uri(u) for u in redirect_uris]
+    if session.scalar(select(App.id).where(App.slug == slug)) is not None:
+        raise Conflict(f"an app with slug {slug!r} already exists", code="app_exists")
+    secret = generate_token(48)
+    app = App(
+        slug=slug,
+        name=name.strip(),
+        vendor_id=vendor.id,
+        client_id=f"app_{generate_token(20)}",
+        client_secret_hash=token_hash(secret),
+        redirect_uris=uris,
+        approved_scopes=[],
+        listing_state=LifecycleState.DRAFT.value,
+    )
+    session.add(app)
+    session.flush()
+    session.add(AppVersion(app_id=app.id, number=1, status=VersionStatus.DRAFT.value))
+    record(session, EventTag.APP_REGISTERED, actor=actor, app_id=app.id, slug=slug, vendor=vendor.public_id)
+    return Registration(app=app, client_secret=secret)
+
+
+def vendor_app(session: Session, vendor: Vendor, slug: str) -> App:
+    """The vendor's own app ``slug``; another vendor's app is 404 ``app_not_found`` like a missing one."""
+    app = session.scalar(select(App).where(App.slug == slug, App.vendor_id == vendor.id))
+    if app is None:
+        raise NotFound(f"you have no app {slug!r}", code="app_not_found")
+    return app
+
+
+def apps_of_vendor(session: Session, vendor: Vendor) -> list[App]:
+    return list(session.scalars(select(App).where(App.vendor_id == vendor.id).order_by(App.slug)))
 
 
 def check_client_secret(app: App, secret: str) -> bool:
@@ -118,26 +190,164 @@ def list_apps(session: Session) -> list[App]:
     return list(session.scalars(select(App).order_by(App.slug)))
 
 
-def set_listing_state(
-    session: Session, app: App, state: ListingState, *, actor: str, reason: str = ""
+_TAGS = {
+    LifecycleState.DRAFT: EventTag.APP_RETURNED_TO_DRAFT,
+    LifecycleState.SUBMITTED: EventTag.APP_SUBMITTED,
+    LifecycleState.IN_REVIEW: EventTag.APP_IN_REVIEW,
+    LifecycleState.LISTED: EventTag.APP_LISTED,
+    LifecycleState.RESTRICTED: EventTag.APP_RESTRICTED,
+    LifecycleState.DELISTED: EventTag.APP_DELISTED,
+}
+
+
+def transition(
+    session: Session,
+    app: App,
+    target: LifecycleState,
+    *,
+    actor: str,
+    reason: str = "",
+    now: datetime | None = None,
+    policy: RestrictedPolicy | None = None,
 ) -> App:
-    """Move an app to ``state`` and record why. Suspended and delisted apps are refused by the broker."""
-    if app.listing_state == state.value:
+    """Move ``app`` to ``target`` if the lifecycle allows it (409 ``invalid_transition`` if not) and
+    record who, when and why. Moving to the state it is in changes nothing (the kill switch may run
+    twice). ``policy`` is what a restricted app may still do (``token`` unless given)."""
+    current = LifecycleState(app.listing_state)
+    if current == target and (target != LifecycleState.RESTRICTED or policy in (None, app.restricted_policy)):
         return app
-    previous = app.listing_state
-    app.listing_state = state.value
-    tag = {
-        ListingState.SUSPENDED: EventTag.APP_SUSPENDED,
-        ListingState.DELISTED: EventTag.APP_DELISTED,
-        ListingState.LISTED: EventTag.APP_RELISTED,
-    }[state]
-    record(session, tag, actor=actor, app_id=app.id, previous=previous, reason=reason)
+    if current != target:
+        check_transition(current, target)
+    at = now or utcnow()
+    app.listing_state = target.value
+    if target == LifecycleState.RESTRICTED:
+        app.restricted_policy = (policy or RestrictedPolicy.TOKEN).value
+    tag = (
+        EventTag.APP_RELISTED
+        if current == LifecycleState.RESTRICTED and target == LifecycleState.LISTED
+        else _TAGS[target]
+    )
+    details: dict[str, Any] = {
+        "previous": current.value,
+        "state": target.value,
+        "reason": reason,
+        "at": at.isoformat(),
+    }
+    if target == LifecycleState.RESTRICTED:
+        details["policy"] = app.restricted_policy
+    record(session, tag, actor=actor, app_id=app.id, **details)
     return app
 
 
-def app_summary(app: App, vendor: Vendor | None = None) -> dict[str, object]:
-    """The public description of an app (never its secret hash)."""
-    return {
+def suspend_app(
+    session: Session, app: App, *, actor: str, reason: str = "", now: datetime | None = None
+) -> App:
+    """``apps suspend``: restrict the app with access paused (every call refused until it is relisted)."""
+    return transition(
+        session,
+        app,
+        LifecycleState.RESTRICTED,
+        actor=actor,
+        reason=reason,
+        now=now,
+        policy=RestrictedPolicy.PAUSE,
+    )
+
+
+def relist_app(session: Session, app: App, *, actor: str, reason: str, now: datetime | None = None) -> App:
+    """A restricted app back to listed (after a passed audit, or by the operator with a reason)."""
+    if not reason.strip():
+        raise InvalidInput("relisting needs a reason (e.g. the audit it passed)", code="reason_required")
+    return transition(session, app, LifecycleState.LISTED, actor=actor, reason=reason, now=now)
+
+
+def rotate_client_secret(session: Session, app: App, *, actor: str) -> str:
+    """A new client secret for ``app`` (returned once; the old one stops working at once)."""
+    if app.listing_state == LifecycleState.DELISTED:
+        raise Conflict(f"app {app.slug!r} is delisted", code="app_delisted")
+    secret = generate_token(48)
+    app.client_secret_hash = token_hash(secret)
+    record(session, EventTag.APP_SECRET_ROTATED, actor=actor, app_id=app.id)
+    return secret
+
+
+def set_redirect_uris(session: Session, app: App, uris: list[str], *, actor: str) -> App:
+    """Replace the app's redirect URIs (each validated; matched exactly at authorisation)."""
+    if not uris:
+        raise InvalidInput("at least one redirect URI is required")
+    checked = [validate_redirect_uri(u) for u in uris]
+    previous = list(app.redirect_uris)
+    app.redirect_uris = list(dict.fromkeys(checked))
+    record(
+        session,
+        EventTag.APP_REDIRECT_URIS_CHANGED,
+        actor=actor,
+        app_id=app.id,
+        previous=previous,
+        redirect_uris=app.redirect_uris,
+    )
+    return app
+
+
+def approved_scopes_of(session: Session, app_id: int, version: int | None) -> list[str] | None:
+    """The scopes review approved for ``version`` of the app (frozen), or None if it has none."""
+    if version is None:
+        return None
+    scopes = session.scalar(
+        select(AppVersion.approved_scopes).where(AppVersion.app_id == app_id, AppVersion.number == version)
+    )
+    return None if scopes is None else list(scopes)
+
+
+def declared_volume_of(session: Session, app_id: int) -> dict[str, dict[str, int]] | None:
+    """The volume the vendor declared (per connected company) in the app's version in force, or None
+    when it has no approved version or declared none (grandfathered apps)."""
+    volume = session.scalar(
+        select(AppVersion.volume)
+        .join(App, (App.id == AppVersion.app_id) & (App.approved_version == AppVersion.number))
+        .where(App.id == app_id)
+    )
+    return dict(volume) if volume else None
+
+
+def put_version_in_force(
+    session: Session, app: App, version: AppVersion, approved: list[str], *, actor: str, now: datetime
+) -> App:
+    """Review approved ``version`` with ``approved`` (possibly weaker than asked): freeze it and make its
+    scopes the app's approved scopes (new consents get them; existing connections keep theirs)."""
+    if version.status in (VersionStatus.APPROVED, VersionStatus.REJECTED):
+        raise Conflict(f"version {version.number} is already {version.status}", code="version_decided")
+    version.approved_scopes = parse_scopes(approved) if approved else []
+    version.status = VersionStatus.APPROVED.value
+    version.decided_at = now
+    app.approved_scopes = list(version.approved_scopes)
+    app.approved_version = version.number
+    record(
+        session,
+        EventTag.APP_SCOPE_APPROVED,
+        actor=actor,
+        app_id=app.id,
+        version=version.number,
+        scopes=list(version.approved_scopes),
+    )
+    return app
+
+
+def tier_in_force(session: Session, app: App) -> dict[str, object]:
+    """The app's tier and reasons: from the version in force, else from its latest version."""
+    query = select(AppVersion).where(AppVersion.app_id == app.id)
+    if app.approved_version is not None:
+        query = query.where(AppVersion.number == app.approved_version)
+    version = session.scalar(query.order_by(AppVersion.number.desc()).limit(1))
+    scopes = [r["scope"] for r in version.requested] if version is not None else list(app.approved_scopes)
+    return tier_of(scopes).to_dict()
+
+
+def app_summary(
+    app: App, vendor: Vendor | None = None, *, session: Session | None = None
+) -> dict[str, object]:
+    """The public description of an app (never its secret hash); with ``session``, its tier too."""
+    summary: dict[str, object] = {
         "slug": app.slug,
         "name": app.name,
         "client_id": app.client_id,
@@ -145,5 +355,15 @@ def app_summary(app: App, vendor: Vendor | None = None) -> dict[str, object]:
         "redirect_uris": list(app.redirect_uris),
         "approved_scopes": list(app.approved_scopes),
         "listing_state": app.listing_state,
+        "restricted_policy": app.restricted_policy
+        if app.listing_state == LifecycleState.RESTRICTED
+        else None,
+        "version": app.approved_version,
+        "grandfathered": bool(app.grandfathered),
+        "reviewed": not app.grandfathered and app.approved_version is not None,
         "created_at": app.created_at.isoformat(),
     }
+    tier = tier_in_force(session, app) if session is not None else tier_of(app.approved_scopes).to_dict()
+    summary["tier"] = tier["tier"]
+    summary["tier_reasons"] = tier["reasons"]
+    return summary

@@ -1,14 +1,9 @@
 """What a vendor declared its app would use, per connected company: the quotas' and detectors' yardstick.
 
-Declarations belong to the marketplace's screening (issue 11, built in parallel). Until its answer is
-registered here, every connection is held to the settings defaults (``APPWARDEN_DECLARED_*``, see
-docs/monitoring.md). The marketplace side provides one function::
-
-    def declared_volume(session: Session, app_id: int, company_id: int) -> DeclaredVolume | None
-
-(the app version's declaration as approved, for that connected company; None when the app has none),
-and ``wiring.wire()`` registers it with ``declared_volume_source.register(...)``. A registered source
-that answers None falls back to the defaults too: an undeclared app is not unlimited.
+Declarations belong to the marketplace: the volume the vendor declared in the app's version in force
+(:func:`from_marketplace`, registered by ``wiring.wire()``). An app with no declaration (grandfathered
+apps, listed before screening) is held to the settings defaults (``APPWARDEN_DECLARED_*``, see
+docs/monitoring.md): an undeclared app is not unlimited.
 """
 
 from __future__ import annotations
@@ -19,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from appwarden.config import Settings
+from appwarden.marketplace import service as marketplace
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +64,18 @@ def defaults(settings: Settings) -> DeclaredVolume:
 
 
 declared_volume_source = DeclaredVolumeSource()
+
+
+def from_marketplace(session: Session, app_id: int, company_id: int) -> DeclaredVolume | None:
+    """The declaration of the app's version in force (the same for every connected company), from the
+    marketplace; registered by ``appwarden.wiring``."""
+    volume = marketplace.declared_volume_of(session, app_id)
+    if volume is None:
+        return None
+    people, requests = volume["people_per_day"], volume["requests_per_minute"]
+    return DeclaredVolume(
+        people_per_day_avg=people["average"],
+        people_per_day_peak=people["peak"],
+        requests_per_minute_avg=requests["average"],
+        requests_per_minute_peak=requests["peak"],
+    )

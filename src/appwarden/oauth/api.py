@@ -21,7 +21,7 @@ from appwarden.config import Settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.events.service import EventTag, record
-from appwarden.marketplace.models import ListingState
+from appwarden.marketplace.lifecycle import PRE_LISTING, may_install
 from appwarden.oauth.adapter import HttpRequest, HttpResponse, read_request, to_response
 from appwarden.oauth.pages import (
     Session,
@@ -36,6 +36,7 @@ from appwarden.oauth.pages import (
 from appwarden.oauth.server import AppwardenServer, build_server, metadata
 from appwarden.platform.models import User
 from appwarden.platform.service import authenticate_user
+from appwarden.platform.staff import is_test_company
 from appwarden.web.login_throttle import Lockout, LoginThrottle
 from appwarden.web.problems import PROBLEM_CONTENT
 
@@ -338,7 +339,8 @@ def _consent(server: AppwardenServer, http: HttpRequest, session: Session, *, su
             return to_response(server.handle_error_response(oauth_request, error))
         return error_page(error)
     app = grant.client.app
-    if app.listing_state != ListingState.LISTED.value:
+    pre_listing = app.listing_state in PRE_LISTING
+    if not (may_install(app.listing_state) or pre_listing):
         return message(
             403,
             ("このアプリは利用できません", "This app is not available"),
@@ -348,6 +350,17 @@ def _consent(server: AppwardenServer, http: HttpRequest, session: Session, *, su
     user = current_owner(server, session)
     if user is None:
         return login_redirect(params)
+    if pre_listing and not is_test_company(server.store.session, user.company_id or 0):
+        # Only listed apps can be installed; an app in screening may join test companies only.
+        return message(
+            403,
+            ("このアプリはまだ公開されていません", "This app is not listed yet"),
+            (
+                f"アプリの状態: {app.listing_state}。テスト用の会社だけが連携できます。",
+                f"The app is {app.listing_state}: only test companies may connect it until it is listed.",
+            ),
+            error_code="app_not_listed",
+        )
     if not submit:
         company = server.store.company(user.company_id or 0)
         return page(

@@ -34,6 +34,9 @@ class Connection(Base):
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
     granted_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     scopes: Mapped[list] = mapped_column(default=list)
+    # The app version the owner consented to: the broker serves that version's approved scopes, so a
+    # scope increase reaches a company only once its owner consents again.
+    app_version: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), default=ConnectionStatus.ACTIVE.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -19,9 +19,11 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from appwarden.marketplace.models import App
+from appwarden.digests import token_hash
+from appwarden.marketplace.models import App, AppVersion
 from appwarden.oauth.models import Connection, RestrictedToken, Token
-from appwarden.oauth.tokens import AccessGrant, new_token, token_hash
+from appwarden.oauth.tokens import AccessGrant, new_token
+from appwarden.platform.models import Company
 
 PREFIX = "rtk_"
 
@@ -108,6 +110,10 @@ _LOOKUP = (
         App.slug,
         App.listing_state,
         App.approved_scopes,
+        App.restricted_policy,
+        AppVersion.approved_scopes,
+        Company.is_test,
+        App.grandfathered,
         RestrictedToken.public_id,
         RestrictedToken.customer_ids,
         RestrictedToken.fields,
@@ -116,6 +122,8 @@ _LOOKUP = (
     .join(Token, RestrictedToken.parent_token_id == Token.id)
     .join(Connection, RestrictedToken.connection_id == Connection.id)
     .join(App, RestrictedToken.app_id == App.id)
+    .join(Company, Connection.company_id == Company.id)
+    .outerjoin(AppVersion, (AppVersion.app_id == App.id) & (AppVersion.number == Connection.app_version))
     .where(RestrictedToken.token_hash == bindparam("token_hash"))
 )
 
@@ -125,8 +133,9 @@ def lookup_restricted_token(session: Session, bearer: str) -> tuple[AccessGrant,
     row = session.execute(_LOOKUP, {"token_hash": token_hash(bearer)}).first()
     if row is None:
         return None
-    grant = AccessGrant._make(row[:12])
-    public_id, customer_ids, fields, purpose = row[12:]
+    width = len(AccessGrant._fields)
+    grant = AccessGrant._make(row[:width])
+    public_id, customer_ids, fields, purpose = row[width:]
     return grant, Restriction(public_id, frozenset(customer_ids), tuple(fields), purpose)
 
 

@@ -46,7 +46,8 @@ from sqlalchemy.orm import Session
 from appwarden.config import Settings
 from appwarden.errors import InvalidInput
 from appwarden.events.service import EventTag, record
-from appwarden.marketplace.models import App, ListingState
+from appwarden.marketplace.lifecycle import PRE_LISTING, Access, access_in_state
+from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import parse_scopes
 from appwarden.marketplace.service import check_client_secret
 from appwarden.oauth.adapter import HttpRequest, HttpResponse, StarletteOAuth2Request
@@ -74,10 +75,17 @@ class AppClient(ClientMixin):
 
     def __init__(self, app: App) -> None:
         self.app = app
+        # On a refresh: the approved scopes of the version the company consented to (not the newest).
+        self.grant_scopes: list[str] | None = None
 
     @property
     def listed(self) -> bool:
-        return self.app.listing_state == ListingState.LISTED.value
+        """Whether the app may receive tokens at all: listed, restricted with token access, or not yet
+        listed (its codes exist only for test companies; ``usable_connection`` checks per company)."""
+        state = self.app.listing_state
+        if state in PRE_LISTING:
+            return True
+        return access_in_state(state, self.app.restricted_policy, test_company=False) != Access.REFUSED
 
     def get_client_id(self) -> str:
         return self.app.client_id
@@ -86,7 +94,7 @@ class AppClient(ClientMixin):
         return None  # the request must name a registered redirect URI
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        approved = list(self.app.approved_scopes)
+        approved = list(self.app.approved_scopes if self.grant_scopes is None else self.grant_scopes)
         if not scope:
             return str(list_to_scope(approved))  # RFC 6749 §3.3: default to what review approved
         return str(list_to_scope([s for s in scope_to_list(scope) if s in approved]))
@@ -261,6 +269,7 @@ class RotatingRefreshGrant(_ListedClientOnly, grants.RefreshTokenGrant):
             return None
         self.request.connection = conn
         self.request.family_id = row.family_id
+        self.request.client.grant_scopes = store.consented_version_scopes(app, conn)
         return TokenRecord(TokenMatch(row, "refresh_token"))
 
     def authenticate_user(self, refresh_token: TokenRecord) -> TokenRecord:

@@ -18,8 +18,10 @@ from appwarden.config import Settings
 from appwarden.digests import token_hash
 from appwarden.events.service import EventTag, record
 from appwarden.hooks import Hook
-from appwarden.marketplace.models import App, ListingState
+from appwarden.marketplace.lifecycle import Access, access_in_state
+from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS, PII_FIELDS, RESOURCE_SCOPES, Mode, effective_scopes
+from appwarden.marketplace.service import approved_scopes_of
 from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, Token
 from appwarden.platform.models import Company, User
 
@@ -100,6 +102,7 @@ class OAuthStore:
                 app_id=app.id,
                 granted_by_user_id=user.id,
                 scopes=scopes,
+                app_version=app.approved_version,
                 status=ConnectionStatus.ACTIVE.value,
                 created_at=self.now,
                 updated_at=self.now,
@@ -111,6 +114,7 @@ class OAuthStore:
         else:
             previous = list(conn.scopes)
             conn.scopes = scopes
+            conn.app_version = app.approved_version
             conn.status = ConnectionStatus.ACTIVE.value
             conn.granted_by_user_id = user.id
             conn.updated_at = self.now
@@ -124,6 +128,7 @@ class OAuthStore:
             connection=conn.public_id,
             scopes=scopes,
             previous_scopes=previous,
+            app_version=app.approved_version,
         )
         if settings is not None:
             connection_granted(self.session, conn, settings, user.username)
@@ -222,9 +227,16 @@ class OAuthStore:
         conn = self.session.get(Connection, connection_id)
         if conn is None or conn.status != ConnectionStatus.ACTIVE.value:
             return None
-        if app.listing_state != ListingState.LISTED.value:
+        company = self.session.get(Company, conn.company_id)
+        test = bool(company is not None and company.is_test)
+        if access_in_state(app.listing_state, app.restricted_policy, test_company=test) == Access.REFUSED:
             return None
         return conn
+
+    def consented_version_scopes(self, app: App, conn: Connection) -> list[str]:
+        """The approved scopes of the app version ``conn`` consented to (the app's for older rows)."""
+        approved = approved_scopes_of(self.session, app.id, conn.app_version)
+        return list(app.approved_scopes) if approved is None else approved
 
     def refresh_candidate(self, refresh_token: str, app: App) -> Token | None:
         """The token row a refresh token may be exchanged from, or None.
@@ -327,7 +339,7 @@ class OAuthStore:
         conn = self.session.get(Connection, row.connection_id)
         company = self.session.get(Company, row.company_id)
         assert app is not None and conn is not None and company is not None
-        granted = effective_scopes(app.approved_scopes, conn.scopes)
+        granted = effective_scopes(self.consented_version_scopes(app, conn), conn.scopes)
         in_token = set(row.scope.split())
         expires = row.access_expires_at if match.kind == "access_token" else row.refresh_expires_at
         assert expires is not None
@@ -351,3 +363,17 @@ def connection_public_ids(session: Session, connection_ids: Collection[int]) -> 
         return {}
     query = select(Connection.id, Connection.public_id).where(Connection.id.in_(list(connection_ids)))
     return {cid: public for cid, public in session.execute(query)}
+
+
+def connected_company_ids(session: Session, app_id: int) -> list[int]:
+    """The companies with an active connection to the app (whom an app's restriction concerns)."""
+    query = select(Connection.company_id).where(
+        Connection.app_id == app_id, Connection.status == ConnectionStatus.ACTIVE.value
+    )
+    return sorted(set(session.scalars(query)))
+
+
+def consented_versions(session: Session, app_id: int) -> dict[int, int | None]:
+    """``{company id: app version consented to}`` for the app's connections."""
+    query = select(Connection.company_id, Connection.app_version).where(Connection.app_id == app_id)
+    return {company_id: version for company_id, version in session.execute(query)}

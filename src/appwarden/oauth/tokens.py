@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from appwarden.db.base import utcnow
 from appwarden.digests import token_hash
-from appwarden.marketplace.models import App
+from appwarden.marketplace.models import App, AppVersion
 from appwarden.oauth.models import Connection, Token
+from appwarden.platform.models import Company
 
 TOKEN_BYTES = 48
 
@@ -95,8 +96,10 @@ def issue_token(
     return response
 
 
-# The three rows behind a token, only the columns the decision needs, in one query: loading the ORM
-# entities cost more than the SQL on the data API's hot path (every request authenticates).
+# The rows behind a token, only the columns the decision needs, in one query: loading the ORM
+# entities cost more than the SQL on the data API's hot path (every request authenticates). The app
+# version is the one the company consented to: its approved scopes are frozen, so a company that has not
+# consented to a later version keeps exactly its old grant.
 _AUTH_QUERY = (
     select(
         Token.id,
@@ -111,9 +114,15 @@ _AUTH_QUERY = (
         App.slug,
         App.listing_state,
         App.approved_scopes,
+        App.restricted_policy,
+        AppVersion.approved_scopes,
+        Company.is_test,
+        App.grandfathered,
     )
     .join(Connection, Token.connection_id == Connection.id)
     .join(App, Token.app_id == App.id)
+    .join(Company, Connection.company_id == Company.id)
+    .outerjoin(AppVersion, (AppVersion.app_id == App.id) & (AppVersion.number == Connection.app_version))
     .where(Token.access_token_hash == bindparam("token_hash"))
 )
 
@@ -135,7 +144,17 @@ class AccessGrant(NamedTuple):
     app_id: int
     app_slug: str
     listing_state: str
-    approved: list[str]
+    app_approved: list[str]
+    restricted_policy: str
+    version_approved: list[str] | None
+    test_company: bool
+    grandfathered: bool  # listed before screening: its access tokens still carry raw identifying fields
+
+    @property
+    def approved(self) -> list[str]:
+        """The approved scopes of the version the company consented to (the app's, for a connection
+        made before versions were recorded)."""
+        return self.app_approved if self.version_approved is None else list(self.version_approved)
 
 
 def lookup_access_token(session: Session, bearer: str) -> AccessGrant | None:

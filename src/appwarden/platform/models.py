@@ -20,6 +20,8 @@ class Company(Base):
     public_id: Mapped[str] = mapped_column(String(40), unique=True, default=partial(public_id, "co"))
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
+    # A test company (the platform's or a vendor's sandbox): the only kind an app not yet listed may join.
+    is_test: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -47,6 +49,10 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(30))  # company_owner | security_admin | reviewer | vendor
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
     email: Mapped[str | None] = mapped_column(String(320))
+    # Staff (reviewer, security admin) API key for /admin/reviews: SHA-256 only, shown once.
+    api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The vendor (public id) a staff member works for or declared a conflict with: never its reviewer.
+    vendor_affiliation: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -19,8 +19,11 @@ ROLES = frozenset({"company_owner", "security_admin", "reviewer", "vendor"})
 _hasher = PasswordHasher()
 
 
-def create_company(session: Session, name: str, email: str | None = None) -> Company:
-    company = Company(name=name, email=email)
+def create_company(
+    session: Session, name: str, email: str | None = None, *, is_test: bool = False
+) -> Company:
+    """A contract company; ``is_test`` marks a test company (apps not yet listed may connect to it)."""
+    company = Company(name=name, email=email, is_test=is_test)
     session.add(company)
     session.flush()
     return company
@@ -81,9 +84,7 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 # Customer columns a write path may set: every column but the identities (``id``, ``public_id``) and
 # the stamp (``updated_at``), read from the table so a new column cannot be forgotten here.
 CUSTOMER_FIELDS = frozenset(
-    column.key
-    for column in Customer.__table__.columns
-    if column.key not in {"id", "public_id", "updated_at"}
+    column.key for column in Customer.__table__.columns if column.key not in {"id", "public_id", "updated_at"}
 )
 
 

@@ -1,0 +1,94 @@
+"""Vendor accounts: an argon2id password and per-vendor API keys (``vk_…``, stored as SHA-256, shown once).
+
+``/vendor`` routes authenticate with ``Authorization: Bearer vk_…`` (:func:`check_vendor_key`, also run
+by ``web.auth_first`` before a body is read).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appwarden.db.session import Database
+from appwarden.digests import token_hash
+from appwarden.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from appwarden.events.service import EventTag, record
+from appwarden.marketplace.models import Vendor, VendorApiKey
+from appwarden.platform.service import hash_password
+from appwarden.web.deps import bearer_token
+
+KEY_PREFIX = "vk_"
+
+
+@dataclass(frozen=True, slots=True)
+class VendorAccount:
+    """A new vendor and its first API key (shown once)."""
+
+    vendor: Vendor
+    api_key: str
+
+
+def create_vendor(
+    session: Session, name: str, *, email: str, password: str, actor: str = "cli"
+) -> VendorAccount:
+    """A vendor account (or an account for a vendor the operator recorded without one) with a key."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput("vendor name must not be empty")
+    if "@" not in email:
+        raise InvalidInput(f"{email!r} is not an email address")
+    if len(password) < 12:
+        raise InvalidInput("a vendor password must be at least 12 characters")
+    vendor = session.scalar(select(Vendor).where(Vendor.name == name))
+    if vendor is not None and vendor.password_hash is not None:
+        raise Conflict(f"vendor {name!r} already has an account", code="vendor_exists")
+    if vendor is None:
+        vendor = Vendor(name=name)
+        session.add(vendor)
+    vendor.contact_email = email
+    vendor.password_hash = hash_password(password)
+    session.flush()
+    record(session, EventTag.VENDOR_CREATED, actor=actor, vendor=vendor.public_id)
+    return VendorAccount(vendor, issue_key(session, vendor, actor=actor))
+
+
+def issue_key(session: Session, vendor: Vendor, *, actor: str) -> str:
+    """A new API key for ``vendor`` (returned once; only its hash is kept)."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    session.add(VendorApiKey(vendor_id=vendor.id, key_hash=token_hash(key), prefix=key[:10]))
+    record(session, EventTag.VENDOR_KEY_ISSUED, actor=actor, vendor=vendor.public_id, prefix=key[:10])
+    return key
+
+
+def vendor_by_key(session: Session, key: str | None) -> Vendor | None:
+    """The vendor holding the unrevoked ``key``, or None."""
+    if not key or not key.startswith(KEY_PREFIX):
+        return None
+    query = (
+        select(Vendor)
+        .join(VendorApiKey, VendorApiKey.vendor_id == Vendor.id)
+        .where(VendorApiKey.key_hash == token_hash(key), VendorApiKey.revoked_at.is_(None))
+    )
+    return session.scalar(query)
+
+
+def get_vendor(session: Session, ref: str) -> Vendor:
+    """A vendor by name or public id."""
+    vendor = session.scalar(select(Vendor).where((Vendor.name == ref) | (Vendor.public_id == ref)))
+    if vendor is None:
+        raise NotFound(f"no vendor {ref!r}", code="vendor_not_found")
+    return vendor
+
+
+def check_vendor_key(request: Request) -> None:
+    """401 ``invalid_vendor_key`` unless the request carries a live vendor API key."""
+    db: Database = request.app.state.db
+    with db.sessionmaker() as session:
+        if vendor_by_key(session, bearer_token(request)) is None:
+            raise Unauthenticated(
+                "vendor API key required (Authorization: Bearer vk_...)", code="invalid_vendor_key"
+            )

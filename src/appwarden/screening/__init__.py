@@ -1,0 +1,1 @@
+"""Screening: what the platform decides about an app version — questionnaire, evidence, review, audits."""

@@ -1,0 +1,264 @@
+"""Review: the queue, one version's review sheet, and decisions (frozen per version).
+
+A decision is one reviewer's checklist — every requested scope (approved, weakened with a reason, or
+refused with a reason) and every required questionnaire answer (accepted or not, with a note). Tier 3
+needs two approvals by different reviewers, neither the vendor's; the approved scopes are then the
+weakest of the two per scope. A rejection by any reviewer ends the version.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appwarden.errors import Conflict, InvalidInput
+from appwarden.events.service import EventTag, record
+from appwarden.marketplace import versions
+from appwarden.marketplace.lifecycle import PRE_LISTING
+from appwarden.marketplace.models import App, AppVersion, LifecycleState, Vendor, VersionStatus
+from appwarden.marketplace.service import app_summary, list_apps, put_version_in_force, transition
+from appwarden.platform.staff import StaffMember, staff_by_ids
+from appwarden.screening import audits
+from appwarden.screening.models import Outcome, ReviewDecision
+from appwarden.screening.questionnaire import missing_evidence, required_questions, reviewers_required
+from appwarden.screening.rules import (
+    check_reviewer,
+    combine,
+    complete_checklist,
+    scope_decision,
+)
+from appwarden.screening.service import (
+    answers_of,
+    evidence_of,
+    evidence_view,
+    questionnaire_view,
+    version_tier,
+)
+
+UNDER_REVIEW = (VersionStatus.SUBMITTED.value, VersionStatus.IN_REVIEW.value)
+
+
+def decisions_of(session: Session, version: AppVersion) -> list[ReviewDecision]:
+    query = (
+        select(ReviewDecision).where(ReviewDecision.app_version_id == version.id).order_by(ReviewDecision.id)
+    )
+    return list(session.scalars(query))
+
+
+def queue(session: Session) -> list[dict[str, Any]]:
+    """Every version waiting for a decision, oldest submission first."""
+    rows = []
+    for app in list_apps(session):
+        for version in versions.versions_of(session, app):
+            if version.status in UNDER_REVIEW:
+                tier = version_tier(version)
+                rows.append(
+                    {
+                        "app": app.slug,
+                        "version": version.number,
+                        "status": version.status,
+                        "tier": tier,
+                        "reviewers_required": reviewers_required(tier),
+                        "approvals": sum(
+                            d.outcome == Outcome.APPROVE for d in decisions_of(session, version)
+                        ),
+                        "submitted_at": version.submitted_at.isoformat() if version.submitted_at else None,
+                    }
+                )
+    return sorted(rows, key=lambda r: r["submitted_at"] or "")
+
+
+def review_version(session: Session, app: App, number: int | None) -> AppVersion:
+    """The version under review (or ``number``), 404 ``version_not_found`` otherwise."""
+    if number is not None:
+        return versions.get_version(session, app, number)
+    query = select(AppVersion).where(AppVersion.app_id == app.id, AppVersion.status.in_(UNDER_REVIEW))
+    version = session.scalar(query.order_by(AppVersion.number.desc()).limit(1))
+    return version if version is not None else versions.get_version(session, app)
+
+
+def sheet(session: Session, app: App, version: AppVersion) -> dict[str, Any]:
+    """The review sheet: the app (tier, reasons), the version, answers, evidence, decisions so far."""
+    tier = version_tier(version)
+    reviewers = staff_by_ids(session, [d.reviewer_id for d in decisions_of(session, version)])
+    vendor = session.get(Vendor, app.vendor_id) if app.vendor_id else None
+    return {
+        "app": app_summary(app, vendor, session=session),
+        "version": versions.version_summary(version),
+        "reviewers_required": reviewers_required(tier),
+        "questionnaire": questionnaire_view(session, version),
+        "evidence": evidence_view(session, version),
+        "evidence_missing": missing_evidence(tier, {e.kind for e in evidence_of(session, version)}),
+        "decisions": [
+            {
+                "reviewer": reviewers[d.reviewer_id].username if d.reviewer_id in reviewers else None,
+                "outcome": d.outcome,
+                "scopes": d.scopes,
+                "answers": d.answers,
+                "reason": d.reason,
+                "decided_at": d.decided_at.isoformat(),
+            }
+            for d in decisions_of(session, version)
+        ],
+    }
+
+
+def default_checklist(
+    session: Session, version: AppVersion
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every scope approved as asked and every required answer accepted: the CLI's starting point."""
+    scopes = [
+        {"scope": s, "verdict": "approved", "mode": None, "reason": ""}
+        for s in versions.requested_scopes(version)
+    ]
+    answers = [{"question": q.key, "ok": True, "note": ""} for q in required_questions(version_tier(version))]
+    return scopes, answers
+
+
+def decide(
+    session: Session,
+    app: App,
+    version: AppVersion,
+    *,
+    reviewer: StaffMember,
+    outcome: Outcome,
+    scopes: list[dict[str, Any]],
+    answers: list[dict[str, Any]],
+    reason: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Record one reviewer's decision; on the last approval needed, put the version in force and list
+    the app; on a rejection, end the version. Returns the review sheet."""
+    if version.status not in UNDER_REVIEW:
+        raise Conflict(
+            f"version {version.number} is {version.status}, not under review", code="version_decided"
+        )
+    vendor = session.get(Vendor, app.vendor_id) if app.vendor_id else None
+    earlier = decisions_of(session, version)
+    check_reviewer(
+        reviewer,
+        vendor_public_id=vendor.public_id if vendor else None,
+        vendor_email=vendor.contact_email if vendor else None,
+        earlier_reviewer_ids=[d.reviewer_id for d in earlier],
+    )
+    requested = versions.requested_scopes(version)
+    checked = complete_checklist(
+        requested,
+        [scope_decision(s["scope"], s["verdict"], s.get("mode"), s.get("reason", "")) for s in scopes],
+    )
+    checked_answers = _check_answers(session, version, answers)
+    if outcome == Outcome.REJECT and not reason.strip():
+        raise InvalidInput("a rejection needs a reason", code="reason_required")
+    if outcome == Outcome.APPROVE:
+        not_ok = [a["question"] for a in checked_answers if not a["ok"]]
+        if not_ok:
+            raise InvalidInput(
+                f"answers not accepted: {', '.join(not_ok)}; reject the version instead",
+                code="answers_not_accepted",
+                questions=not_ok,
+            )
+        if not any(d.approved for d in checked):
+            raise InvalidInput("every scope refused: reject the version instead", code="nothing_approved")
+    if version.status == VersionStatus.SUBMITTED:
+        version.status = VersionStatus.IN_REVIEW.value
+        if app.listing_state == LifecycleState.SUBMITTED:
+            transition(
+                session,
+                app,
+                LifecycleState.IN_REVIEW,
+                actor=reviewer.username,
+                reason=f"review of version {version.number}",
+                now=now,
+            )
+    session.add(
+        ReviewDecision(
+            app_version_id=version.id,
+            reviewer_id=reviewer.id,
+            outcome=outcome.value,
+            scopes=[d.to_dict() for d in checked],
+            answers=checked_answers,
+            reason=reason.strip(),
+            decided_at=now,
+        )
+    )
+    record(
+        session,
+        EventTag.REVIEW_DECIDED,
+        actor=reviewer.username,
+        app_id=app.id,
+        version=version.number,
+        outcome=outcome.value,
+        reason=reason.strip(),
+    )
+    if outcome == Outcome.REJECT:
+        version.status = VersionStatus.REJECTED.value
+        version.decided_at = now
+        if app.listing_state in PRE_LISTING:
+            transition(session, app, LifecycleState.DRAFT, actor=reviewer.username, reason=reason, now=now)
+    else:
+        approvals = [d for d in earlier if d.outcome == Outcome.APPROVE]
+        tier = version_tier(version)
+        if len(approvals) + 1 >= reviewers_required(tier):
+            stored = [
+                [scope_decision(s["scope"], s["verdict"], s["mode"], s["reason"]) for s in d.scopes]
+                for d in approvals
+            ]
+            approved = combine([*stored, checked])
+            put_version_in_force(session, app, version, approved, actor=reviewer.username, now=now)
+            app.grandfathered = False
+            if app.listing_state in PRE_LISTING:
+                transition(
+                    session,
+                    app,
+                    LifecycleState.LISTED,
+                    actor=reviewer.username,
+                    reason=f"version {version.number} approved",
+                    now=now,
+                )
+            audits.schedule_next(session, app, tier=tier, now=now, actor=reviewer.username)
+    session.flush()
+    return sheet(session, app, version)
+
+
+def _check_answers(
+    session: Session, version: AppVersion, answers: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    required = [q.key for q in required_questions(version_tier(version))]
+    given = {str(a["question"]): a for a in answers}
+    missing = [k for k in required if k not in given]
+    extra = sorted(set(given) - set(required))
+    if missing or extra:
+        raise InvalidInput(
+            "every required answer needs a check"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + (f"; not required: {', '.join(extra)}" if extra else ""),
+            code="checklist_incomplete",
+            missing=missing,
+        )
+    if set(answers_of(session, version)) < set(required):
+        raise Conflict("the version lacks required answers", code="incomplete")
+    return [
+        {"question": k, "ok": bool(given[k]["ok"]), "note": str(given[k].get("note", "")).strip()}
+        for k in required
+    ]
+
+
+def outcome_for_vendor(session: Session, version: AppVersion) -> dict[str, Any]:
+    """What the vendor sees of the review: status, approved scopes, per-scope verdicts and reasons
+    (not who reviewed)."""
+    return {
+        "status": version.status,
+        "approved_scopes": version.approved_scopes,
+        "decisions": [
+            {
+                "outcome": d.outcome,
+                "scopes": d.scopes,
+                "reason": d.reason,
+                "decided_at": d.decided_at.isoformat(),
+            }
+            for d in decisions_of(session, version)
+        ],
+    }
