@@ -57,7 +57,12 @@ def problem(response: Any, status: int, code: str) -> dict[str, Any]:
 def register(world: World, slug: str, scopes: list[str]) -> None:
     with world.db.session() as session:
         reg = marketplace.register_app(
-            session, slug=slug, name=slug, redirect_uris=[f"https://{slug}.example/cb"], scopes=scopes
+            session,
+            slug=slug,
+            name=slug,
+            redirect_uris=[f"https://{slug}.example/cb"],
+            scopes=scopes,
+            grandfathered=False,  # as the world's apps: screened, raw identifying fields by restricted token
         )
         world.apps[slug] = (reg.app.id, reg.app.client_id, reg.client_secret)
 

@@ -5,7 +5,6 @@ workers through Redis when configured."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,8 +12,10 @@ from fastapi.testclient import TestClient
 
 from appwarden.app import create_app
 from appwarden.config import Settings
+from appwarden.db.base import utcnow
 from appwarden.db.session import Database
-from appwarden.monitor.declarations import DeclaredVolume, declared_volume_source
+from appwarden.marketplace import service as marketplace
+from appwarden.marketplace import versions
 from appwarden.monitor.runtime import monitor_of
 from conftest import World
 
@@ -134,36 +135,32 @@ def test_an_unreachable_redis_falls_back_to_counting_per_worker_never_to_unmeter
     assert statuses == [200, 200, 429]
 
 
-@pytest.fixture
-def declarations() -> Iterator[dict[tuple[int, int], DeclaredVolume]]:
-    """A registered declaration source (the marketplace's, once issue 11 is wired), restored after."""
-    declared: dict[tuple[int, int], DeclaredVolume] = {}
-    before = declared_volume_source.registered
-    declared_volume_source.register(lambda session, app_id, company_id: declared.get((app_id, company_id)))
-    yield declared
-    if before is None:
-        declared_volume_source._source = None
-    else:
-        declared_volume_source.register(before)
+def declare(db: Database, slug: str, *, rpm_peak: int) -> None:
+    """The vendor's next version declares its volume and review puts it in force (the real path)."""
+    with db.session() as session:
+        app = marketplace.get_app(session, slug)
+        version = versions.new_version(session, app, actor="vendor")
+        versions.declare_volume(
+            version,
+            {
+                "people_per_day": {"average": 100, "peak": 1000},
+                "requests_per_minute": {"average": 1, "peak": rpm_peak},
+            },
+        )
+        marketplace.put_version_in_force(
+            session, app, version, list(app.approved_scopes), actor="reviewer", now=utcnow()
+        )
 
 
-def test_the_quota_follows_the_vendors_declared_peak(
-    settings: Settings, db: Database, world: World, declarations: dict[tuple[int, int], DeclaredVolume]
-) -> None:
-    app_id = world.apps["invoice-plus"][0]
-    declarations[(app_id, world.tenants[0].company.id)] = DeclaredVolume(
-        people_per_day_avg=100,
-        people_per_day_peak=1000,
-        requests_per_minute_avg=1,
-        requests_per_minute_peak=2,
-    )
+def test_the_quota_follows_the_vendors_declared_peak(settings: Settings, db: Database, world: World) -> None:
+    declare(db, "invoice-plus", rpm_peak=2)
     declared = bearer(world.connect("invoice-plus", world.tenants[0]))
-    undeclared = bearer(world.connect("invoice-plus", world.tenants[1]))
+    undeclared = bearer(world.connect("loyalty-stamp", world.tenants[0]))
     with worker(settings, db, None) as client:
         assert [client.get("/v1/customers", headers=declared).status_code for _ in range(3)] == [
             200,
             200,
             429,
         ]
-        # No declaration for this company: the settings' stand-in (1,200 per minute) applies.
+        # An app that declared nothing: the settings' stand-in (1,200 per minute) applies.
         assert [client.get("/v1/customers", headers=undeclared).status_code for _ in range(3)] == [200] * 3

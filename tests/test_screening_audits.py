@@ -105,20 +105,28 @@ def test_grandfathered_apps_are_unreviewed_and_due_at_once(
     db: Database, world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
     capsys.readouterr()
-    assert run(["apps", "show", "invoice-plus", "--json"]) == 0
+    # The operator's direct listing (``apps register``) is how apps came before screening existed.
+    assert run(
+        [
+            "apps", "register", "--slug", "legacy-books", "--name", "Legacy Books", "--redirect-uri",
+            "https://legacy-books.example/cb", "--scopes", "customers.name:raw customers.phone:raw", "--json",
+        ]
+    ) == 0
+    capsys.readouterr()
+    assert run(["apps", "show", "legacy-books", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert (shown["grandfathered"], shown["reviewed"], shown["tier"]) == (True, False, 3)
-    assert run(["audits", "schedule", "invoice-plus", "--json"]) == 0  # no date: due at once
+    assert run(["audits", "schedule", "legacy-books", "--json"]) == 0  # no date: due at once
     capsys.readouterr()
     assert run(["audits", "due", "--json"]) == 0
     due = {r["app"]: r for r in json.loads(capsys.readouterr().out)}
-    assert due["invoice-plus"]["due_at"] is None and due["invoice-plus"]["overdue"] is True
-    assert run(["audits", "schedule", "invoice-plus", "--due", "2026-03-01T00:00:00+09:00", "--json"]) == 0
+    assert due["legacy-books"]["due_at"] is None and due["legacy-books"]["overdue"] is True
+    assert run(["audits", "schedule", "legacy-books", "--due", "2026-03-01T00:00:00+09:00", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["due_at"] == "2026-02-28T15:00:00+00:00"
     # An undated audit never lapses by itself: the grandfathered app keeps working.
     assert run(["audits", "run", "--now", "2026-02-01T00:00:00+00:00", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["restricted"] == []
-    assert run(["audits", "schedule", "invoice-plus", "--due", "not-a-date"]) == 1
+    assert run(["audits", "schedule", "legacy-books", "--due", "not-a-date"]) == 1
 
 
 def test_migration_grandfathers_existing_apps(tmp_path: Path, migrated_template: Any) -> None:
