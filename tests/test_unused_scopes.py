@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 from appwarden.cli import run
 from appwarden.db.base import utcnow
 from appwarden.ledger.usage import Usage, approved_since, scope_usage, unused_scopes
+from appwarden.marketplace import service as marketplace
+from appwarden.screening import review
 from conftest import World
 from test_blast_radius import deliver
 
@@ -111,3 +113,14 @@ def test_cli_and_admin_api(
     assert client.get("/admin/ledger/unused/nope", headers=admin_headers).json()["code"] == "app_not_found"
     assert client.get("/admin/ledger/unused/invoice-plus?days=0", headers=admin_headers).status_code == 422
     assert client.get("/admin/ledger/unused/invoice-plus").status_code == 401
+
+
+def test_the_review_sheet_lists_unused_scopes_as_candidates_to_drop(world: World) -> None:
+    """The next version's review shows what the app holds but has not used in 90 days."""
+    with world.db.session() as session:
+        app = marketplace.get_app(session, "loyalty-stamp")
+        version = review.review_version(session, app, None)
+        later = review.sheet(session, app, version, now=utcnow() + timedelta(days=120))
+        today = review.sheet(session, app, version, now=utcnow())
+    assert later["unused_scopes"] == sorted(app.approved_scopes)  # nothing delivered in 120 days
+    assert today["unused_scopes"] == []  # approved today: not yet judged

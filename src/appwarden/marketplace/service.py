@@ -27,7 +27,7 @@ from appwarden.marketplace.models import (
     Vendor,
     VersionStatus,
 )
-from appwarden.marketplace.scopes import parse_scopes
+from appwarden.marketplace.scopes import FieldScope, parse_scope, parse_scopes
 from appwarden.marketplace.tiers import tier_of
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
@@ -341,6 +341,36 @@ def tier_in_force(session: Session, app: App) -> dict[str, object]:
     version = session.scalar(query.order_by(AppVersion.number.desc()).limit(1))
     scopes = [r["scope"] for r in version.requested] if version is not None else list(app.approved_scopes)
     return tier_of(scopes).to_dict()
+
+
+def consent_disclosure(session: Session, app: App) -> dict[str, Any]:
+    """What the consent page tells an owner about ``app``, as its vendor declared it: the vendor, the
+    tier and its reasons, each field's purpose (the written justification) and retention, and whether
+    raw identifying fields come only by restricted token (every app but a grandfathered one)."""
+    query = select(AppVersion).where(AppVersion.app_id == app.id)
+    if app.approved_version is not None:
+        query = query.where(AppVersion.number == app.approved_version)
+    version = session.scalar(query.order_by(AppVersion.number.desc()).limit(1))
+    vendor = session.get(Vendor, app.vendor_id) if app.vendor_id else None
+    purposes: dict[str, str] = {}
+    retention: dict[str, dict[str, Any]] = {}
+    if version is not None:
+        for item in version.requested:
+            parsed = parse_scope(str(item.get("scope", "")))
+            key = parsed.field if isinstance(parsed, FieldScope) else str(parsed)
+            if item.get("justification"):
+                purposes[key] = str(item["justification"])
+        retention = {str(f): dict(r) for f, r in (version.retention or {}).items()}
+    tier = tier_in_force(session, app)
+    return {
+        "vendor": vendor.name if vendor else None,
+        "tier": tier["tier"],
+        "tier_reasons": tier["reasons"],
+        "reviewed": not app.grandfathered and app.approved_version is not None,
+        "purposes": purposes,
+        "retention": retention,
+        "raw_by_restricted_token_only": not app.grandfathered,
+    }
 
 
 def app_summary(

@@ -22,6 +22,7 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.events.service import EventTag, record
 from appwarden.marketplace.lifecycle import PRE_LISTING, may_install
+from appwarden.marketplace.service import consent_disclosure
 from appwarden.oauth.adapter import HttpRequest, HttpResponse, read_request, to_response
 from appwarden.oauth.pages import (
     Session,
@@ -363,12 +364,14 @@ def _consent(server: AppwardenServer, http: HttpRequest, session: Session, *, su
         )
     if not submit:
         company = server.store.company(user.company_id or 0)
+        disclosure = consent_disclosure(server.store.session, app)
         return page(
             "consent.html",
             app=app,
             company=company,
             user=user,
-            items=consent_items(oauth_request.scope),
+            disclosure=disclosure,
+            items=consent_items(oauth_request.scope, disclosure),
             params=sorted(params.items()),
             redirect_uri=grant.redirect_uri,
             csrf_token=csrf_token(session),

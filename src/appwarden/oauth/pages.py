@@ -14,7 +14,7 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from appwarden.marketplace.scopes import FieldScope, parse_scope
+from appwarden.marketplace.scopes import PII_FIELDS, FieldScope, parse_scope
 
 Session = MutableMapping[str, Any]
 
@@ -107,15 +107,28 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def consent_items(scope: str) -> list[dict[str, str]]:
+def consent_items(scope: str, disclosure: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One row per requested scope: its labels, and with ``disclosure`` (``marketplace.service.
+    consent_disclosure``) the vendor's declared purpose and retention, and whether a raw identifying field
+    comes only by restricted token."""
+    disclosure = disclosure or {}
+    purposes: dict[str, str] = disclosure.get("purposes", {})
+    retention: dict[str, dict[str, Any]] = disclosure.get("retention", {})
     items = []
     for item in scope_to_list(scope) or []:
         parsed = parse_scope(item)
+        restricted_only = False
         if isinstance(parsed, FieldScope):
+            key = parsed.field
             label_ja, label_en = FIELD_LABELS[parsed.field]
             mode_ja, mode_en = MODE_LABELS[parsed.mode.value]
+            restricted_only = bool(disclosure.get("raw_by_restricted_token_only")) and (
+                parsed.mode.value == "raw" and parsed.field in PII_FIELDS
+            )
         else:
+            key = str(parsed)
             label_ja, label_en, mode_ja, mode_en = RESOURCE_LABELS[parsed]
+        kept = retention.get(key)
         items.append(
             {
                 "scope": item,
@@ -123,6 +136,10 @@ def consent_items(scope: str) -> list[dict[str, str]]:
                 "label_en": label_en,
                 "mode_ja": mode_ja,
                 "mode_en": mode_en,
+                "purpose": purposes.get(key),
+                "retention_days": None if kept is None else kept.get("days"),
+                "retention_purpose": None if kept is None else kept.get("purpose"),
+                "restricted_only": restricted_only,
             }
         )
     return items

@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from appwarden.db.base import utcnow
 from appwarden.errors import Conflict, InvalidInput
 from appwarden.events.service import EventTag, record
+from appwarden.ledger.usage import unused_scopes
 from appwarden.marketplace import versions
 from appwarden.marketplace.lifecycle import PRE_LISTING
 from appwarden.marketplace.models import App, AppVersion, LifecycleState, Vendor, VersionStatus
@@ -80,8 +82,9 @@ def review_version(session: Session, app: App, number: int | None) -> AppVersion
     return version if version is not None else versions.get_version(session, app)
 
 
-def sheet(session: Session, app: App, version: AppVersion) -> dict[str, Any]:
-    """The review sheet: the app (tier, reasons), the version, answers, evidence, decisions so far."""
+def sheet(session: Session, app: App, version: AppVersion, *, now: datetime | None = None) -> dict[str, Any]:
+    """The review sheet: the app (tier, reasons), the version, answers, evidence, decisions so far, and
+    the scopes the app holds but has not used in 90 days (from the ledger): candidates to drop."""
     tier = version_tier(version)
     reviewers = staff_by_ids(session, [d.reviewer_id for d in decisions_of(session, version)])
     vendor = session.get(Vendor, app.vendor_id) if app.vendor_id else None
@@ -92,6 +95,7 @@ def sheet(session: Session, app: App, version: AppVersion) -> dict[str, Any]:
         "questionnaire": questionnaire_view(session, version),
         "evidence": evidence_view(session, version),
         "evidence_missing": missing_evidence(tier, {e.kind for e in evidence_of(session, version)}),
+        "unused_scopes": unused_scopes(session, app.id, now=now or utcnow()),
         "decisions": [
             {
                 "reviewer": reviewers[d.reviewer_id].username if d.reviewer_id in reviewers else None,

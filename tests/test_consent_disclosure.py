@@ -1,0 +1,88 @@
+"""The consent page tells the owner what screening recorded: the vendor, the tier and why, each field's
+purpose and retention as the vendor declared them, and that raw identifying fields come only by
+restricted token (issue 11, point 8)."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from fastapi.testclient import TestClient
+
+from appwarden.db.base import utcnow
+from appwarden.marketplace import service as marketplace
+from appwarden.marketplace import versions
+from conftest import World
+from test_oauth import authorize_query, login
+
+PHONE_WHY = "Printed on the invoice so the store can call the customer back"
+NAME_WHY = "The addressee on every invoice the store issues"
+
+
+def declare(world: World) -> None:
+    """invoice-plus's vendor declares version 2 and review puts it in force."""
+    with world.db.session() as session:
+        app = marketplace.get_app(session, "invoice-plus")
+        version = versions.new_version(session, app, actor="vendor")
+        versions.request_scopes(
+            version,
+            [
+                {"scope": "customers.name:raw", "justification": NAME_WHY},
+                {"scope": "customers.phone:raw", "justification": PHONE_WHY},
+                {"scope": "transactions:read", "justification": "Invoice lines come from the sales"},
+            ],
+        )
+        versions.declare_retention(
+            version,
+            {
+                "name": {"days": 30, "purpose": "until the invoice is paid"},
+                "phone": {"days": 7, "purpose": "call-back window"},
+            },
+        )
+        marketplace.put_version_in_force(
+            session, app, version, list(app.approved_scopes), actor="reviewer", now=utcnow()
+        )
+
+
+def consent_page(client: TestClient, world: World) -> str:
+    login(client)
+    page = client.get("/oauth/authorize", params=authorize_query(world))
+    assert page.status_code == 200, page.text
+    return html.unescape(page.text)
+
+
+def row_of(page: str, scope: str) -> str:
+    """The consent table's row for ``scope``."""
+    row = r"<tr>(?:(?!</tr>).)*value=\"" + re.escape(scope) + r"\"(?:(?!</tr>).)*</tr>"
+    found = re.search(row, page, re.S)
+    assert found is not None, scope
+    return found.group(0)
+
+
+def test_a_screened_app_shows_its_tier_purposes_retention_and_restricted_tokens(
+    client: TestClient, world: World
+) -> None:
+    declare(world)
+    page = consent_page(client, world)
+    assert re.search(r'id="tier">Tier 3（審査済み', page)
+    assert "customers.name:raw" in page.split('id="tier"')[1].split("</tr>")[0]  # the reason is shown
+    assert 'id="restricted-notice"' in page and "制限付きトークン" in page
+    name = row_of(page, "customers.name:raw")
+    assert NAME_WHY in name and "30 日" in name and "until the invoice is paid" in name
+    assert "restricted token only" in name
+    phone = row_of(page, "customers.phone:raw")
+    assert PHONE_WHY in phone and "7 日" in phone and "call-back window" in phone
+    sales = row_of(page, "transactions:read")
+    assert "Invoice lines come from the sales" in sales and "restricted token only" not in sales
+
+
+def test_a_grandfathered_app_is_shown_unreviewed_with_raw_on_ordinary_access(
+    client: TestClient, world: World
+) -> None:
+    with world.db.session() as session:
+        app = marketplace.get_app(session, "invoice-plus")
+        app.grandfathered = True  # listed before screening existed
+    page = consent_page(client, world)
+    assert "未審査" in page and "unreviewed" in page
+    assert 'id="restricted-notice"' not in page and "restricted token only" not in page
+    assert "none declared" in row_of(page, "customers.name:raw")
