@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from appwarden.digests import token_hash
 from appwarden.marketplace.models import App, AppVersion
 from appwarden.oauth.models import Connection, RestrictedToken, Token
-from appwarden.oauth.tokens import AccessGrant, new_token
+from appwarden.oauth.tokens import CONSENTED_VERSION, GRANT_COLUMNS, AccessGrant, new_token
 from appwarden.platform.models import Company
 
 PREFIX = "rtk_"
@@ -101,19 +101,7 @@ _LOOKUP = (
         Token.id,
         func.coalesce(RestrictedToken.revoked_at, Token.revoked_at),
         RestrictedToken.expires_at,
-        Token.scope,
-        Connection.id,
-        Connection.company_id,
-        Connection.status,
-        Connection.scopes,
-        App.id,
-        App.slug,
-        App.listing_state,
-        App.approved_scopes,
-        App.restricted_policy,
-        AppVersion.approved_scopes,
-        Company.is_test,
-        App.grandfathered,
+        *GRANT_COLUMNS,
         RestrictedToken.public_id,
         RestrictedToken.customer_ids,
         RestrictedToken.fields,
@@ -123,7 +111,7 @@ _LOOKUP = (
     .join(Connection, RestrictedToken.connection_id == Connection.id)
     .join(App, RestrictedToken.app_id == App.id)
     .join(Company, Connection.company_id == Company.id)
-    .outerjoin(AppVersion, (AppVersion.app_id == App.id) & (AppVersion.number == Connection.app_version))
+    .outerjoin(AppVersion, CONSENTED_VERSION)
     .where(RestrictedToken.token_hash == bindparam("token_hash"))
 )
 

@@ -100,29 +100,31 @@ def issue_token(
 # entities cost more than the SQL on the data API's hot path (every request authenticates). The app
 # version is the one the company consented to: its approved scopes are frozen, so a company that has not
 # consented to a later version keeps exactly its old grant.
+# The columns of an ``AccessGrant`` after the bearer token's own three (id, revoked, expiry), and how a
+# token's connection reaches them; ``oauth.restricted`` shapes its lookup the same way.
+GRANT_COLUMNS = (
+    Token.scope,
+    Connection.id,
+    Connection.company_id,
+    Connection.status,
+    Connection.scopes,
+    App.id,
+    App.slug,
+    App.listing_state,
+    App.approved_scopes,
+    App.restricted_policy,
+    AppVersion.approved_scopes,
+    Company.is_test,
+    App.grandfathered,
+)
+CONSENTED_VERSION = (AppVersion.app_id == App.id) & (AppVersion.number == Connection.app_version)
+
 _AUTH_QUERY = (
-    select(
-        Token.id,
-        Token.revoked_at,
-        Token.access_expires_at,
-        Token.scope,
-        Connection.id,
-        Connection.company_id,
-        Connection.status,
-        Connection.scopes,
-        App.id,
-        App.slug,
-        App.listing_state,
-        App.approved_scopes,
-        App.restricted_policy,
-        AppVersion.approved_scopes,
-        Company.is_test,
-        App.grandfathered,
-    )
+    select(Token.id, Token.revoked_at, Token.access_expires_at, *GRANT_COLUMNS)
     .join(Connection, Token.connection_id == Connection.id)
     .join(App, Token.app_id == App.id)
     .join(Company, Connection.company_id == Company.id)
-    .outerjoin(AppVersion, (AppVersion.app_id == App.id) & (AppVersion.number == Connection.app_version))
+    .outerjoin(AppVersion, CONSENTED_VERSION)
     .where(Token.access_token_hash == bindparam("token_hash"))
 )
 
