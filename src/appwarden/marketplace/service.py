@@ -52,6 +52,20 @@ def validate_redirect_uri(uri: str) -> str:
     return uri
 
 
+def _new_app(session: Session, slug: str, name: str, redirect_uris: list[str]) -> list[str]:
+    """Check a new app's slug (free, well-formed), name and redirect URIs; return the URIs."""
+    if not SLUG.match(slug):
+        raise InvalidInput(f"slug {slug!r} must be 3-64 lowercase letters, digits and hyphens")
+    if not name.strip():
+        raise InvalidInput("name must not be empty")
+    if not redirect_uris:
+        raise InvalidInput("at least one redirect URI is required")
+    uris = [validate_redirect_uri(u) for u in redirect_uris]
+    if session.scalar(select(App.id).where(App.slug == slug)) is not None:
+        raise Conflict(f"an app with slug {slug!r} already exists", code="app_exists")
+    return uris
+
+
 def register_app(
     session: Session,
     *,
@@ -68,18 +82,10 @@ def register_app(
     raw identifying fields until the audit) and its scopes are version 1. ``grandfathered=False`` lists
     it as if screening had approved those scopes (the tests' worlds). Return it with its one-time client
     secret."""
-    if not SLUG.match(slug):
-        raise InvalidInput(f"slug {slug!r} must be 3-64 lowercase letters, digits and hyphens")
-    if not name.strip():
-        raise InvalidInput("name must not be empty")
-    if not redirect_uris:
-        raise InvalidInput("at least one redirect URI is required")
-    uris = [validate_redirect_uri(u) for u in redirect_uris]
+    uris = _new_app(session, slug, name, redirect_uris)
     approved = parse_scopes(scopes)
     if not approved:
         raise InvalidInput("at least one scope is required")
-    if session.scalar(select(App.id).where(App.slug == slug)) is not None:
-        raise Conflict(f"an app with slug {slug!r} already exists", code="app_exists")
     vendor = None
     if vendor_name:
         vendor = session.scalar(select(Vendor).where(Vendor.name == vendor_name))
@@ -121,15 +127,7 @@ def register_vendor_app(
     session: Session, vendor: Vendor, *, slug: str, name: str, redirect_uris: list[str], actor: str
 ) -> Registration:
     """A vendor's new app: a draft with an empty draft version 1 (it asks for scopes next)."""
-    if not SLUG.match(slug):
-        raise InvalidInput(f"slug {slug!r} must be 3-64 lowercase letters, digits and hyphens")
-    if not name.strip():
-        raise InvalidInput("name must not be empty")
-    if not redirect_uris:
-        raise InvalidInput("at least one redirect URI is required")
-    uris = [validate_redirect_uri(u) for u in redirect_uris]
-    if session.scalar(select(App.id).where(App.slug == slug)) is not None:
-        raise Conflict(f"an app with slug {slug!r} already exists", code="app_exists")
+    uris = _new_app(session, slug, name, redirect_uris)
     secret = generate_token(48)
     app = App(
         slug=slug,
