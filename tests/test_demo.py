@@ -22,12 +22,16 @@ from appwarden.config import Settings
 from appwarden.db.session import get_database
 from appwarden.demo.catalog import APPS, INVOICE_PLUS, plan_incident
 from appwarden.demo.runner import run_demo
+from appwarden.events.models import SecurityEvent
+from appwarden.events.service import EventTag
 from appwarden.ledger.models import LedgerEntry, LedgerHead
 from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS, effective_scopes, field_modes
 from appwarden.oauth.models import Connection
 from appwarden.platform.models import Company, Customer, Store, User
 from appwarden.platform.service import authenticate_user
+
+REVIEW_DECIDED = EventTag.REVIEW_DECIDED.value
 
 
 def _demo_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
@@ -100,6 +104,25 @@ def test_small_demo_json_matches_the_database(settings: Settings, capsys: pytest
         assert app == {"slug": app["slug"], **expected[app["slug"]]}, app["slug"]
     # Some owners unticked a field, and the ledger shows they were respected (checked above).
     assert unticked >= 1
+    # The marketplace was screened: every lifecycle state is on show, invoice-plus alone is grandfathered
+    # (its first audit due at once, so overdue), and one listed app's lapsed audit restricted it.
+    states = {a["slug"]: a for a in summary["marketplace"]}
+    assert {a["state"] for a in states.values()} == {
+        "draft", "submitted", "in_review", "listed", "restricted", "delisted"
+    }
+    assert [s for s, a in states.items() if a["grandfathered"]] == [INVOICE_PLUS]
+    assert states[INVOICE_PLUS]["audit_overdue"] and states[INVOICE_PLUS]["audit_due_at"] is None
+    assert summary["restricted_by_audit"] == ["smile-crm"] and states["smile-crm"]["state"] == "restricted"
+    with get_database(settings).session() as session:
+        ids = {a.slug: a.id for a in session.scalars(select(App))}
+        decided = [
+            (e.app_id, e.actor)
+            for e in session.scalars(select(SecurityEvent).where(SecurityEvent.tag == REVIEW_DECIDED))
+        ]
+    # Raw-PII apps were approved by two different reviewers, the others by one; drafts by nobody.
+    assert len({actor for app_id, actor in decided if app_id == ids["booking-go"]}) == 2
+    assert len([1 for app_id, _ in decided if app_id == ids["loyalty-stamp"]]) == 1
+    assert not [1 for app_id, _ in decided if app_id in (ids["table-order"], ids[INVOICE_PLUS])]
     invoice = next(a for a in summary["apps"] if a["slug"] == INVOICE_PLUS)
     assert (
         set(invoice["fields"]) == {"name", "phone"} and invoice["fields"]["phone"] < invoice["fields"]["name"]
@@ -120,7 +143,8 @@ def test_demo_logins_work_and_belong_to_their_company(
             assert company is not None
             assert (company.public_id, company.name) == (login["company_id"], login["company"])
             assert authenticate_user(session, login["username"], login["password"] + "x") is None
-        assert session.scalar(select(func.count()).select_from(User)) == 2
+        owners = select(func.count()).select_from(User).where(User.role == "company_owner")
+        assert session.scalar(owners) == 2  # the reviewers are staff, not logins
     assert summary["admin_api_key"] == settings.admin_key
     assert summary["base_url"] == "http://127.0.0.1:8000"
 
@@ -181,6 +205,25 @@ def test_incident_construction_is_exact_at_reduced_size(settings: Settings) -> N
     )
     with Progress(disable=True) as bar:
         summary = run_demo(settings, plan, progress=bar)
+    # The marketplace was screened: every lifecycle state is on show, invoice-plus alone is grandfathered
+    # (its first audit due at once, so overdue), and one listed app's lapsed audit restricted it.
+    states = {a["slug"]: a for a in summary["marketplace"]}
+    assert {a["state"] for a in states.values()} == {
+        "draft", "submitted", "in_review", "listed", "restricted", "delisted"
+    }
+    assert [s for s, a in states.items() if a["grandfathered"]] == [INVOICE_PLUS]
+    assert states[INVOICE_PLUS]["audit_overdue"] and states[INVOICE_PLUS]["audit_due_at"] is None
+    assert summary["restricted_by_audit"] == ["smile-crm"] and states["smile-crm"]["state"] == "restricted"
+    with get_database(settings).session() as session:
+        ids = {a.slug: a.id for a in session.scalars(select(App))}
+        decided = [
+            (e.app_id, e.actor)
+            for e in session.scalars(select(SecurityEvent).where(SecurityEvent.tag == REVIEW_DECIDED))
+        ]
+    # Raw-PII apps were approved by two different reviewers, the others by one; drafts by nobody.
+    assert len({actor for app_id, actor in decided if app_id == ids["booking-go"]}) == 2
+    assert len([1 for app_id, _ in decided if app_id == ids["loyalty-stamp"]]) == 1
+    assert not [1 for app_id, _ in decided if app_id in (ids["table-order"], ids[INVOICE_PLUS])]
     invoice = next(a for a in summary["apps"] if a["slug"] == INVOICE_PLUS)
     assert invoice["fields"] == {"name": 1_537, "phone": 1_291}
     assert invoice["companies"] == 3
@@ -194,6 +237,25 @@ def test_incident_construction_is_exact_at_reduced_size(settings: Settings) -> N
 def test_incident_2026_full_size(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     """The reference scenario at its real size: 136,346 names and 114,951 phones, from the ledger."""
     summary = _demo_json(capsys, "--scenario", "incident-2026")
+    # The marketplace was screened: every lifecycle state is on show, invoice-plus alone is grandfathered
+    # (its first audit due at once, so overdue), and one listed app's lapsed audit restricted it.
+    states = {a["slug"]: a for a in summary["marketplace"]}
+    assert {a["state"] for a in states.values()} == {
+        "draft", "submitted", "in_review", "listed", "restricted", "delisted"
+    }
+    assert [s for s, a in states.items() if a["grandfathered"]] == [INVOICE_PLUS]
+    assert states[INVOICE_PLUS]["audit_overdue"] and states[INVOICE_PLUS]["audit_due_at"] is None
+    assert summary["restricted_by_audit"] == ["smile-crm"] and states["smile-crm"]["state"] == "restricted"
+    with get_database(settings).session() as session:
+        ids = {a.slug: a.id for a in session.scalars(select(App))}
+        decided = [
+            (e.app_id, e.actor)
+            for e in session.scalars(select(SecurityEvent).where(SecurityEvent.tag == REVIEW_DECIDED))
+        ]
+    # Raw-PII apps were approved by two different reviewers, the others by one; drafts by nobody.
+    assert len({actor for app_id, actor in decided if app_id == ids["booking-go"]}) == 2
+    assert len([1 for app_id, _ in decided if app_id == ids["loyalty-stamp"]]) == 1
+    assert not [1 for app_id, _ in decided if app_id in (ids["table-order"], ids[INVOICE_PLUS])]
     invoice = next(a for a in summary["apps"] if a["slug"] == INVOICE_PLUS)
     assert invoice["fields"] == {"name": 136_346, "phone": 114_951}
     assert invoice["companies"] == 8

@@ -13,18 +13,23 @@ from sqlalchemy import func, select
 
 from appwarden.app import create_app
 from appwarden.config import Settings
+from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.demo import summary as summaries
-from appwarden.demo.catalog import APPS, APPS_BY_SLUG, Plan
+from appwarden.demo.catalog import APPS, APPS_BY_SLUG, INVOICE_PLUS, Plan
 from appwarden.demo.fresh import fresh_database
 from appwarden.demo.generator import build_platform
 from appwarden.demo.leak import write_leak
+from appwarden.demo.screening import EXTRAS, Screening, lapse_one_audit, marketplace_states
 from appwarden.demo.traffic import PAGE, Credentials, DemoError, LiveServer, drive, install, run_parallel
 from appwarden.marketplace import service as marketplace
 from appwarden.platform import service as platform
 from appwarden.platform.models import Company, Customer, Transaction
+from appwarden.screening import audits
 from appwarden.terminal import stderr
 
+# Its audit lapses at the end of the demo run (a tier-3 app that holds raw e-mail and birthdays).
+LAPSING_APP = "smile-crm"
 WORKERS = 4  # client threads: the server overlaps one request's SQL with another's Python
 
 
@@ -63,17 +68,20 @@ def _build_and_drive(
     credentials: dict[str, Credentials] = {}
     logins: list[dict[str, str]] = []
     with db.session() as session:
-        for spec in APPS:
-            reg = marketplace.register_app(
-                session,
-                slug=spec.slug,
-                name=spec.name,
-                redirect_uris=[spec.redirect_uri],
-                scopes=list(spec.scopes),
-                vendor_name=spec.vendor,
-                actor="demo",
-            )
-            credentials[spec.slug] = Credentials(reg.app.client_id, reg.client_secret)
+        # Listed before screening existed (grandfathered): the app of the January 2026 incident.
+        legacy = APPS_BY_SLUG[INVOICE_PLUS]
+        reg = marketplace.register_app(
+            session,
+            slug=legacy.slug,
+            name=legacy.name,
+            redirect_uris=[legacy.redirect_uri],
+            scopes=list(legacy.scopes),
+            vendor_name=legacy.vendor,
+            actor="demo",
+        )
+        credentials[legacy.slug] = Credentials(reg.app.client_id, reg.client_secret)
+        # Its first audit is due at once, as for every app listed before screening (migration 0007).
+        audits.schedule(session, reg.app, None, actor="demo", now=utcnow())
         for i, company_id in enumerate(built.company_ids):
             company = session.get(Company, company_id)
             assert company is not None
@@ -120,6 +128,19 @@ def _build_and_drive(
     )
     app = create_app(settings, db)
     with LiveServer(app) as server:
+        # Every other app comes through the vendor API and the review, as on a screened marketplace.
+        screening = Screening(server.base_url, db, settings)
+        try:
+            listing = progress.add_task("screening (vendor API + review)", total=len(APPS) - 1 + len(EXTRAS))
+            for spec in APPS:
+                if spec.slug != INVOICE_PLUS:
+                    credentials[spec.slug] = screening.list_app(spec)
+                    progress.advance(listing)
+            for extra in EXTRAS:
+                screening.stop_short(extra)
+                progress.advance(listing)
+        finally:
+            screening.close()
 
         def install_one(i: int) -> dict[str, Any]:
             c = order[i]
@@ -149,6 +170,8 @@ def _build_and_drive(
 
         requests = sum(run_parallel([partial(drive_one, i) for i in range(len(order))], workers))
 
+    # One listed app's audit lapses after the traffic: the periodic check restricts it.
+    restricted = lapse_one_audit(db, settings, LAPSING_APP, now=utcnow())
     with db.session() as session:
         result: dict[str, Any] = {
             "scenario": plan.scenario,
@@ -159,6 +182,9 @@ def _build_and_drive(
             "requests": requests,
             "ledger": summaries.ledger_state(session),
         }
+    result["marketplace"] = marketplace_states(db, now=utcnow())
+    result["restricted_by_audit"] = restricted
+    with db.session() as session:
         leak = write_leak(session, settings.data_dir)
     result["leak"] = None if leak is None else str(leak)
     result["base_url"] = settings.base_url

@@ -103,6 +103,18 @@ def render(summary: dict[str, Any], console: Console) -> None:
         f"{summary['customers']:,} customers; ledger: {summary['ledger']['entries']:,} entries, "
         f"head {summary['ledger']['head']}"
     )
+    market = summary.get("marketplace", [])
+    if market:
+        by_state: dict[str, list[str]] = {}
+        for row in market:
+            by_state.setdefault(row["state"], []).append(row["slug"])
+        console.print(
+            "marketplace (screened through /vendor and /admin/reviews): "
+            + "; ".join(f"{state} {', '.join(slugs)}" for state, slugs in sorted(by_state.items()))
+        )
+        overdue = [r["slug"] + " (grandfathered)" * r["grandfathered"] for r in market if r["audit_overdue"]]
+        listed = ", ".join(overdue) or "none"
+        console.print(f"audits overdue: {listed} (see [bold]appwarden audits due[/bold])")
     invoice = next((a for a in summary["apps"] if a["slug"] == INVOICE_PLUS), None)
     if invoice is not None:
         console.print(
