@@ -15,6 +15,9 @@ from appwarden.web.text import Body
 
 router = APIRouter(prefix="/admin/apps", tags=["admin: apps"], responses=problem_responses(ADMIN_AUTH))
 APP_NOT_FOUND = problem_responses({404: "`app_not_found`: no app has this slug or client id."})
+TRANSITION = problem_responses(
+    {404: "`app_not_found`.", 409: "`invalid_transition`: the lifecycle does not allow this move."}
+)
 
 
 class AppRegistration(Body):
@@ -60,7 +63,7 @@ def show_app(slug: str, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
         return service.app_summary(app, vendor, session=session)
 
 
-@router.post("/{slug}/suspend", responses=APP_NOT_FOUND)
+@router.post("/{slug}/suspend", responses=TRANSITION)
 def suspend_app(slug: str, body: ListingChange, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
     """Suspend an app; its tokens stay but every call is refused until it is listed again."""
     with db.session() as session:
@@ -81,9 +84,6 @@ class RedirectUris(Body):
     redirect_uris: list[str] = Field(min_length=1, max_length=10)
 
 
-TRANSITION = problem_responses(
-    {404: "`app_not_found`.", 409: "`invalid_transition`: the lifecycle does not allow this move."}
-)
 
 
 @router.post("/{slug}/restrict", responses=TRANSITION)
