@@ -72,6 +72,28 @@ def _expected_from_db(settings: Settings) -> dict[str, dict[str, Any]]:
     return expected
 
 
+def assert_screened_marketplace(settings: Settings, summary: dict[str, Any]) -> None:
+    """The marketplace was screened: every lifecycle state is on show, invoice-plus alone is
+    grandfathered (its first audit due at once, so overdue), one listed app's lapsed audit restricted it,
+    and raw-PII apps were approved by two different reviewers, the others by one, drafts by nobody."""
+    states = {a["slug"]: a for a in summary["marketplace"]}
+    assert {a["state"] for a in states.values()} == {
+        "draft", "submitted", "in_review", "listed", "restricted", "delisted"
+    }
+    assert [s for s, a in states.items() if a["grandfathered"]] == [INVOICE_PLUS]
+    assert states[INVOICE_PLUS]["audit_overdue"] and states[INVOICE_PLUS]["audit_due_at"] is None
+    assert summary["restricted_by_audit"] == ["smile-crm"] and states["smile-crm"]["state"] == "restricted"
+    with get_database(settings).session() as session:
+        ids = {a.slug: a.id for a in session.scalars(select(App))}
+        decided = [
+            (e.app_id, e.actor)
+            for e in session.scalars(select(SecurityEvent).where(SecurityEvent.tag == REVIEW_DECIDED))
+        ]
+    assert len({actor for app_id, actor in decided if app_id == ids["booking-go"]}) == 2
+    assert len([1 for app_id, _ in decided if app_id == ids["loyalty-stamp"]]) == 1
+    assert not [1 for app_id, _ in decided if app_id in (ids["table-order"], ids[INVOICE_PLUS])]
+
+
 def test_small_demo_json_matches_the_database(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     summary = _demo_json(capsys, "--companies", "3", "--stores", "6", "--customers", "600", "--seed", "11")
 
@@ -104,25 +126,7 @@ def test_small_demo_json_matches_the_database(settings: Settings, capsys: pytest
         assert app == {"slug": app["slug"], **expected[app["slug"]]}, app["slug"]
     # Some owners unticked a field, and the ledger shows they were respected (checked above).
     assert unticked >= 1
-    # The marketplace was screened: every lifecycle state is on show, invoice-plus alone is grandfathered
-    # (its first audit due at once, so overdue), and one listed app's lapsed audit restricted it.
-    states = {a["slug"]: a for a in summary["marketplace"]}
-    assert {a["state"] for a in states.values()} == {
-        "draft", "submitted", "in_review", "listed", "restricted", "delisted"
-    }
-    assert [s for s, a in states.items() if a["grandfathered"]] == [INVOICE_PLUS]
-    assert states[INVOICE_PLUS]["audit_overdue"] and states[INVOICE_PLUS]["audit_due_at"] is None
-    assert summary["restricted_by_audit"] == ["smile-crm"] and states["smile-crm"]["state"] == "restricted"
-    with get_database(settings).session() as session:
-        ids = {a.slug: a.id for a in session.scalars(select(App))}
-        decided = [
-            (e.app_id, e.actor)
-            for e in session.scalars(select(SecurityEvent).where(SecurityEvent.tag == REVIEW_DECIDED))
-        ]
-    # Raw-PII apps were approved by two different reviewers, the others by one; drafts by nobody.
-    assert len({actor for app_id, actor in decided if app_id == ids["booking-go"]}) == 2
-    assert len([1 for app_id, _ in decided if app_id == ids["loyalty-stamp"]]) == 1
-    assert not [1 for app_id, _ in decided if app_id in (ids["table-order"], ids[INVOICE_PLUS])]
+    assert_screened_marketplace(settings, summary)
     invoice = next(a for a in summary["apps"] if a["slug"] == INVOICE_PLUS)
     assert (
         set(invoice["fields"]) == {"name", "phone"} and invoice["fields"]["phone"] < invoice["fields"]["name"]
@@ -205,25 +209,7 @@ def test_incident_construction_is_exact_at_reduced_size(settings: Settings) -> N
     )
     with Progress(disable=True) as bar:
         summary = run_demo(settings, plan, progress=bar)
-    # The marketplace was screened: every lifecycle state is on show, invoice-plus alone is grandfathered
-    # (its first audit due at once, so overdue), and one listed app's lapsed audit restricted it.
-    states = {a["slug"]: a for a in summary["marketplace"]}
-    assert {a["state"] for a in states.values()} == {
-        "draft", "submitted", "in_review", "listed", "restricted", "delisted"
-    }
-    assert [s for s, a in states.items() if a["grandfathered"]] == [INVOICE_PLUS]
-    assert states[INVOICE_PLUS]["audit_overdue"] and states[INVOICE_PLUS]["audit_due_at"] is None
-    assert summary["restricted_by_audit"] == ["smile-crm"] and states["smile-crm"]["state"] == "restricted"
-    with get_database(settings).session() as session:
-        ids = {a.slug: a.id for a in session.scalars(select(App))}
-        decided = [
-            (e.app_id, e.actor)
-            for e in session.scalars(select(SecurityEvent).where(SecurityEvent.tag == REVIEW_DECIDED))
-        ]
-    # Raw-PII apps were approved by two different reviewers, the others by one; drafts by nobody.
-    assert len({actor for app_id, actor in decided if app_id == ids["booking-go"]}) == 2
-    assert len([1 for app_id, _ in decided if app_id == ids["loyalty-stamp"]]) == 1
-    assert not [1 for app_id, _ in decided if app_id in (ids["table-order"], ids[INVOICE_PLUS])]
+    assert_screened_marketplace(settings, summary)
     invoice = next(a for a in summary["apps"] if a["slug"] == INVOICE_PLUS)
     assert invoice["fields"] == {"name": 1_537, "phone": 1_291}
     assert invoice["companies"] == 3
@@ -237,25 +223,7 @@ def test_incident_construction_is_exact_at_reduced_size(settings: Settings) -> N
 def test_incident_2026_full_size(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     """The reference scenario at its real size: 136,346 names and 114,951 phones, from the ledger."""
     summary = _demo_json(capsys, "--scenario", "incident-2026")
-    # The marketplace was screened: every lifecycle state is on show, invoice-plus alone is grandfathered
-    # (its first audit due at once, so overdue), and one listed app's lapsed audit restricted it.
-    states = {a["slug"]: a for a in summary["marketplace"]}
-    assert {a["state"] for a in states.values()} == {
-        "draft", "submitted", "in_review", "listed", "restricted", "delisted"
-    }
-    assert [s for s, a in states.items() if a["grandfathered"]] == [INVOICE_PLUS]
-    assert states[INVOICE_PLUS]["audit_overdue"] and states[INVOICE_PLUS]["audit_due_at"] is None
-    assert summary["restricted_by_audit"] == ["smile-crm"] and states["smile-crm"]["state"] == "restricted"
-    with get_database(settings).session() as session:
-        ids = {a.slug: a.id for a in session.scalars(select(App))}
-        decided = [
-            (e.app_id, e.actor)
-            for e in session.scalars(select(SecurityEvent).where(SecurityEvent.tag == REVIEW_DECIDED))
-        ]
-    # Raw-PII apps were approved by two different reviewers, the others by one; drafts by nobody.
-    assert len({actor for app_id, actor in decided if app_id == ids["booking-go"]}) == 2
-    assert len([1 for app_id, _ in decided if app_id == ids["loyalty-stamp"]]) == 1
-    assert not [1 for app_id, _ in decided if app_id in (ids["table-order"], ids[INVOICE_PLUS])]
+    assert_screened_marketplace(settings, summary)
     invoice = next(a for a in summary["apps"] if a["slug"] == INVOICE_PLUS)
     assert invoice["fields"] == {"name": 136_346, "phone": 114_951}
     assert invoice["companies"] == 8
