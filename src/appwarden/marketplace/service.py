@@ -331,24 +331,29 @@ def put_version_in_force(
     return app
 
 
-def tier_in_force(session: Session, app: App) -> dict[str, object]:
-    """The app's tier and reasons: from the version in force, else from its latest version."""
+def _version_in_force(session: Session, app: App) -> AppVersion | None:
+    """The app's version in force, else its latest version (one not yet reviewed)."""
     query = select(AppVersion).where(AppVersion.app_id == app.id)
     if app.approved_version is not None:
         query = query.where(AppVersion.number == app.approved_version)
-    version = session.scalar(query.order_by(AppVersion.number.desc()).limit(1))
+    return session.scalar(query.order_by(AppVersion.number.desc()).limit(1))
+
+
+def _tier(app: App, version: AppVersion | None) -> dict[str, object]:
     scopes = [r["scope"] for r in version.requested] if version is not None else list(app.approved_scopes)
     return tier_of(scopes).to_dict()
+
+
+def tier_in_force(session: Session, app: App) -> dict[str, object]:
+    """The app's tier and reasons: from the version in force, else from its latest version."""
+    return _tier(app, _version_in_force(session, app))
 
 
 def consent_disclosure(session: Session, app: App) -> dict[str, Any]:
     """What the consent page tells an owner about ``app``, as its vendor declared it: the vendor, the
     tier and its reasons, each field's purpose (the written justification) and retention, and whether
     raw identifying fields come only by restricted token (every app but a grandfathered one)."""
-    query = select(AppVersion).where(AppVersion.app_id == app.id)
-    if app.approved_version is not None:
-        query = query.where(AppVersion.number == app.approved_version)
-    version = session.scalar(query.order_by(AppVersion.number.desc()).limit(1))
+    version = _version_in_force(session, app)
     vendor = session.get(Vendor, app.vendor_id) if app.vendor_id else None
     purposes: dict[str, str] = {}
     retention: dict[str, dict[str, Any]] = {}
@@ -359,7 +364,7 @@ def consent_disclosure(session: Session, app: App) -> dict[str, Any]:
             if item.get("justification"):
                 purposes[key] = str(item["justification"])
         retention = {str(f): dict(r) for f, r in (version.retention or {}).items()}
-    tier = tier_in_force(session, app)
+    tier = _tier(app, version)
     return {
         "vendor": vendor.name if vendor else None,
         "tier": tier["tier"],
