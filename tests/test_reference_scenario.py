@@ -68,6 +68,11 @@ def test_reference_scenario_end_to_end(
 ) -> None:
     demo = cli(capsys, "demo", "--scenario", "incident-2026", "--no-serve")
     assert demo["companies"] == 12
+    # The demo's lapsed audit restricts one app, and its companies are told by mail before any incident.
+    assert demo["restricted_by_audit"]
+    told = [m for _rcpt, m in inbox.received]
+    assert told and all(str(m["Subject"]).endswith(" is restricted") for m in told)
+    inbox.received.clear()
 
     opened = cli(capsys, "incident", "open", "--app", "invoice-plus", "--reason", "名簿業者サイトで販売")
     inc = opened["incident"]

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from appwarden.cli import run
+from appwarden.config import get_settings
 from appwarden.db.session import Database
 from appwarden.errors import Conflict
 from appwarden.events.models import SecurityEvent
@@ -252,3 +253,63 @@ def test_unlisted_app_connects_only_to_test_companies(
     login(client, "tester")
     consent = client.get("/oauth/authorize", params=query, follow_redirects=False)
     assert consent.status_code == 200 and "Sandbox KK" in consent.text
+
+
+def test_unlisted_app_reads_its_requested_scopes_from_a_test_company_only(
+    client: TestClient, db: Database, world: Any, admin_headers: dict[str, str]
+) -> None:
+    from appwarden.demo.oauth_client import connect_app
+
+    vendor = new_vendor(client, db)
+    reg = prepare(vendor, "sandbox-app", ["customers.name:masked", "customers.points:raw"])
+    with db.session() as session:
+        test_co = platform.create_company(session, "Sandbox KK", "qa@sandbox.example", is_test=True)
+        store = platform.create_store(session, test_co, "Sandbox store")
+        platform.add_customers(
+            session,
+            test_co,
+            [{"name": f"試験 太郎{i}", "points": i, "home_store_id": store.id} for i in range(3)],
+        )
+        platform.create_user(session, "tester", OWNER_PASSWORD, role="company_owner", company=test_co)
+    creds = {
+        "client_id": reg["client_id"],
+        "client_secret": reg["client_secret"],
+        "redirect_uri": "https://sandbox-app.example/cb",
+    }
+    # The version in screening asked for masked names and points: that is what the test company grants.
+    token = connect_app(
+        client,
+        **creds,
+        username="tester",
+        password=OWNER_PASSWORD,
+        scope="customers.name:masked customers.points:raw",
+    )
+    assert set(token["scope"].split()) == {"customers.name:masked", "customers.points:raw"}
+    page = client.get("/v1/customers", headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert page.status_code == 200, page.text
+    rows = page.json()["data"]
+    # The three test customers, and the connection's own canaries (indistinguishable, by design).
+    assert len(rows) == 3 + get_settings().canaries_per_connection
+    assert all("points" in r and not str(r["name"]).startswith("試験 太郎") for r in rows)
+    assert {0, 1, 2} <= {r["points"] for r in rows}
+    # Nothing beyond the request, even for a test company.
+    beyond = client.get(
+        "/oauth/authorize",
+        params={
+            "response_type": "code",
+            "client_id": reg["client_id"],
+            "redirect_uri": "https://sandbox-app.example/cb",
+            "scope": "customers.phone:raw",
+            "state": "s",
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256",
+        },
+        follow_redirects=False,
+    )
+    assert beyond.status_code in (302, 303) and "invalid_scope" in beyond.headers["location"]
+
+    # Once approved and listed, the test company's connection is that version's, reviewed grant.
+    decided = approve(client, "sandbox-app", staff(db, "alice"), admin_headers)
+    assert decided.status_code == 200 and decided.json()["app"]["listing_state"] == "listed", decided.text
+    again = client.get("/v1/customers", headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert again.status_code == 200 and len(again.json()["data"]) == len(rows)

@@ -178,3 +178,29 @@ def test_migration_grandfathers_existing_apps(tmp_path: Path, migrated_template:
         assert [tuple(d) for d in due] == [(1, 3, "open", None), (2, 1, "open", None)]
         assert conn.exec_driver_sql("SELECT app_version FROM connections").scalar() == 1
     engine.dispose()
+
+
+def test_a_reminder_is_claimed_once_by_concurrent_runs(
+    client: TestClient, db: Database, world: World, admin_headers: dict[str, str]
+) -> None:
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("PostgreSQL only: SQLite serialises writers and refuses a writer whose read is stale")
+    from appwarden.screening.audits import _claim
+    from appwarden.screening.models import Audit
+
+    listed_tier3(client, db, admin_headers)
+    with db.session() as session:
+        app = marketplace.get_app(session, "invoice-pro")
+        audit_id = audits.schedule(session, app, T0 + timedelta(days=20), actor="test", now=T0).id
+    # Two workers read the audit as unreminded; the first claims and commits; the second, whose read
+    # is now stale, must not claim (and so must not send) again.
+    first, second = db.sessionmaker(), db.sessionmaker()
+    try:
+        assert first.get(Audit, audit_id).reminded_30_at is None  # type: ignore[union-attr]
+        assert second.get(Audit, audit_id).reminded_30_at is None  # type: ignore[union-attr]
+        assert _claim(first, audit_id, "reminded_30_at", T0)
+        first.commit()
+        assert not _claim(second, audit_id, "reminded_30_at", T0)
+    finally:
+        first.close()
+        second.close()

@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     # Credentials are checked before any body is read (web.auth_first); only RequestLog is outside it.
     from appwarden.broker.auth import check_access_token
     from appwarden.canary.api import check_webhook_key
-    from appwarden.marketplace.vendors import check_vendor_key
+    from appwarden.marketplace.vendors import check_password_login, check_vendor_key
     from appwarden.screening.api import check_staff_key
 
     app.add_middleware(
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             "/v1/": check_access_token,
             "/canary/hits": check_webhook_key,
             "/vendor/": check_vendor_key,
+            "/vendor/keys": check_password_login,  # a new key, for the vendor's password
         },
     )
 

@@ -1,5 +1,5 @@
 """``appwarden apps …`` (register, list, show, suspend, restrict, relist, rotate-secret, set-redirect-uris)
-and ``appwarden vendors create``."""
+and ``appwarden vendors …`` (create, keys, issue-key, revoke-key)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.table import Table
 from appwarden.db.session import get_database
 from appwarden.marketplace import service
 from appwarden.marketplace.models import LifecycleState, RestrictedPolicy, Vendor
-from appwarden.marketplace.vendors import create_vendor
+from appwarden.marketplace.vendors import create_vendor, get_vendor, issue_key, keys_of, revoke_key
 from appwarden.terminal import out, print_json
 
 apps_app = typer.Typer(help="Marketplace apps.", no_args_is_help=True)
@@ -197,3 +197,48 @@ def create(
         print_json(data)
         return
     out(False).print(f"vendor {data['name']} ({data['vendor']})\napi_key: {data['api_key']}")
+
+
+VendorArg = Annotated[str, typer.Argument(help="The vendor's name or public id.")]
+
+
+@vendors_app.command("keys")
+def keys(vendor_ref: VendorArg, json_mode: JsonOpt = False) -> None:
+    """The vendor's API keys: prefix, issued, revoked (the keys themselves are never kept)."""
+    with get_database().session() as session:
+        rows = keys_of(session, get_vendor(session, vendor_ref))
+    if json_mode:
+        print_json(rows)
+        return
+    table = Table("prefix", "issued", "revoked")
+    for row in rows:
+        table.add_row(str(row["prefix"]), str(row["created_at"]), str(row["revoked_at"] or "-"))
+    out(False).print(table)
+
+
+@vendors_app.command("issue-key")
+def issue_key_command(vendor_ref: VendorArg, json_mode: JsonOpt = False) -> None:
+    """A new API key for the vendor (shown only now); its other keys keep working until revoked."""
+    with get_database().session() as session:
+        vendor = get_vendor(session, vendor_ref)
+        key = issue_key(session, vendor, actor="cli")
+        data = {"vendor": vendor.public_id, "api_key": key, "prefix": key[:10]}
+    if json_mode:
+        print_json(data)
+        return
+    out(False).print(f"api_key: {key}")
+
+
+@vendors_app.command("revoke-key")
+def revoke_key_command(
+    vendor_ref: VendorArg,
+    prefix: Annotated[str, typer.Argument(help="The key's prefix, as `vendors keys` lists it.")],
+    json_mode: JsonOpt = False,
+) -> None:
+    """Revoke one of the vendor's API keys at once."""
+    with get_database().session() as session:
+        data = revoke_key(session, get_vendor(session, vendor_ref), prefix, actor="cli")
+    if json_mode:
+        print_json(data)
+        return
+    out(False).print(f"revoked {data['prefix']} at {data['revoked_at']}")

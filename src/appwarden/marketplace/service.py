@@ -18,7 +18,7 @@ from appwarden.db.base import utcnow
 from appwarden.digests import token_hash
 from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
-from appwarden.marketplace.lifecycle import check_transition
+from appwarden.marketplace.lifecycle import PRE_LISTING, check_transition
 from appwarden.marketplace.models import (
     App,
     AppVersion,
@@ -295,6 +295,20 @@ def approved_scopes_of(session: Session, app_id: int, version: int | None) -> li
         select(AppVersion.approved_scopes).where(AppVersion.app_id == app_id, AppVersion.number == version)
     )
     return None if scopes is None else list(scopes)
+
+
+def scopes_on_offer(session: Session, app: App) -> tuple[list[str], int | None]:
+    """What a new consent may grant, and the number of the version it is of.
+
+    Once reviewed, the approved scopes of the version in force. Before listing (when only test
+    companies may connect), the scopes requested by the version in screening: the vendor tests with
+    what it asked for, on test data, and reviewers see that traffic on the ledger.
+    """
+    if app.listing_state in PRE_LISTING and app.approved_version is None:
+        version = _version_in_force(session, app)  # none approved: the latest
+        if version is not None:
+            return [str(r["scope"]) for r in version.requested], version.number
+    return list(app.approved_scopes), app.approved_version
 
 
 def declared_volume_of(session: Session, app_id: int) -> dict[str, dict[str, int]] | None:

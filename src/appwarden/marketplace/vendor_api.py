@@ -1,6 +1,7 @@
 """Vendor API (``/vendor``): register an app, ask for scopes with justifications, declare volume and
-retention, open a new version, rotate the client secret, change redirect URIs. ``Authorization: Bearer
-vk_…``; another vendor's app answers 404 like a missing one."""
+retention, open a new version, rotate the client secret, change redirect URIs, list and revoke API keys.
+``Authorization: Bearer vk_…``; another vendor's app answers 404 like a missing one. One route takes the
+password instead: ``POST /vendor/keys`` issues a new key (throttled like every login)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pydantic import Field
 
 from appwarden.db.session import Database
 from appwarden.errors import Unauthenticated
+from appwarden.events.service import EventTag, record
 from appwarden.marketplace import service, versions
 from appwarden.marketplace.models import Vendor
-from appwarden.marketplace.vendors import vendor_by_key
+from appwarden.marketplace.vendors import issue_key, keys_of, revoke_key, vendor_by_key, vendor_by_password
 from appwarden.web.deps import DatabaseDep, bearer_token
+from appwarden.web.login_throttle import LoginThrottle
 from appwarden.web.problems import problem_responses
 from appwarden.web.text import Body
 
@@ -73,6 +76,11 @@ class Retention(Body):
 
 class RetentionDeclaration(Body):
     fields: dict[str, Retention] = Field(min_length=1, max_length=20)
+
+
+class Login(Body):
+    email: str = Field(max_length=320, examples=["security@invoice.example"])
+    password: str = Field(max_length=200)
 
 
 class RedirectUris(Body):
@@ -165,3 +173,60 @@ def set_redirect_uris(slug: str, body: RedirectUris, vendor_id: VendorDep, db: D
         app = service.vendor_app(session, vendor, slug)
         service.set_redirect_uris(session, app, body.redirect_uris, actor=vendor.name)
         return service.app_summary(app, vendor, session=session)
+
+
+@router.post(
+    "/keys",
+    status_code=201,
+    responses=problem_responses(
+        {
+            401: "`invalid_vendor_login`: no vendor with this address and password.",
+            429: "`login_throttled`: too many failed logins for this account or address (`Retry-After`).",
+            503: "`unavailable`: the login throttle (Redis) cannot be reached.",
+        }
+    ),
+)
+def new_key(body: Login, request: Request, db: DatabaseDep) -> dict[str, Any]:
+    """A new API key for the vendor with this contact address and password (shown once). The other keys
+    keep working until revoked: rotate by issuing, deploying, then revoking the old one."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    account = f"vendor:{body.email.strip()}"
+    address = request.client.host if request.client else "unknown"
+    lockout = throttle.lockout(account, address)
+    if lockout is not None:
+        with db.session() as session:
+            record(session, EventTag.VENDOR_LOGIN_THROTTLED, actor=account, address=address)
+        raise LoginThrottle.refusal(lockout)
+    with db.session() as session:
+        vendor = vendor_by_password(session, body.email, body.password)
+        if vendor is None:
+            throttle.failed(account, address)
+            record(session, EventTag.VENDOR_LOGIN_FAILED, actor=account, address=address)
+        else:
+            throttle.succeeded(account, address)
+            key = issue_key(session, vendor, actor=vendor.name)
+            return {"vendor": vendor.public_id, "api_key": key, "prefix": key[:10]}
+    raise Unauthenticated("no vendor with this address and password", code="invalid_vendor_login")
+
+
+@router.get("/keys")
+def list_keys(vendor_id: VendorDep, db: DatabaseDep) -> list[dict[str, Any]]:
+    """Your API keys: prefix, when issued, when revoked (never the key)."""
+    with db.session() as session:
+        return keys_of(session, _vendor(session, vendor_id))
+
+
+@router.delete(
+    "/keys/{prefix}",
+    responses=problem_responses(
+        {
+            404: "`key_not_found`: you have no live key with this prefix.",
+            409: "`key_ambiguous`: two live keys share this prefix; revoke by the CLI.",
+        }
+    ),
+)
+def delete_key(prefix: str, vendor_id: VendorDep, db: DatabaseDep) -> dict[str, Any]:
+    """Revoke one of your keys at once (the key making this call included)."""
+    with db.session() as session:
+        vendor = _vendor(session, vendor_id)
+        return revoke_key(session, vendor, prefix, actor=vendor.name)

@@ -1,24 +1,27 @@
 """Vendor accounts: an argon2id password and per-vendor API keys (``vk_…``, stored as SHA-256, shown once).
 
 ``/vendor`` routes authenticate with ``Authorization: Bearer vk_…`` (:func:`check_vendor_key`, also run
-by ``web.auth_first`` before a body is read).
+by ``web.auth_first`` before a body is read). The password is for one thing: a vendor that lost or
+revoked its keys gets a new one with it (``POST /vendor/keys``), so no key is ever mailed or re-shown.
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.digests import token_hash
 from appwarden.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from appwarden.events.service import EventTag, record
 from appwarden.marketplace.models import Vendor, VendorApiKey
-from appwarden.platform.service import hash_password
+from appwarden.platform.service import hash_password, password_matches
 from appwarden.web.deps import bearer_token
 
 KEY_PREFIX = "vk_"
@@ -64,6 +67,54 @@ def issue_key(session: Session, vendor: Vendor, *, actor: str) -> str:
     return key
 
 
+def vendor_by_password(session: Session, email: str, password: str) -> Vendor | None:
+    """The vendor with this contact address and password, or None (the same work either way)."""
+    vendor = session.scalar(select(Vendor).where(Vendor.contact_email == email.strip()))
+    stored = vendor.password_hash if vendor is not None else None
+    return vendor if password_matches(stored, password) else None
+
+
+def keys_of(session: Session, vendor: Vendor) -> list[dict[str, object]]:
+    """The vendor's keys (prefix, created, revoked), newest first: never the key itself."""
+    rows = session.scalars(
+        select(VendorApiKey)
+        .where(VendorApiKey.vendor_id == vendor.id)
+        .order_by(VendorApiKey.created_at.desc(), VendorApiKey.id.desc())
+    )
+    return [_key_view(k) for k in rows]
+
+
+def revoke_key(
+    session: Session, vendor: Vendor, prefix: str, *, actor: str, now: datetime | None = None
+) -> dict[str, object]:
+    """Revoke the vendor's live key starting with ``prefix`` (as listed); 404 if it has none such."""
+    live = list(
+        session.scalars(
+            select(VendorApiKey).where(
+                VendorApiKey.vendor_id == vendor.id,
+                VendorApiKey.prefix == prefix,
+                VendorApiKey.revoked_at.is_(None),
+            )
+        )
+    )
+    if not live:
+        raise NotFound(f"no live key {prefix!r} of this vendor", code="key_not_found")
+    if len(live) > 1:  # 10 characters of a random key: practically never; refuse rather than guess
+        raise Conflict(f"{len(live)} live keys start with {prefix!r}", code="key_ambiguous")
+    key = live[0]
+    key.revoked_at = now or utcnow()
+    record(session, EventTag.VENDOR_KEY_REVOKED, actor=actor, vendor=vendor.public_id, prefix=prefix)
+    return _key_view(key)
+
+
+def _key_view(key: VendorApiKey) -> dict[str, object]:
+    return {
+        "prefix": key.prefix,
+        "created_at": key.created_at.isoformat(),
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
 def vendor_by_key(session: Session, key: str | None) -> Vendor | None:
     """The vendor holding the unrevoked ``key``, or None."""
     if not key or not key.startswith(KEY_PREFIX):
@@ -82,6 +133,11 @@ def get_vendor(session: Session, ref: str) -> Vendor:
     if vendor is None:
         raise NotFound(f"no vendor {ref!r}", code="vendor_not_found")
     return vendor
+
+
+def check_password_login(request: Request) -> None:
+    """``POST /vendor/keys`` authenticates by the password in its (small, size-capped) body: there is
+    no header to check first."""
 
 
 def check_vendor_key(request: Request) -> None:

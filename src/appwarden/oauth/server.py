@@ -49,7 +49,7 @@ from appwarden.events.service import EventTag, record
 from appwarden.marketplace.lifecycle import PRE_LISTING, Access, access_in_state
 from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import parse_scopes
-from appwarden.marketplace.service import check_client_secret
+from appwarden.marketplace.service import check_client_secret, scopes_on_offer
 from appwarden.oauth.adapter import HttpRequest, HttpResponse, StarletteOAuth2Request
 from appwarden.oauth.models import AuthorizationCode, Token
 from appwarden.oauth.service import OAuthStore, TokenMatch, all_scopes, family_for_code
@@ -73,8 +73,10 @@ def describable(text: str) -> str:
 class AppClient(ClientMixin):
     """A marketplace app as an OAuth client."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, offered: list[str]) -> None:
         self.app = app
+        # What a new consent may grant (``marketplace.service.scopes_on_offer``).
+        self.offered = offered
         # On a refresh: the approved scopes of the version the company consented to (not the newest).
         self.grant_scopes: list[str] | None = None
 
@@ -94,7 +96,7 @@ class AppClient(ClientMixin):
         return None  # the request must name a registered redirect URI
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        approved = list(self.app.approved_scopes if self.grant_scopes is None else self.grant_scopes)
+        approved = list(self.offered if self.grant_scopes is None else self.grant_scopes)
         if not scope:
             return str(list_to_scope(approved))  # RFC 6749 §3.3: default to what review approved
         return str(list_to_scope([s for s in scope_to_list(scope) if s in approved]))
@@ -204,7 +206,7 @@ class CodeGrant(_ListedClientOnly, grants.AuthorizationCodeGrant):
             parse_scopes(scope)
         except InvalidInput as exc:
             raise InvalidScopeError(describable(exc.detail)) from None
-        approved = set(self.request.client.app.approved_scopes)
+        approved = set(self.request.client.offered)
         extra = [s for s in scope_to_list(scope) if s not in approved]
         if extra:
             raise InvalidScopeError(describable(f"scope not approved for this app: {' '.join(extra)}"))
@@ -362,7 +364,9 @@ class AppwardenServer(AuthorizationServer):
 
     def query_client(self, client_id: str) -> AppClient | None:
         app = self.store.app_by_client_id(client_id) if client_id else None
-        return AppClient(app) if app is not None else None
+        if app is None:
+            return None
+        return AppClient(app, scopes_on_offer(self.store.session, app)[0])
 
     def save_token(self, token: dict[str, Any], request: StarletteOAuth2Request) -> Token:
         assert request.connection is not None and request.family_id is not None

@@ -21,7 +21,7 @@ from appwarden.hooks import Hook
 from appwarden.marketplace.lifecycle import Access, access_in_state
 from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS, PII_FIELDS, RESOURCE_SCOPES, Mode, effective_scopes
-from appwarden.marketplace.service import approved_scopes_of
+from appwarden.marketplace.service import approved_scopes_of, scopes_on_offer
 from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, Token
 from appwarden.platform.models import Company, User
 
@@ -94,7 +94,8 @@ class OAuthStore:
         policy has them on (``canary.service.ensure_canaries``, wired by ``appwarden.wiring``).
         """
         assert user.company_id is not None
-        scopes = effective_scopes(app.approved_scopes, consented)
+        offered, version = scopes_on_offer(self.session, app)
+        scopes = effective_scopes(offered, consented)
         conn = self.connection(app.id, user.company_id)
         if conn is None:
             conn = Connection(
@@ -102,7 +103,7 @@ class OAuthStore:
                 app_id=app.id,
                 granted_by_user_id=user.id,
                 scopes=scopes,
-                app_version=app.approved_version,
+                app_version=version,
                 status=ConnectionStatus.ACTIVE.value,
                 created_at=self.now,
                 updated_at=self.now,
@@ -114,7 +115,7 @@ class OAuthStore:
         else:
             previous = list(conn.scopes)
             conn.scopes = scopes
-            conn.app_version = app.approved_version
+            conn.app_version = version
             conn.status = ConnectionStatus.ACTIVE.value
             conn.granted_by_user_id = user.id
             conn.updated_at = self.now
@@ -128,7 +129,7 @@ class OAuthStore:
             connection=conn.public_id,
             scopes=scopes,
             previous_scopes=previous,
-            app_version=app.approved_version,
+            app_version=version,
         )
         if settings is not None:
             connection_granted(self.session, conn, settings, user.username)
@@ -234,9 +235,10 @@ class OAuthStore:
         return conn
 
     def consented_version_scopes(self, app: App, conn: Connection) -> list[str]:
-        """The approved scopes of the app version ``conn`` consented to (the app's for older rows)."""
+        """The approved scopes of the app version ``conn`` consented to (the app's for older rows; for an
+        app not yet listed, what its version in screening asks)."""
         approved = approved_scopes_of(self.session, app.id, conn.app_version)
-        return list(app.approved_scopes) if approved is None else approved
+        return scopes_on_offer(self.session, app)[0] if approved is None else approved
 
     def refresh_candidate(self, refresh_token: str, app: App) -> Token | None:
         """The token row a refresh token may be exchanged from, or None.

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from appwarden.db.base import utcnow
 from appwarden.digests import token_hash
+from appwarden.marketplace.lifecycle import PRE_LISTING
 from appwarden.marketplace.models import App, AppVersion
 from appwarden.oauth.models import Connection, Token
 from appwarden.platform.models import Company
@@ -155,8 +156,13 @@ class AccessGrant(NamedTuple):
     @property
     def approved(self) -> list[str]:
         """The approved scopes of the version the company consented to (the app's, for a connection
-        made before versions were recorded)."""
-        return self.app_approved if self.version_approved is None else list(self.version_approved)
+        made before versions were recorded). An app not yet listed has none approved: a test company
+        (the only kind it may connect) grants what it ticked of the version in screening's request."""
+        if self.version_approved is not None:
+            return list(self.version_approved)
+        if self.listing_state in PRE_LISTING and self.test_company:
+            return list(self.consented)
+        return self.app_approved
 
 
 def lookup_access_token(session: Session, bearer: str) -> AccessGrant | None:

@@ -67,15 +67,19 @@ def create_user(
 def authenticate_user(session: Session, username: str, password: str) -> User | None:
     """The user if the password matches, else None (same work either way)."""
     user = session.scalar(select(User).where(User.username == username))
-    try:
-        if user is None:
-            # Spend the same time as a real check so usernames cannot be probed by timing.
-            _hasher.verify(_DUMMY_HASH, password)
-            return None
-        _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
+    if not password_matches(user.password_hash if user else None, password):
         return None
     return user
+
+
+def password_matches(stored_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches the argon2 ``stored_hash``; with no hash (no such account), the same
+    work is spent on a dummy hash so that accounts cannot be probed by timing."""
+    try:
+        _hasher.verify(stored_hash or _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return stored_hash is not None
 
 
 _DUMMY_HASH = _hasher.hash("not-a-real-password")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from appwarden.config import Settings
@@ -195,23 +195,38 @@ def _check_one(db: Database, settings: Settings, audit_id: int, now: datetime, r
         assert app is not None
         for step in steps_due(audit, now):
             if step == Step.LAPSE:
-                _lapse(session, app, audit, settings, now)
-                report.restricted.append(app.slug)
+                if _claim(session, audit_id, "lapsed_at", now):
+                    _lapse(session, app, audit, settings, now)
+                    report.restricted.append(app.slug)
             else:
                 days = 30 if step == Step.REMIND_30 else 7
-                _remind(session, app, audit, settings, days)
-                setattr(audit, f"reminded_{days}_at", now)
-                record(session, EventTag.AUDIT_REMINDED, actor=AUDIT_ACTOR, app_id=app.id, days=days)
-                report.reminded.append({"app": app.slug, "days": days})
+                if _claim(session, audit_id, f"reminded_{days}_at", now):
+                    _remind(session, app, audit, settings, days)
+                    record(session, EventTag.AUDIT_REMINDED, actor=AUDIT_ACTOR, app_id=app.id, days=days)
+                    report.reminded.append({"app": app.slug, "days": days})
     with db.session() as session:  # lapsed earlier (this run or a failed one): tell the companies
         audit = session.get(Audit, audit_id)
         assert audit is not None
-        if audit.status == AuditStatus.LAPSED and audit.companies_told_at is None:
+        if audit.status == AuditStatus.LAPSED and _claim(session, audit_id, "companies_told_at", now):
             app = session.get(App, audit.app_id)
             assert app is not None
             told = _tell_companies(session, app, settings)
-            audit.companies_told_at = now
             report.companies_told.append({"app": app.slug, "companies": told})
+
+
+def _claim(session: Session, audit_id: int, column: str, now: datetime) -> bool:
+    """Mark ``column`` done at ``now`` unless another run already has; True if this run claimed it.
+
+    The conditional UPDATE waits for a concurrent claimant's commit (PostgreSQL's row lock, SQLite's
+    write lock) and then finds the column set, so two workers never send the same mail. The mail goes
+    out after the claim, in the same transaction: a failed send rolls the claim back for the next run.
+    """
+    done = getattr(Audit, column)
+    result = session.execute(
+        update(Audit).where(Audit.id == audit_id, done.is_(None)).values({column: now}),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
 
 
 def _lapse(session: Session, app: App, audit: Audit, settings: Settings, now: datetime) -> None:
