@@ -18,8 +18,10 @@ from appwarden.canary import service as canary_service
 from appwarden.hooks import Hook
 from appwarden.incident import service as incident_service
 from appwarden.incident.models import Incident
+from appwarden.ledger.usage import unused_scopes_fact
 from appwarden.marketplace.models import App
 from appwarden.monitor import canary as monitor_canary
+from appwarden.monitor.risk import risk_fact
 from appwarden.oauth import service as oauth_service
 from appwarden.platform import customer_changes
 from conftest import World
@@ -30,17 +32,18 @@ EXPECTED = {
     "connection granted": [canary_service.connection_granted],
     "incident opened": [canary_alerts.attach_pending_alerts],
     "canary contacted": [monitor_canary.canary_contacted],
+    "app facts": [risk_fact, unused_scopes_fact],  # a Question: the app views' risk, unused scopes
 }
 
-# Imports every module, finds every Hook, prints {name: answers} before and after wiring twice.
+# Imports every module, finds every Hook and Question, prints {name: answers} before and after wiring twice.
 FIND_HOOKS = """
 import importlib, pkgutil, appwarden
-from appwarden.hooks import Hook
+from appwarden.hooks import Seam
 hooks = {}
 for m in pkgutil.walk_packages(appwarden.__path__, 'appwarden.'):
     if not m.name.startswith(('appwarden.asgi', 'appwarden.db.migrations')):
         found = vars(importlib.import_module(m.name)).values()
-        hooks.update((v.name, v) for v in found if isinstance(v, Hook))
+        hooks.update((v.name, v) for v in found if isinstance(v, Seam))
 answers = lambda: {n: [f'{a.__module__}.{a.__qualname__}' for a in h.registered()] for n, h in hooks.items()}
 before = answers()
 from appwarden import wiring

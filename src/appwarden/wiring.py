@@ -8,6 +8,10 @@ writes must be answered in the same transaction by a package above the writer:
 - an opened incident (``incident.service.incident_opened``) takes the canary alerts raised before it;
 - a canary contact (``canary.alerts.canary_contacted``) joins the monitor's alert stream (``monitor``).
 
+Two answers fill the marketplace's app views (``marketplace.facts.app_facts``, a question, not a
+write): the monitor's risk score (``monitor.risk.risk_fact``) and the ledger's unused scopes
+(``ledger.usage.unused_scopes_fact``); every app list is ordered by the risk.
+
 The monitor's yardstick, ``monitor.declarations.declared_volume_source``, is a slot to be registered
 here once the marketplace's declarations exist (issue 11); until then it answers the settings' defaults.
 
@@ -25,9 +29,12 @@ from appwarden.blind_index.service import refresh_changed_customers
 from appwarden.canary import alerts as canary_alerts
 from appwarden.canary import service as canary_service
 from appwarden.incident.service import incident_opened
+from appwarden.ledger.usage import unused_scopes_fact
+from appwarden.marketplace.facts import app_facts
 from appwarden.monitor.canary import canary_contacted as monitor_canary_contacted
 from appwarden.monitor.declarations import declared_volume_source
 from appwarden.monitor.declarations import from_marketplace as declarations_from_marketplace
+from appwarden.monitor.risk import risk_fact
 from appwarden.oauth.service import connection_granted
 from appwarden.platform.customer_changes import on_customers_changed
 
@@ -39,3 +46,5 @@ def wire() -> None:
     incident_opened.register(canary_alerts.attach_pending_alerts)
     canary_alerts.canary_contacted.register(monitor_canary_contacted)
     declared_volume_source.register(declarations_from_marketplace)
+    app_facts.register(risk_fact)
+    app_facts.register(unused_scopes_fact)

@@ -7,7 +7,8 @@ own session (one snapshot for everything they read):
   time (the blast radius);
 - :func:`holdings_of` — which apps received which of a set of people, per company, field and mode
   (attribution's evidence);
-- :func:`delivery_stream` — the apps' deliveries in ledger order (attribution's copy window).
+- :func:`delivery_stream` — the apps' deliveries in ledger order (attribution's copy window);
+- :func:`people_held` — how many distinct people each app holds, and how many of them raw (risk).
 
 Bitmap rows are read as plain-column tuples, on PostgreSQL in binary format (:func:`blob_rows`).
 """
@@ -26,6 +27,7 @@ from appwarden.db.rows import blob_rows, blob_stream
 from appwarden.ledger.chain import Key, iter_payload
 from appwarden.ledger.models import LedgerEntry, LedgerIndex
 from appwarden.ledger.service import KINDS
+from appwarden.marketplace.scopes import PII_FIELDS, Mode
 
 PerCompany = dict[int, dict[Key, BitMap]]  # company id -> (field, mode) -> people
 Delivery = tuple[datetime, BitMap]  # (recorded_at, people delivered in that entry)
@@ -161,3 +163,34 @@ def delivery_stream(
                 people |= BitMap.deserialize(bytes(raw))
         if people:
             yield recorded_at, people
+
+
+@dataclass(frozen=True, slots=True)
+class PeopleHeld:
+    """Distinct people an app received anything of (``held``), and those of them whose identifying
+    fields it received at least once raw (``raw``: names and numbers a vendor can call or mail)."""
+
+    held: int
+    raw: int
+
+    @property
+    def not_raw(self) -> int:
+        """People it holds only masked, as tokens or by non-identifying fields."""
+        return self.held - self.raw
+
+
+def people_held(session: Session, app_ids: Collection[int]) -> dict[int, PeopleHeld]:
+    """For each of ``app_ids`` (every one answered, zero when it received nothing), the people it holds,
+    from the cumulative index: the index rows' bitmaps OR-ed per app, never the entries."""
+    held = {app_id: BitMap() for app_id in app_ids}
+    raw = {app_id: BitMap() for app_id in app_ids}
+    if app_ids:
+        query = select(LedgerIndex.app_id, LedgerIndex.field, LedgerIndex.mode, LedgerIndex.bitmap).where(
+            LedgerIndex.app_id.in_(list(app_ids))
+        )
+        for app_id, field_name, mode, blob in blob_stream(session.connection(), query):
+            people = BitMap.deserialize(bytes(blob))
+            held[app_id] |= people
+            if mode == Mode.RAW and field_name in PII_FIELDS:
+                raw[app_id] |= people
+    return {app_id: PeopleHeld(held=len(held[app_id]), raw=len(raw[app_id])) for app_id in app_ids}

@@ -32,8 +32,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from appwarden.events.service import EventTag, occurrences
+from appwarden.events.models import SecurityEvent
+from appwarden.events.service import EventTag, occurrences, occurrences_by_app
 from appwarden.ledger.models import LedgerIndex
+from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import FieldScope, parse_scope
 from appwarden.marketplace.service import app_slugs, get_app
 
@@ -112,13 +114,22 @@ def scope_usage(session: Session, app_id: int, *, now: datetime, days: int = DAY
     if slug is None:
         return []
     app = get_app(session, slug)
+    approvals = occurrences(session, EventTag.APP_SCOPE_APPROVED, app_id=app_id)
+    return _usage(app, approvals, last_deliveries(session, app_id), now=now, days=days)
+
+
+def _usage(
+    app: App,
+    approvals: Iterable[SecurityEvent],
+    last: dict[tuple[str, str], datetime],
+    *,
+    now: datetime,
+    days: int,
+) -> list[ScopeUsage]:
+    """The statuses of ``app``'s approved scopes from its approval events and last deliveries (pure)."""
     approved = [str(s) for s in app.approved_scopes]
-    approvals = [
-        (event.occurred_at, list(event.data.get("scopes", [])))
-        for event in occurrences(session, EventTag.APP_SCOPE_APPROVED, app_id=app_id)
-    ]
-    since = approved_since(approvals, approved, app.created_at)
-    last = last_deliveries(session, app_id)
+    runs = [(event.occurred_at, list(event.data.get("scopes", []))) for event in approvals]
+    since = approved_since(runs, approved, app.created_at)
     out = []
     for scope in approved:
         parsed = parse_scope(scope)
@@ -126,6 +137,39 @@ def scope_usage(session: Session, app_id: int, *, now: datetime, days: int = DAY
         status = judge(scope, since=since[scope], last_used=used_at, now=now, days=days)
         out.append(ScopeUsage(scope, status, since[scope], used_at))
     return out
+
+
+def unused_of_apps(
+    session: Session, apps: Sequence[App], *, now: datetime, days: int = DAYS
+) -> dict[int, list[str]]:
+    """:func:`unused_scopes` of several apps in two queries (their index rows grouped, their approval
+    events), for views that list every app."""
+    ids = [app.id for app in apps]
+    last: dict[int, dict[tuple[str, str], datetime]] = {app_id: {} for app_id in ids}
+    if ids:
+        query = (
+            select(LedgerIndex.app_id, LedgerIndex.field, LedgerIndex.mode, func.max(LedgerIndex.last_at))
+            .where(LedgerIndex.app_id.in_(ids))
+            .group_by(LedgerIndex.app_id, LedgerIndex.field, LedgerIndex.mode)
+        )
+        for app_id, field, mode, at in session.execute(query):
+            last[app_id][(field, mode)] = at
+    approvals = occurrences_by_app(session, EventTag.APP_SCOPE_APPROVED, app_ids=ids)
+    return {
+        app.id: [
+            u.scope
+            for u in _usage(app, approvals[app.id], last[app.id], now=now, days=days)
+            if u.status is Usage.UNUSED
+        ]
+        for app in apps
+    }
+
+
+def unused_scopes_fact(session: Session, apps: Sequence[App], now: datetime) -> dict[int, dict[str, Any]]:
+    """The ``unused_scopes`` shown on each app (``apps show``, ``GET /admin/apps/{slug}``): an answer to
+    ``marketplace.facts.app_facts``, registered by ``appwarden.wiring``."""
+    unused = unused_of_apps(session, apps, now=now)
+    return {app_id: {"unused_scopes": scopes} for app_id, scopes in unused.items()}
 
 
 def unused_scopes(session: Session, app_id: int, *, now: datetime, days: int = DAYS) -> list[str]:

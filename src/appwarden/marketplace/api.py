@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import Field
 
-from appwarden.marketplace import service
-from appwarden.marketplace.models import LifecycleState, RestrictedPolicy, Vendor
+from appwarden.db.base import utcnow
+from appwarden.marketplace import facts, service
+from appwarden.marketplace.models import LifecycleState, RestrictedPolicy
 from appwarden.web.deps import AdminDep, DatabaseDep
 from appwarden.web.problems import ADMIN_AUTH, problem_responses
 from appwarden.web.text import Body
@@ -34,9 +35,10 @@ class ListingChange(Body):
 
 @router.get("")
 def list_apps(actor: AdminDep, db: DatabaseDep) -> list[dict[str, Any]]:
-    """Every app, its listing state and approved scopes."""
+    """Every app, its listing state and approved scopes, riskiest first: each with its ``risk``
+    (``score`` and ``parts``) and ``unused_scopes``."""
     with db.session() as session:
-        return [service.app_summary(a, session=session) for a in service.list_apps(session)]
+        return facts.app_views(session, service.list_apps(session), utcnow())
 
 
 @router.post("", status_code=201, responses=problem_responses({409: "`app_exists`: the slug is taken."}))
@@ -57,10 +59,10 @@ def register_app(body: AppRegistration, actor: AdminDep, db: DatabaseDep) -> dic
 
 @router.get("/{slug}", responses=APP_NOT_FOUND)
 def show_app(slug: str, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
+    """One app, with its ``risk`` (``score`` and the ``parts`` behind it) and its ``unused_scopes``
+    (approved, not delivered in 90 days: candidates to drop)."""
     with db.session() as session:
-        app = service.get_app(session, slug)
-        vendor = session.get(Vendor, app.vendor_id) if app.vendor_id else None
-        return service.app_summary(app, vendor, session=session)
+        return facts.app_view(session, service.get_app(session, slug), utcnow())
 
 
 @router.post("/{slug}/suspend", responses=TRANSITION)
@@ -82,8 +84,6 @@ class Relisting(Body):
 
 class RedirectUris(Body):
     redirect_uris: list[str] = Field(min_length=1, max_length=10)
-
-
 
 
 @router.post("/{slug}/restrict", responses=TRANSITION)

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from appwarden.db.base import utcnow
 from appwarden.db.session import get_database
-from appwarden.marketplace import service
-from appwarden.marketplace.models import LifecycleState, RestrictedPolicy, Vendor
+from appwarden.marketplace import facts, service
+from appwarden.marketplace.models import LifecycleState, RestrictedPolicy
 from appwarden.marketplace.vendors import create_vendor, get_vendor, issue_key, keys_of, revoke_key
 from appwarden.terminal import out, print_json
 
@@ -52,18 +53,24 @@ def register(
 
 @apps_app.command("list")
 def list_(json_mode: JsonOpt = False) -> None:
-    """List every app with its listing state and approved scopes."""
+    """List every app, riskiest first, with its risk score, listing state and approved scopes."""
     with get_database().session() as session:
-        rows = [service.app_summary(a, session=session) for a in service.list_apps(session)]
+        rows = facts.app_views(session, service.list_apps(session), utcnow())
     if json_mode:
         print_json(rows)
         return
-    table = Table("slug", "name", "state", "tier", "reviewed", "approved scopes")
+    table = Table("risk", "slug", "name", "state", "tier", "reviewed", "approved scopes")
     for row in rows:
-        scopes = " ".join(str(s) for s in row["approved_scopes"])  # type: ignore[attr-defined]
+        scopes = " ".join(str(s) for s in row["approved_scopes"])
         reviewed = "yes" if row["reviewed"] else ("grandfathered" if row["grandfathered"] else "no")
         table.add_row(
-            str(row["slug"]), str(row["name"]), str(row["listing_state"]), str(row["tier"]), reviewed, scopes
+            f"{facts.risk_score(row):g}",
+            str(row["slug"]),
+            str(row["name"]),
+            str(row["listing_state"]),
+            str(row["tier"]),
+            reviewed,
+            scopes,
         )
     out(False).print(table)
 
@@ -73,17 +80,24 @@ def show(
     app_ref: Annotated[str, typer.Argument(metavar="APP", help="Slug or client id.")],
     json_mode: JsonOpt = False,
 ) -> None:
-    """Show one app."""
+    """Show one app, with its risk score and the parts behind it, and its unused scopes."""
     with get_database().session() as session:
-        app = service.get_app(session, app_ref)
-        vendor = session.get(Vendor, app.vendor_id) if app.vendor_id else None
-        data = service.app_summary(app, vendor, session=session)
+        data = facts.app_view(session, service.get_app(session, app_ref), utcnow())
     if json_mode:
         print_json(data)
         return
     console = out(False)
+    risk = data.pop(facts.RISK, None)
     for key, value in data.items():
-        console.print(f"{key:>16}: {' '.join(value) if isinstance(value, list) else value}")
+        console.print(f"{key:>16}: {' '.join(map(str, value)) if isinstance(value, list) else value}")
+    if isinstance(risk, dict):
+        console.print(
+            f"{'risk':>16}: {risk['score']:g} = "
+            + " × ".join(f"{name} {part['factor']:g}" for name, part in risk["parts"].items())
+        )
+        for name, part in risk["parts"].items():
+            detail = ", ".join(f"{k}={v}" for k, v in part.items() if k != "factor")
+            console.print(f"{name:>16}: {part['factor']:g} ({detail})")
 
 
 @apps_app.command("suspend")

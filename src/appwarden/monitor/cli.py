@@ -23,17 +23,25 @@ def list_(
     json_mode: JsonOpt = False,
 ) -> None:
     """Alerts, newest first (open ones unless --state says otherwise)."""
+    from appwarden.db.base import utcnow
+    from appwarden.marketplace.service import get_app
     from appwarden.monitor import service
+    from appwarden.monitor.risk import risk_scores
 
     with get_database().session() as session:
         rows = service.describe(
             session,
             service.list_alerts(session, app_ref=app_ref, detector=detector, state=state, limit=limit),
         )
-    if json_mode:
-        print_json(rows)
-        return
-    table = Table("id", "raised", "detector", "severity", "app", "company", "observed", "acknowledged")
+        if json_mode:
+            print_json(rows)
+            return
+        # The table shows each app's risk beside its alerts: one score per app listed, not per alert.
+        apps = [get_app(session, slug) for slug in sorted({row["alert"]["app"] for row in rows})]
+        scores = risk_scores(session, apps, utcnow())
+        risk = {app.slug: scores[app.id].score for app in apps}
+    columns = ("id", "raised", "detector", "severity", "app", "risk", "company", "observed", "acknowledged")
+    table = Table(*columns)
     for row in rows:
         a = row["alert"]
         observed = ", ".join(f"{k}={v}" for k, v in a["observed"].items())
@@ -44,6 +52,7 @@ def list_(
             a["detector"],
             a["severity"],
             a["app"],
+            f"{risk[a['app']]:g}",
             a["company"] or "(all)",
             observed,
             f"{ack['by']} {ack['at']}" if ack else "",

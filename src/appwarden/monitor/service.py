@@ -7,6 +7,7 @@ Every alert, whoever raised it (a detector in the background run, or a canary co
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -188,6 +189,21 @@ def list_alerts(
     elif state == AlertState.ACKNOWLEDGED:
         query = query.where(Alert.acknowledged_at.is_not(None))
     return list(session.scalars(query))
+
+
+def open_alert_counts(session: Session, app_ids: Collection[int]) -> dict[int, dict[str, int]]:
+    """``{app id: {severity: open alerts}}`` for each of ``app_ids`` (empty when it has none): one
+    grouped query, for the risk score."""
+    counts: dict[int, dict[str, int]] = {app_id: {} for app_id in app_ids}
+    if counts:
+        query = (
+            select(Alert.app_id, Alert.severity, func.count(Alert.id))
+            .where(Alert.app_id.in_(list(counts)), Alert.acknowledged_at.is_(None))
+            .group_by(Alert.app_id, Alert.severity)
+        )
+        for app_id, severity, n in session.execute(query):
+            counts[app_id][severity] = n
+    return counts
 
 
 def describe(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ by the next run.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -152,6 +153,47 @@ def due(session: Session, now: datetime) -> list[dict[str, Any]]:
             }
         )
     return sorted(rows, key=lambda r: (r["due_at"] is not None, r["due_at"] or "", r["app"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Posture:
+    """Where an app stands with screening at ``now``: reviewed or not, grandfathered, and its open
+    audit (tier, due date; due at once when it has no date) if it has one."""
+
+    reviewed: bool
+    grandfathered: bool
+    audit_tier: int | None  # the open audit's tier; None: no open audit
+    due_at: datetime | None
+    overdue: bool
+    days_overdue: int | None  # None when not overdue or due at once with no date
+
+
+def postures(session: Session, apps: Sequence[App], now: datetime) -> dict[int, Posture]:
+    """Each app's :class:`Posture` (one query for every app's open audits). A grandfathered app with
+    no audit yet is overdue: its first audit is due at once (issue 11)."""
+    ids = [app.id for app in apps]
+    audits: dict[int, Audit] = {}
+    if ids:
+        query = select(Audit).where(Audit.app_id.in_(ids), Audit.status == AuditStatus.OPEN.value)
+        for row in session.scalars(query.order_by(Audit.id)):
+            audits[row.app_id] = row  # the latest open one wins
+    result = {}
+    for app in apps:
+        audit = audits.get(app.id)
+        due_at = audit.due_at if audit is not None else None
+        overdue = (audit is not None and (due_at is None or due_at <= now)) or (
+            audit is None and bool(app.grandfathered)
+        )
+        late = int((now - due_at).total_seconds() // 86400) if overdue and due_at is not None else None
+        result[app.id] = Posture(
+            reviewed=not app.grandfathered and app.approved_version is not None,
+            grandfathered=bool(app.grandfathered),
+            audit_tier=audit.tier if audit is not None else None,
+            due_at=due_at,
+            overdue=overdue,
+            days_overdue=late,
+        )
+    return result
 
 
 @dataclass
