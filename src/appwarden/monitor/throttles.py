@@ -127,11 +127,8 @@ def describe(session: Session, rows: list[Throttle], *, now: datetime | None = N
     now = now or utcnow()
     slugs = app_slugs(session, {r.app_id for r in rows})
     companies = company_names(session, {r.company_id for r in rows if r.company_id is not None})
-    alerts = dict(
-        session.execute(
-            select(Alert.id, Alert.public_id).where(Alert.id.in_([r.alert_id for r in rows]))
-        ).tuples()
-    )
+    ids = select(Alert.id, Alert.public_id).where(Alert.id.in_([r.alert_id for r in rows]))
+    alerts = {alert_id: public for alert_id, public in session.execute(ids)}
     views = []
     for r in rows:
         state = (
