@@ -44,7 +44,12 @@ class UnthrottleIn(Body):
 @router.get(
     "/throttles",
     summary="List throttles",
-    responses=problem_responses({404: "`app_not_found`: the `app` filter names no app."}),
+    responses=problem_responses(
+        {
+            404: "`app_not_found`: the `app` filter names no app.",
+            422: "`invalid_parameter`: `all` is not a boolean.",
+        }
+    ),
 )
 def list_throttles(
     actor: AdminDep,
