@@ -61,7 +61,14 @@ def test_admin_lists_shows_and_acknowledges_an_alert(
     problem(client.post(f"/admin/alerts/{alert_id}/ack", headers=admin_headers), 409, "alert_acknowledged")
     with db.session() as session:
         events = list(session.scalars(select(SecurityEvent).where(SecurityEvent.tag.like("monitor:%"))))
-    assert [e.tag for e in events] == ["monitor:alert:raised", "monitor:alert:acknowledged"]
+    # Audit mode (the default): the throttle active mode would have set is an event, nothing more.
+    assert [e.tag for e in events] == [
+        "monitor:alert:raised",
+        "monitor:action:audited",
+        "monitor:alert:acknowledged",
+    ]
+    assert events[1].data["would"] == "throttle"
+    events.remove(events[1])
     assert events[1].actor == "admin-api" and events[1].data["alert"] == alert_id
 
 

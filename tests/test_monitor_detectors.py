@@ -222,7 +222,8 @@ def test_a_finding_is_raised_once_however_often_the_run_sees_it(
     assert len(first.raised) == 1 and second.raised == [] and second.duplicates == 1
     assert len(alerts(db)) == 1
     with db.session() as session:
-        tags = list(session.scalars(select(SecurityEvent.tag).where(SecurityEvent.tag.like("monitor:%"))))
+        raised = select(SecurityEvent.tag).where(SecurityEvent.tag.like("monitor:alert:%"))
+        tags = list(session.scalars(raised))
     assert tags == ["monitor:alert:raised"]
 
 

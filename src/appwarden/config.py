@@ -143,6 +143,17 @@ class Settings(BaseSettings):
     app_requests_per_minute_max: int = Field(
         default=12_000, ge=1, description="Requests one app may make per minute over all its companies."
     )
+    # Alert delivery (issue 12): every raised alert goes to this webhook (HMAC signed) and by mail.
+    # The URL may carry a credential (many receivers put one in the path): kept out of repr and logs.
+    alert_webhook_url: str | None = Field(
+        default=None, repr=False, description="Where raised alerts are POSTed (JSON, HMAC signed)."
+    )
+    alert_webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC key of alert webhooks; generated into data_dir when unset."
+    )
+    alert_mail_to: str | None = Field(
+        default=None, description="Who gets alert mail; security_contact when unset (needs smtp_url)."
+    )
 
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
@@ -192,6 +203,11 @@ class Settings(BaseSettings):
         """The canary-hit webhook's bearer key: configured, or generated once into
         ``data_dir/canary-webhook.key`` (a separate key: a phone provider must not hold the admin key)."""
         return _reveal(self.canary_webhook_key, lambda: self._persisted_secret("canary-webhook.key"))
+
+    @property
+    def alert_webhook_signing_secret(self) -> str:
+        """The alert webhook's HMAC key: configured, or generated once into ``data_dir/alert-webhook.key``."""
+        return _reveal(self.alert_webhook_secret, lambda: self._persisted_secret("alert-webhook.key"))
 
     @property
     def smtp_target(self) -> str | None:

@@ -65,6 +65,13 @@ class EventTag(StrEnum):
     LEDGER_CHECKPOINTED = "ledger:checkpoint:published"
     MONITOR_ALERT_RAISED = "monitor:alert:raised"
     MONITOR_ALERT_ACKNOWLEDGED = "monitor:alert:acknowledged"
+    MONITOR_ALERT_DELIVERED = "monitor:alert:delivered"
+    MONITOR_ALERT_DELIVERY_FAILED = "monitor:alert:delivery-failed"
+    MONITOR_ACTION_AUDITED = "monitor:action:audited"  # audit mode: what active mode would have done
+    MONITOR_APP_THROTTLED = "monitor:app:throttled"
+    MONITOR_APP_UNTHROTTLED = "monitor:app:unthrottled"
+    MONITOR_APP_RESTRICTED = "monitor:app:restricted"
+    MONITOR_APP_KILLED = "monitor:app:killed"
 
 
 def record(

@@ -1,4 +1,4 @@
-"""``appwarden alerts list|show|ack``: the monitor's alerts from the command line."""
+"""``appwarden alerts list|show|ack|throttles|unthrottle``: the monitor's alerts and throttles."""
 
 from __future__ import annotations
 
@@ -94,6 +94,57 @@ def ack(
         print_json(row)
         return
     _print(row)
+
+
+@alerts_app.command("throttles")
+def throttles_(
+    app_ref: Annotated[str | None, typer.Option("--app", help="Only this app (slug or client id).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Lifted and expired ones too.")] = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Throttles set by alerts' actions (those in force unless --all)."""
+    from appwarden.monitor import throttles
+
+    with get_database().session() as session:
+        rows = throttles.describe(
+            session, throttles.list_throttles(session, app_ref=app_ref, include_past=all_)
+        )
+    if json_mode:
+        print_json(rows)
+        return
+    table = Table("id", "alert", "app", "company", "factor", "expires", "state")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["alert"],
+            r["app"],
+            r["company"] or "(all)",
+            f"{r['factor']:g}",
+            r["expires_at"],
+            r["state"],
+        )
+    console = out(False)
+    console.print(table)
+    console.print(f"{len(rows)} throttles")
+
+
+@alerts_app.command("unthrottle")
+def unthrottle(
+    ref: Annotated[str, typer.Argument(help="An alert id (alr_…): its throttles; or an app: all of its.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the security history).")],
+    actor: Annotated[str, typer.Option(help="Who lifts it (recorded in the event).")] = "cli",
+    json_mode: JsonOpt = False,
+) -> None:
+    """Lift throttles: the connection gets its usual quotas back (every worker within seconds)."""
+    from appwarden.monitor import throttles
+
+    with get_database().session() as session:
+        rows = throttles.describe(session, throttles.lift(session, ref, actor=actor, reason=reason))
+    if json_mode:
+        print_json(rows)
+        return
+    for r in rows:
+        out(False).print(f"{r['id']} lifted: {r['app']}, company {r['company'] or '(all)'}")
 
 
 def _print(row: dict) -> None:

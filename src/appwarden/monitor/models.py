@@ -1,11 +1,12 @@
-"""Monitor tables: alerts, hourly delivery counts per (app, company), and the one-row run lock."""
+"""Monitor tables: alerts, hourly delivery counts per (app, company), the one-row run lock, throttles
+and the outbox of actions and deliveries owed on alerts."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appwarden.db.base import Base, UTCDateTime, public_id, utcnow
@@ -66,3 +67,46 @@ class MonitorRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     runs: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Throttle(Base):
+    """A lower quota for one connection (``company_id`` None: every connection of the app), set by an
+    alert's ``throttle`` action: ``factor`` × its usual limits until ``expires_at`` or an operator lifts
+    it. Read by every worker's quotas (``monitor.quotas``) through a short cache."""
+
+    __tablename__ = "monitor_throttles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=partial(public_id, "thr"))
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    factor: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lifted_by: Mapped[str | None] = mapped_column(String(200))
+    lift_reason: Mapped[str | None] = mapped_column(String(2000))
+
+
+class OutboxItem(Base):
+    """Work owed on a raised alert, done after the alert committed and retried until done: its action
+    (``action``: decided by the policy's mode and ladder) and its deliveries (``webhook``, ``mail``).
+
+    A worker claims a row (``claimed_by``, ``claimed_until``: a lease) in its own committed update
+    before doing the work, so two workers never send the same delivery; a worker that dies mid-way
+    leaves a lease that expires and the row is taken again."""
+
+    __tablename__ = "monitor_outbox"
+    __table_args__ = (UniqueConstraint("alert_id", "channel", name="uq_monitor_outbox_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(20))  # a Channel
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    outcome: Mapped[str | None] = mapped_column(String(500))  # what was done, or why nothing was
+    last_error: Mapped[str | None] = mapped_column(String(500))  # never a secret or a URL

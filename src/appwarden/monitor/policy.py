@@ -11,6 +11,7 @@ from __future__ import annotations
 import tomllib
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -40,12 +41,32 @@ class Severity(StrEnum):
 
 
 class Action(StrEnum):
-    """What the monitor did about an alert. Only ``alert`` (audit mode) exists this round."""
+    """What the monitor did about an alert: the escalation ladder, mildest first (``monitor.actions``)."""
 
     ALERT = "alert"
     THROTTLE = "throttle"
     RESTRICT = "restrict"
     KILL = "kill"
+
+
+LADDER: tuple[Action, ...] = (Action.ALERT, Action.THROTTLE, Action.RESTRICT, Action.KILL)
+SEVERITY_ORDER: tuple[Severity, ...] = (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)
+
+
+class Mode(StrEnum):
+    """``audit``: a detector's alerts are raised and delivered only; ``active``: they also act."""
+
+    AUDIT = "audit"
+    ACTIVE = "active"
+
+
+def _default_actions() -> dict[Severity, Action]:
+    return {
+        Severity.LOW: Action.ALERT,
+        Severity.MEDIUM: Action.ALERT,
+        Severity.HIGH: Action.THROTTLE,
+        Severity.CRITICAL: Action.RESTRICT,
+    }
 
 
 class MonitorPolicy(BaseModel):
@@ -87,6 +108,42 @@ class MonitorPolicy(BaseModel):
     # The background run: every worker tries each interval; the one holding the lock runs.
     run_interval_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
 
+    # Modes (docs/monitoring.md "Modes and actions"): every detector audits unless switched on, all at
+    # once (``mode = "active"``) or one by one (``[modes]``, which wins over ``mode``).
+    mode: Mode = Mode.AUDIT
+    modes: dict[Detector, Mode] = Field(default_factory=dict)
+    # The first action of an alert in active mode, by severity; ``[detector_actions.<detector>]``
+    # overrides it for one detector (e.g. ``canary_contact.critical = "kill"``).
+    actions: dict[Severity, Action] = Field(default_factory=_default_actions)
+    detector_actions: dict[Detector, dict[Severity, Action]] = Field(default_factory=dict)
+    # Escalation: an alert of at least this severity on an app that already has a standing action
+    # (a throttle not lifted, a restriction not relisted) from the last ``escalate_within_hours`` takes
+    # the next step of the ladder, up to the ceiling.
+    escalate_within_hours: float = Field(default=24.0, gt=0.0, le=24.0 * 90)
+    escalate_min_severity: Severity = Severity.HIGH
+    escalation_ceiling: Action = Action.RESTRICT
+    # Throttle: the connection (app × company; the whole app for an app-wide alert) gets this share of
+    # its quotas for this long, unless an operator lifts it first.
+    throttle_factor: float = Field(default=0.1, gt=0.0, lt=1.0)
+    throttle_hours: float = Field(default=24.0, gt=0.0, le=24.0 * 30)
+    # How long a worker keeps its view of the throttles before reading them again (seconds).
+    throttle_cache_seconds: float = Field(default=5.0, ge=0.0, le=300.0)
+    # Restrict: what the restricted app may still do (``token``: raw identifying fields as tokens).
+    restrict_policy: Literal["token", "pause"] = "token"
+    # Delivery (webhook, mail): a failed one is retried by later runs, backing off up to this.
+    delivery_backoff_max_seconds: float = Field(default=3600.0, ge=1.0, le=86_400.0)
+
+    def mode_of(self, detector: Detector) -> Mode:
+        """The detector's mode: its own entry in ``modes``, else the policy-wide ``mode``."""
+        return self.modes.get(detector, self.mode)
+
+    def first_action(self, detector: Detector, severity: Severity) -> Action:
+        """What an active-mode alert of ``detector`` at ``severity`` does before any escalation."""
+        override = self.detector_actions.get(detector, {})
+        if severity in override:
+            return override[severity]
+        return self.actions.get(severity, _default_actions()[severity])
+
 
 def policy_path(settings: Settings) -> Path | None:
     """The policy file in force: the configured one, else ``<data_dir>/monitor.toml`` if it exists."""
@@ -111,5 +168,5 @@ def load_policy(settings: Settings) -> MonitorPolicy:
         return MonitorPolicy.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = ".".join(str(p) for p in first["loc"] if p != "[key]")
         raise InvalidInput(f"the monitor policy {path}: {where}: {first['msg']}") from exc

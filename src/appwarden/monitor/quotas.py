@@ -12,6 +12,10 @@ If Redis cannot be reached, each worker counts in its own memory until it can ag
 outage): the quotas still hold, per worker — never unmetered, and the data API stays up, as the kill
 signal falls back to the database rather than refusing every app. Should even that fail, the call is
 refused (503 ``quota_unavailable``): a quota that fails open is no quota.
+
+A throttled connection (an alert's action: ``monitor.throttles``) is held to ``factor`` × its limits on
+the same counters, so what it took before the throttle counts at once. The throttles are read in one
+query every ``throttle_cache_seconds`` (a dict lookup per call otherwise).
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy.orm import Session
 
 from appwarden.config import Settings
+from appwarden.db.base import utcnow
 from appwarden.errors import TooManyRequests, Unavailable
+from appwarden.monitor import throttles
 from appwarden.monitor.declarations import declared_volume_source
 from appwarden.monitor.policy import MonitorPolicy
 
@@ -67,6 +73,27 @@ class Quotas:
         self._app_people = RateLimitItemPerDay(settings.app_people_per_day_max)
         self._lock = threading.Lock()
         self._connections: dict[tuple[int, int], ConnectionLimits] = {}
+        self._throttles: dict[throttles.Key, float] = {}
+        self._throttles_until = float("-inf")
+
+    def _throttle_of(self, session: Session, app_id: int, company_id: int) -> float | None:
+        """The factor of the strictest throttle on this connection (or on its whole app), if any."""
+        if self._clock() >= self._throttles_until:
+            factors = throttles.standing(session, utcnow())
+            with self._lock:
+                self._throttles = factors
+                self._throttles_until = self._clock() + self.policy.throttle_cache_seconds
+        if not self._throttles:
+            return None
+        own, app_wide = self._throttles.get((app_id, company_id)), self._throttles.get((app_id, None))
+        if own is None or app_wide is None:
+            return own if app_wide is None else app_wide
+        return min(own, app_wide)
+
+    def forget_throttles(self) -> None:
+        """Read the throttles again on the next call (this worker set or lifted one)."""
+        with self._lock:
+            self._throttles_until = float("-inf")
 
     def _limits_of(self, session: Session, app_id: int, company_id: int) -> ConnectionLimits:
         key = (app_id, company_id)
@@ -88,9 +115,15 @@ class Quotas:
     def admit_request(self, session: Session, app_id: int, company_id: int) -> None:
         """Count one request of the connection and its app; 429 ``rate_limited`` when either is spent."""
         limits = self._limits_of(session, app_id, company_id)
+        factor = self._throttle_of(session, app_id, company_id)
         self._charge(
-            (limits.requests, f"rpm:conn:{app_id}:{company_id}", "this connection"),
-            (self._app_requests, f"rpm:app:{app_id}", "this app"),
+            (
+                limits.requests,
+                f"rpm:conn:{app_id}:{company_id}",
+                "this connection",
+                _cap(limits.requests, factor),
+            ),
+            (self._app_requests, f"rpm:app:{app_id}", "this app", None),
             cost=1,
             what=None,
         )
@@ -101,15 +134,22 @@ class Quotas:
         if people <= 0:
             return
         limits = self._limits_of(session, app_id, company_id)
+        factor = self._throttle_of(session, app_id, company_id)
         self._charge(
-            (limits.people, f"ppd:conn:{app_id}:{company_id}", "this connection"),
-            (self._app_people, f"ppd:app:{app_id}", "this app"),
+            (
+                limits.people,
+                f"ppd:conn:{app_id}:{company_id}",
+                "this connection",
+                _cap(limits.people, factor),
+            ),
+            (self._app_people, f"ppd:app:{app_id}", "this app", None),
             cost=people,
             what="people per day",
         )
 
-    def _charge(self, *checks: tuple[RateLimitItem, str, str], cost: int, what: str | None) -> None:
-        """``what``: None for requests, else the people quota's name."""
+    def _charge(self, *checks: Check, cost: int, what: str | None) -> None:
+        """``what``: None for requests, else the people quota's name. A check's last member is its
+        throttled cap (None: not throttled)."""
         try:
             self._charge_on(self._limiter, checks, cost, what)
             self._degraded = False
@@ -136,35 +176,57 @@ class Quotas:
     def _charge_on(
         self,
         limiter: SlidingWindowCounterRateLimiter,
-        checks: tuple[tuple[RateLimitItem, str, str], ...],
+        checks: tuple[Check, ...],
         cost: int,
         what: str | None,
     ) -> None:
         # The connection first, then the app: a connection refused is not charged to its app. When the
         # app is refused after the connection was charged, the connection keeps the charge (it asked).
-        for item, key, whose in checks:
+        for item, key, whose, cap in checks:
+            if cap is not None:
+                # Throttled: the usual counter (what it already took counts) against the lower cap.
+                stats = limiter.get_window_stats(item, _NAMESPACE, key)
+                used = item.amount - stats.remaining
+                if used + cost > cap:
+                    refusal = self._refusal(
+                        item, whose, what, cost, max(0, cap - used), stats.reset_time, cap
+                    )
+                    raise refusal
             if not limiter.hit(item, _NAMESPACE, key, cost=cost):
                 stats = limiter.get_window_stats(item, _NAMESPACE, key)
                 raise self._refusal(item, whose, what, cost, stats.remaining, stats.reset_time)
 
     def _refusal(
-        self, item: RateLimitItem, whose: str, what: str | None, cost: int, remaining: int, reset: float
+        self,
+        item: RateLimitItem,
+        whose: str,
+        what: str | None,
+        cost: int,
+        remaining: int,
+        reset: float,
+        cap: int | None = None,
     ) -> TooManyRequests:
         retry_after = max(1, math.ceil(reset - time.time()))
+        limit = item.amount if cap is None else cap
+        # A throttle says so (``throttled``), never why: the alert behind it is the security team's.
+        quota = "quota" if cap is None else "throttled quota"
+        extra = {} if cap is None else {"throttled": True}
         if what is None:
             return TooManyRequests(
-                f"{whose} is over its quota of {item.amount} requests per minute; retry in {retry_after} s",
+                f"{whose} is over its {quota} of {limit} requests per minute; retry in {retry_after} s",
                 code="rate_limited",
                 retry_after=retry_after,
-                limit=item.amount,
+                limit=limit,
+                **extra,
             )
         return TooManyRequests(
-            f"this page of {cost} people would take {whose} over its quota of {item.amount} {what} "
+            f"this page of {cost} people would take {whose} over its {quota} of {limit} {what} "
             f"({remaining} left); ask for at most {remaining} or retry in {retry_after} s",
             code="people_quota_exceeded",
             retry_after=retry_after,
-            limit=item.amount,
+            limit=limit,
             remaining=remaining,
+            **extra,
         )
 
     def reset(self) -> None:
@@ -174,3 +236,12 @@ class Quotas:
             self._fallback.storage.reset()
         with self._lock:
             self._connections.clear()
+            self._throttles_until = float("-inf")
+
+
+Check = tuple[RateLimitItem, str, str, int | None]  # item, counter key, whose, throttled cap
+
+
+def _cap(item: RateLimitItem, factor: float | None) -> int | None:
+    """The throttled cap of ``item`` (at least 1: a throttle slows, the kill switch stops)."""
+    return None if factor is None else max(1, int(item.amount * factor))

@@ -5,12 +5,16 @@ additive and needs no turn. The detectors run under the row lock of ``monitor_ru
 ``FOR UPDATE SKIP LOCKED``, so a worker that finds it taken skips instead of queueing; SQLite serialises
 writers already), and a run that finds the last one younger than half an interval skips: N workers
 mean one detector run per interval, not N. Deduplication (``alerts.dedup_key``) makes a finding raised
-once even if two runs overlap anyway. Tests call ``run_once(..., now=...)`` with an injected clock.
+once even if two runs overlap anyway. After the detectors, every worker does the actions and deliveries
+owed on alerts (``monitor.actions``, ``monitor.delivery``), each outbox row claimed before it is done.
+Tests call ``run_once(..., now=...)`` with an injected clock.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,16 +29,19 @@ from sqlalchemy.orm import Session
 from appwarden.config import Settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
-from appwarden.monitor import detectors
+from appwarden.monitor import actions, delivery, detectors
 from appwarden.monitor.declarations import DeclaredVolume, declared_volume_source
 from appwarden.monitor.models import MonitorRun
 from appwarden.monitor.policy import MonitorPolicy
+from appwarden.monitor.quotas import Quotas
 from appwarden.monitor.service import Outcome, raise_alert
 from appwarden.monitor.tally import Tally
 
 log = structlog.get_logger()
 _runs = cast(Table, MonitorRun.__table__)
 RUN_ID = 1
+# This process's name in outbox claims (several workers on one host differ by pid and a random part).
+WORKER = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -46,32 +53,49 @@ class RunReport:
     raised: list[str] = field(default_factory=list)  # public ids of the alerts raised
     duplicates: int = 0
     capped: int = 0
+    actions: list[str] = field(default_factory=list)  # outcomes of the alerts' actions done this call
+    delivered: int = 0  # webhook and mail deliveries sent
+    delivery_failures: int = 0  # deliveries that failed (retried by a later run)
 
 
 def run_once(
-    db: Database, settings: Settings, policy: MonitorPolicy, tally: Tally, *, now: datetime | None = None
+    db: Database,
+    settings: Settings,
+    policy: MonitorPolicy,
+    tally: Tally,
+    *,
+    now: datetime | None = None,
+    quotas: Quotas | None = None,
 ) -> RunReport:
-    """Fold ``tally``, then run every detector at ``now`` if it is this worker's turn."""
+    """Fold ``tally``, run every detector at ``now`` if it is this worker's turn, then do the actions
+    and deliveries owed on alerts (any worker: each row is claimed first). ``quotas``: this worker's,
+    told at once when an action changed the throttles."""
     now = now or utcnow()
     report = RunReport()
     with db.session() as session:
         report.folded = tally.fold(session)
     _ensure_run_row(db)
     with db.session() as session:
-        if not _take_turn(session, now, policy):
-            return report
-        report.ran = True
-        for finding in _findings(session, settings, policy, now):
-            outcome, alert = raise_alert(session, finding, cap=policy.alerts_per_app_per_day, now=now)
-            if outcome is Outcome.RAISED and alert is not None:
-                report.raised.append(alert.public_id)
-            elif outcome is Outcome.DUPLICATE:
-                report.duplicates += 1
-            else:
-                report.capped += 1
-        session.execute(
-            update(_runs).where(_runs.c.id == RUN_ID).values(last_run_at=now, runs=_runs.c.runs + 1)
-        )
+        if _take_turn(session, now, policy):
+            report.ran = True
+            for finding in _findings(session, settings, policy, now):
+                outcome, alert = raise_alert(session, finding, cap=policy.alerts_per_app_per_day, now=now)
+                if outcome is Outcome.RAISED and alert is not None:
+                    report.raised.append(alert.public_id)
+                elif outcome is Outcome.DUPLICATE:
+                    report.duplicates += 1
+                else:
+                    report.capped += 1
+            session.execute(
+                update(_runs).where(_runs.c.id == RUN_ID).values(last_run_at=now, runs=_runs.c.runs + 1)
+            )
+    # The alerts have committed: act on them first (a delivery then tells what was done), then deliver.
+    report.actions = actions.act_on_due(db, settings, policy, worker=WORKER, now=now)
+    if report.actions and quotas is not None:
+        quotas.forget_throttles()
+    report.delivered, report.delivery_failures = delivery.deliver_due(
+        db, settings, policy, worker=WORKER, now=now
+    )
     return report
 
 

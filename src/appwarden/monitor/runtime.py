@@ -59,7 +59,7 @@ class Monitor:
 
     def run_once(self, now: datetime | None = None) -> RunReport:
         """Fold this worker's tally and, if it is this worker's turn, run the detectors at ``now``."""
-        return run_once(self.db, self.settings, self.policy, self.tally, now=now)
+        return run_once(self.db, self.settings, self.policy, self.tally, now=now, quotas=self.quotas)
 
     def start(self) -> None:
         """Start the background run (``monitor_background``: ``serve`` turns it on in every worker)."""

@@ -2,7 +2,8 @@
 
 Every alert, whoever raised it (a detector in the background run, or a canary contact through the
 ``canary contacted`` hook), goes through :func:`raise_alert`: one row in ``alerts``, one
-``monitor:alert:raised`` security event, one log warning, in the caller's transaction.
+``monitor:alert:raised`` security event, one log warning, and its outbox rows (action, webhook, mail:
+``monitor.outbox``), in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
 from appwarden.ledger.queries import entries_between
 from appwarden.marketplace.service import app_slugs, get_app
+from appwarden.monitor import outbox
 from appwarden.monitor.models import Alert
 from appwarden.monitor.policy import Action, Detector, Severity
 from appwarden.platform.directory import company_names
@@ -114,6 +116,8 @@ def raise_alert(
             session.add(alert)
     except IntegrityError:
         return Outcome.DUPLICATE, None
+    # Its action and deliveries are owed from here, in this transaction (done after it commits).
+    outbox.enqueue(session, alert)
     record(
         session,
         EventTag.MONITOR_ALERT_RAISED,
