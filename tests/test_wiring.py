@@ -20,6 +20,7 @@ from appwarden.incident import service as incident_service
 from appwarden.incident.models import Incident
 from appwarden.marketplace.models import App
 from appwarden.monitor import canary as monitor_canary
+from appwarden.monitor import probing as monitor_probing
 from appwarden.oauth import service as oauth_service
 from appwarden.platform import customer_changes
 from conftest import World
@@ -30,6 +31,7 @@ EXPECTED = {
     "connection granted": [canary_service.connection_granted],
     "incident opened": [canary_alerts.attach_pending_alerts],
     "canary contacted": [monitor_canary.canary_contacted],
+    "token reused": [monitor_probing.token_reused],
 }
 
 # Imports every module, finds every Hook, prints {name: answers} before and after wiring twice.
