@@ -21,6 +21,7 @@ from appwarden.incident.models import Incident
 from appwarden.ledger.usage import unused_scopes_fact
 from appwarden.marketplace.models import App
 from appwarden.monitor import canary as monitor_canary
+from appwarden.monitor import probing as monitor_probing
 from appwarden.monitor.risk import risk_fact
 from appwarden.oauth import service as oauth_service
 from appwarden.platform import customer_changes
@@ -33,6 +34,7 @@ EXPECTED = {
     "incident opened": [canary_alerts.attach_pending_alerts],
     "canary contacted": [monitor_canary.canary_contacted],
     "app facts": [risk_fact, unused_scopes_fact],  # a Question: the app views' risk, unused scopes
+    "token reused": [monitor_probing.token_reused],
 }
 
 # Imports every module, finds every Hook and Question, prints {name: answers} before and after wiring twice.

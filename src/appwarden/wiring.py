@@ -1,12 +1,13 @@
 """Composition: the one place where a lower package's announcements get their answers.
 
-A package imports only the packages below it (the layers contract in ``pyproject.toml``), yet four
+A package imports only the packages below it (the layers contract in ``pyproject.toml``), yet five
 writes must be answered in the same transaction by a package above the writer:
 
 - a customer write (``platform.customer_changes``) refreshes the blind index (``blind_index``);
 - an owner's consent (``oauth.service.connection_granted``) issues the connection's canaries (``canary``);
 - an opened incident (``incident.service.incident_opened``) takes the canary alerts raised before it;
-- a canary contact (``canary.alerts.canary_contacted``) joins the monitor's alert stream (``monitor``).
+- a canary contact (``canary.alerts.canary_contacted``) joins the monitor's alert stream (``monitor``);
+- a refused token reuse (``oauth.service.token_reused``) raises the monitor's ``probing`` alert.
 
 Two answers fill the marketplace's app views (``marketplace.facts.app_facts``, a question, not a
 write): the monitor's risk score (``monitor.risk.risk_fact``) and the ledger's unused scopes
@@ -34,8 +35,9 @@ from appwarden.marketplace.facts import app_facts
 from appwarden.monitor.canary import canary_contacted as monitor_canary_contacted
 from appwarden.monitor.declarations import declared_volume_source
 from appwarden.monitor.declarations import from_marketplace as declarations_from_marketplace
+from appwarden.monitor.probing import token_reused as monitor_token_reused
 from appwarden.monitor.risk import risk_fact
-from appwarden.oauth.service import connection_granted
+from appwarden.oauth.service import connection_granted, token_reused
 from appwarden.platform.customer_changes import on_customers_changed
 
 
@@ -45,6 +47,7 @@ def wire() -> None:
     connection_granted.register(canary_service.connection_granted)
     incident_opened.register(canary_alerts.attach_pending_alerts)
     canary_alerts.canary_contacted.register(monitor_canary_contacted)
+    token_reused.register(monitor_token_reused)
     declared_volume_source.register(declarations_from_marketplace)
     app_facts.register(risk_fact)
     app_facts.register(unused_scopes_fact)

@@ -30,12 +30,16 @@ from appwarden.db.session import Database
 from appwarden.errors import Forbidden, Unauthenticated
 from appwarden.incident.revocation import worker_signal
 from appwarden.marketplace.lifecycle import Access, access_in_state, refusal_code, scopes_for_access
+from appwarden.marketplace.models import LifecycleState
 from appwarden.marketplace.scopes import PII_FIELDS, Mode, effective_scopes, field_modes
 from appwarden.monitor.runtime import monitor_of
+from appwarden.monitor.tally import LateCall
 from appwarden.oauth.models import ConnectionStatus
 from appwarden.oauth.restricted import Restriction, is_restricted, lookup_restricted_token
 from appwarden.oauth.tokens import lookup_access_token
 from appwarden.web.deps import bearer_token
+
+KILLED_CODE = refusal_code(LifecycleState.DELISTED)  # what the kill switch leaves an app refused with
 
 
 class AppRefused(Forbidden):
@@ -50,9 +54,12 @@ class TokenRefused(Unauthenticated):
     """401 for a known token that no longer works (revoked, expired): the app is known, so the monitor
     counts it (probing); unknown tokens name no app."""
 
-    def __init__(self, detail: str, *, refused: Refusal, code: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, refused: Refusal, code: str | None = None, revoked: bool = False
+    ) -> None:
         super().__init__(detail, code=code)
         self.refused = refused
+        self.revoked = revoked  # revoked (a call after revocation), not merely expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +139,7 @@ def authenticate(
         )
     whose = Refusal(app_id=grant.app_id, company_id=grant.company_id, token_id=grant.token_id)
     if grant.revoked_at is not None:
-        raise TokenRefused("access token has been revoked", refused=whose)
+        raise TokenRefused("access token has been revoked", refused=whose, revoked=True)
     if grant.access_expires_at <= now:
         raise TokenRefused("access token has expired", code="token_expired", refused=whose)
     if grant.connection_status != ConnectionStatus.ACTIVE:
@@ -173,12 +180,16 @@ def authenticate_request(
         ctx = authenticate(session, bearer_token(request), allow_restricted=allow_restricted)
         if worker_signal(request.app).killed(ctx.app_id):
             refused = Refusal(app_id=ctx.app_id, company_id=ctx.company_id, token_id=ctx.token_id)
-            raise AppRefused(f"app {ctx.app_slug!r} is delisted", code="app_delisted", refused=refused)
+            raise AppRefused(f"app {ctx.app_slug!r} is delisted", code=KILLED_CODE, refused=refused)
     except TokenRefused as exc:
-        monitor.refused(exc.refused.app_id, exc.refused.company_id, 401)
+        late = LateCall.AFTER_REVOCATION if exc.revoked else None
+        monitor.refused(exc.refused.app_id, exc.refused.company_id, 401, late=late)
         raise
     except AppRefused as exc:
-        monitor.refused(exc.refused.app_id, exc.refused.company_id, 403)
+        # The kill switch delists (and the published signal says so): a delisted app calling at all
+        # is a call after a kill; a suspended or paused one is an ordinary 403.
+        late = LateCall.AFTER_KILL if exc.code == KILLED_CODE else None
+        monitor.refused(exc.refused.app_id, exc.refused.company_id, 403, late=late)
         session.rollback()
         refusal_log(request.app).note(
             exc.refused,

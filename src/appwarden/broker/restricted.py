@@ -151,6 +151,7 @@ def mint_restricted(
         within=session,
         restricted=(minted.public_id, purpose),
     )
+    monitor.restricted_minted(ctx.app_id, ctx.company_id, customer_ids, now)  # restricted_token_volume
     return {
         "id": minted.public_id,
         "restricted_token": minted.token,

@@ -27,6 +27,9 @@ class DeclaredVolume:
     requests_per_minute_avg: int
     requests_per_minute_peak: int
     declared: bool = True  # False for the settings' stand-in (alerts say which yardstick was used)
+    # Distinct people a day the connection may mint restricted tokens for; None: not declared (the
+    # marketplace's volume declaration has no such figure yet), ``monitor.restricted`` then derives one.
+    restricted_people_per_day: int | None = None
 
 
 Source = Callable[[Session, int, int], "DeclaredVolume | None"]

@@ -3,9 +3,9 @@
 Each detector is a function of the hours read and ``now``, returning findings; none reads a customer
 row or scans the ledger: distinct people are unions of the hours' bitmaps, a company's members are the
 platform's store bitmaps (``platform.membership``), and only an alert's links are read from the ledger.
-Implemented: ``over_declaration``, ``mirror``, ``new_app_high_usage``, ``unusual_hours``, ``probing``
-(``canary_contact`` arrives through the canary hook, see ``monitor.canary``). The others of
-:class:`~appwarden.monitor.policy.Detector` are not implemented yet (docs/monitoring.md).
+Implemented here: ``over_declaration``, ``mirror``, ``new_app_high_usage``, ``unusual_hours``; in
+modules of their own: ``probing`` (``monitor.probing``), ``restricted_token_volume``
+(``monitor.restricted``); ``canary_contact`` arrives through the canary hook (``monitor.canary``).
 """
 
 from __future__ import annotations
@@ -242,26 +242,4 @@ def unusual_hours(
                     window_end=window.current,
                 )
             )
-    return findings
-
-
-def probing(window: Window, policy: MonitorPolicy) -> list[Finding]:
-    """At least ``probing_refusals_per_hour`` refused calls (revoked or expired tokens, 403s, other
-    companies' ids) by one app × company in one hour; the current hour counts as it fills."""
-    findings = []
-    for (app_id, company_id), hours in window.by_pair.items():
-        for h in hours:
-            if h.hour >= window.current - HOUR and h.refused >= policy.probing_refusals_per_hour:
-                findings.append(
-                    Finding(
-                        Detector.PROBING,
-                        Severity.HIGH,
-                        app_id,
-                        company_id,
-                        observed={"refused_calls": h.refused},
-                        baseline={"refused_calls_per_hour_threshold": policy.probing_refusals_per_hour},
-                        window_start=h.hour,
-                        window_end=h.hour + HOUR,
-                    )
-                )
     return findings

@@ -42,7 +42,8 @@ class Alert(Base):
 
 class DeliveryHour(Base):
     """What one app received from one company in one hour: requests, person-deliveries, the distinct
-    people (a roaring bitmap) and refused calls by status. Folded in from each worker's tally."""
+    people (a roaring bitmap), refused calls by status and by kind (after revocation, after a kill) and
+    the people named in restricted-token mints. Folded in from each worker's tally."""
 
     __tablename__ = "monitor_hours"
     __table_args__ = (UniqueConstraint("app_id", "company_id", "hour", name="uq_monitor_hours_key"),)
@@ -57,6 +58,12 @@ class DeliveryHour(Base):
     refused_401: Mapped[int] = mapped_column(Integer, default=0)
     refused_403: Mapped[int] = mapped_column(Integer, default=0)
     refused_404: Mapped[int] = mapped_column(Integer, default=0)
+    # Calls with a revoked token, and calls of a killed (delisted) app: also counted in their status
+    # above, and apart here because any of them is a signal (``monitor.probing``).
+    after_revocation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    after_kill: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The distinct people named in restricted-token mints (a roaring bitmap); None: no mint that hour.
+    restricted_people: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class MonitorRun(Base):

@@ -100,6 +100,16 @@ class MonitorPolicy(BaseModel):
 
     # probing: refused calls (401, 403, 404) by one app × company within one hour.
     probing_refusals_per_hour: int = Field(default=50, ge=1)
+    # probing: calls with a revoked token, or of a killed app, by one app × company within one hour.
+    probing_after_revocation_per_hour: int = Field(default=5, ge=1, le=1000)
+    probing_after_kill_per_hour: int = Field(default=3, ge=1, le=1000)
+    # (A presented refresh token that was already rotated, or a replayed code, is always an alert.)
+
+    # restricted_token_volume: distinct people named in restricted-token mints in 24 h above the
+    # declared restricted-token figure, or, without one, the declared people-per-day peak × this factor
+    # (never below the floor).
+    restricted_token_people_factor: float = Field(default=0.1, gt=0.0, le=10.0)
+    restricted_token_min_people: int = Field(default=100, ge=1)
 
     # Alerts: at most this many per app per UTC day (canary contacts included; their own table keeps
     # every contact).

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from appwarden.config import Settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
-from appwarden.monitor import actions, delivery, detectors
+from appwarden.monitor import actions, delivery, detectors, probing, restricted
 from appwarden.monitor.declarations import DeclaredVolume, declared_volume_source
 from appwarden.monitor.models import MonitorRun
 from appwarden.monitor.policy import MonitorPolicy
@@ -139,7 +139,9 @@ def _findings(
         *detectors.mirror(session, window, policy),
         *detectors.new_app_high_usage(session, window, policy),
         *detectors.unusual_hours(window, history, detectors.first_seen(session), policy),
-        *detectors.probing(window, policy),
+        *probing.refusal_bursts(window, policy),
+        *probing.late_calls(session, window, policy),
+        *restricted.restricted_token_volume(session, window, declared, policy),
     ]
 
 

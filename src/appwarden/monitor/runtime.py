@@ -6,7 +6,8 @@ reaches it through :func:`monitor_of`. The broker's calls, in the order a reques
     monitor.admit_request(session, app_id, company_id)           # after authentication: 429 or on
     monitor.admit_people(session, app_id, company_id, people)    # the page is known: 429 or on
     monitor.delivered(app_id, company_id, deliveries, at)        # after the ledger committed it
-    monitor.refused(app_id, company_id, status)                  # a known app's call was refused
+    monitor.refused(app_id, company_id, status, late=...)        # a known app's call was refused
+    monitor.restricted_minted(app_id, company_id, customer_ids, at)  # a restricted token was minted
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from appwarden.db.session import Database
 from appwarden.monitor.policy import MonitorPolicy, load_policy
 from appwarden.monitor.quotas import Quotas
 from appwarden.monitor.runner import MonitorLoop, RunReport, run_once
-from appwarden.monitor.tally import Tally
+from appwarden.monitor.tally import LateCall, Tally
 
 
 class Monitor:
@@ -54,8 +55,23 @@ class Monitor:
     ) -> None:
         self.tally.delivered(app_id, company_id, deliveries, at)
 
-    def refused(self, app_id: int, company_id: int, status: int, at: datetime | None = None) -> None:
-        self.tally.refused(app_id, company_id, status, at or utcnow())
+    def refused(
+        self,
+        app_id: int,
+        company_id: int,
+        status: int,
+        at: datetime | None = None,
+        *,
+        late: LateCall | None = None,
+    ) -> None:
+        """``late``: the call came with a revoked token or from a killed app (``monitor.probing``)."""
+        self.tally.refused(app_id, company_id, status, at or utcnow(), late)
+
+    def restricted_minted(
+        self, app_id: int, company_id: int, customer_ids: Iterable[int], at: datetime | None = None
+    ) -> None:
+        """A restricted token was minted for these people (``restricted_token_volume``)."""
+        self.tally.restricted_minted(app_id, company_id, customer_ids, at or utcnow())
 
     def run_once(self, now: datetime | None = None) -> RunReport:
         """Fold this worker's tally and, if it is this worker's turn, run the detectors at ``now``."""

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, cast
 
 from pyroaring import BitMap
@@ -27,7 +28,22 @@ from appwarden.monitor.models import DeliveryHour
 _hours = cast(Table, DeliveryHour.__table__)
 REFUSAL_STATUSES = (401, 403, 404)
 _EMPTY = BitMap().serialize()
-_ZERO = {"requests": 0, "persons": 0, "refused_401": 0, "refused_403": 0, "refused_404": 0}
+_ZERO = {
+    "requests": 0,
+    "persons": 0,
+    "refused_401": 0,
+    "refused_403": 0,
+    "refused_404": 0,
+    "after_revocation": 0,
+    "after_kill": 0,
+}
+
+
+class LateCall(StrEnum):
+    """A refused call that is a signal in itself, counted apart from its status (``monitor.probing``)."""
+
+    AFTER_REVOCATION = "after_revocation"  # a revoked token presented again
+    AFTER_KILL = "after_kill"  # a call of an app the kill switch delisted
 
 
 def hour_of(at: datetime) -> datetime:
@@ -41,6 +57,8 @@ class HourCounts:
     persons: int = 0
     people: BitMap = field(default_factory=BitMap)
     refused: dict[int, int] = field(default_factory=dict)
+    late: dict[LateCall, int] = field(default_factory=dict)
+    restricted: BitMap = field(default_factory=BitMap)  # people named in restricted-token mints
 
     def merge(self, other: HourCounts) -> None:
         self.requests += other.requests
@@ -48,6 +66,9 @@ class HourCounts:
         self.people |= other.people
         for status, n in other.refused.items():
             self.refused[status] = self.refused.get(status, 0) + n
+        for kind, n in other.late.items():
+            self.late[kind] = self.late.get(kind, 0) + n
+        self.restricted |= other.restricted
 
 
 Key = tuple[int, int, datetime]  # app id, company id, hour
@@ -76,13 +97,26 @@ class Tally:
             counts.persons += len(people)
             counts.people |= people
 
-    def refused(self, app_id: int, company_id: int, status: int, at: datetime) -> None:
-        """Note one refused call (401 revoked or expired token, 403, 404) of a known app and company."""
+    def refused(
+        self, app_id: int, company_id: int, status: int, at: datetime, late: LateCall | None = None
+    ) -> None:
+        """Note one refused call (401 revoked or expired token, 403, 404) of a known app and company;
+        ``late`` says it came after the token's revocation or the app's kill (counted apart too)."""
         if status not in REFUSAL_STATUSES:
             return
         with self._lock:
             counts = self._counts.setdefault((app_id, company_id, hour_of(at)), HourCounts())
             counts.refused[status] = counts.refused.get(status, 0) + 1
+            if late is not None:
+                counts.late[late] = counts.late.get(late, 0) + 1
+
+    def restricted_minted(
+        self, app_id: int, company_id: int, customer_ids: Iterable[int], at: datetime
+    ) -> None:
+        """Note the people a restricted token was minted for (``restricted_token_volume``)."""
+        people = to_bitmap(customer_ids)
+        with self._lock:
+            self._counts.setdefault((app_id, company_id, hour_of(at)), HourCounts()).restricted |= people
 
     def take(self) -> dict[Key, HourCounts]:
         """Everything tallied so far, leaving the tally empty."""
@@ -122,9 +156,17 @@ def _fold_one(session: Session, key: Key, counts: HourCounts) -> None:
         .on_conflict_do_nothing(index_elements=["app_id", "company_id", "hour"])
     )
     where = (_hours.c.app_id == app_id, _hours.c.company_id == company_id, _hours.c.hour == hour)
-    row = conn.execute(select(_hours.c.id, _hours.c.people).where(*where).with_for_update()).one()
+    columns = (_hours.c.id, _hours.c.people, _hours.c.restricted_people)
+    row = conn.execute(select(*columns).where(*where).with_for_update()).one()
     people = BitMap.deserialize(bytes(row.people)) | counts.people
     people.run_optimize()
+    restricted = {}
+    if counts.restricted:
+        named = counts.restricted
+        if row.restricted_people is not None:
+            named = BitMap.deserialize(bytes(row.restricted_people)) | named
+        named.run_optimize()
+        restricted = {"restricted_people": named.serialize()}
     conn.execute(
         update(_hours)
         .where(_hours.c.id == row.id)
@@ -135,5 +177,8 @@ def _fold_one(session: Session, key: Key, counts: HourCounts) -> None:
             refused_401=_hours.c.refused_401 + counts.refused.get(401, 0),
             refused_403=_hours.c.refused_403 + counts.refused.get(403, 0),
             refused_404=_hours.c.refused_404 + counts.refused.get(404, 0),
+            after_revocation=_hours.c.after_revocation + counts.late.get(LateCall.AFTER_REVOCATION, 0),
+            after_kill=_hours.c.after_kill + counts.late.get(LateCall.AFTER_KILL, 0),
+            **restricted,
         )
     )

@@ -51,6 +51,24 @@ def family_for_code(code: AuthorizationCode) -> str:
 connection_granted: Hook[[Session, Connection, Settings, str]] = Hook("connection granted")
 
 
+@dataclass(frozen=True, slots=True)
+class TokenReuse:
+    """A one-time credential presented again (a rotated refresh token, a used authorization code):
+    refused, and its grant family revoked (OAuth 2.0 Security BCP, RFC 9700 §4.14.2 and §4.2.4)."""
+
+    app_id: int
+    company_id: int
+    kind: str  # "refresh_token" or "authorization_code"
+    family: str
+    tokens_revoked: int
+    at: datetime
+
+
+# Announced in the token endpoint's transaction after a reuse was refused and its family revoked (the
+# monitor raises a ``probing`` alert): ``(session, reuse)``.
+token_reused: Hook[[Session, TokenReuse]] = Hook("token reused")
+
+
 @dataclass(slots=True)
 class TokenMatch:
     """A stored token row and which of its two tokens was presented."""
@@ -206,6 +224,10 @@ class OAuthStore:
                 family=family,
                 tokens_revoked=revoked,
             )
+            token_reused(
+                self.session,
+                TokenReuse(app.id, row.company_id, "authorization_code", family, revoked, self.now),
+            )
         return None
 
     # -- tokens --------------------------------------------------------------------------------
@@ -284,6 +306,7 @@ class OAuthStore:
             family=row.family_id,
             tokens_revoked=revoked,
         )
+        token_reused(self.session, TokenReuse(app.id, row.company_id, kind, row.family_id, revoked, self.now))
 
     def revoke_family(self, family_id: str) -> int:
         """Revoke every access and refresh token of one grant; return how many rows changed."""
