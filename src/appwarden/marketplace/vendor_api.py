@@ -67,6 +67,9 @@ class Volume(Body):
 
     people_per_day: Figures
     requests_per_minute: Figures
+    # The app reads each company's whole member list (a full sync); reviewers see it and approve it
+    # with the version, and the monitor's mirror detector then leaves the app alone.
+    full_sync: bool = False
 
 
 class Retention(Body):
@@ -132,7 +135,8 @@ def request_scopes(slug: str, body: ScopeRequest, vendor_id: VendorDep, db: Data
 
 @router.put("/apps/{slug}/volume", responses=problem_responses(OWN_APP | DRAFT_ONLY))
 def declare_volume(slug: str, body: Volume, vendor_id: VendorDep, db: DatabaseDep) -> dict[str, Any]:
-    """Expected volume per connected company: people per day and requests per minute, average and peak."""
+    """Expected volume per connected company: people per day and requests per minute, average and peak,
+    and whether the app syncs whole member lists (``full_sync``)."""
     with db.session() as session:
         app = service.vendor_app(session, _vendor(session, vendor_id), slug)
         return versions.version_summary(

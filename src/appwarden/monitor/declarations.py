@@ -27,6 +27,9 @@ class DeclaredVolume:
     requests_per_minute_avg: int
     requests_per_minute_peak: int
     declared: bool = True  # False for the settings' stand-in (alerts say which yardstick was used)
+    # The vendor declared, and review approved with the version in force, that the app reads whole
+    # member lists (a full sync): ``mirror`` does not alert on it.
+    full_sync: bool = False
 
 
 Source = Callable[[Session, int, int], "DeclaredVolume | None"]
@@ -78,4 +81,5 @@ def from_marketplace(session: Session, app_id: int, company_id: int) -> Declared
         people_per_day_peak=people["peak"],
         requests_per_minute_avg=requests["average"],
         requests_per_minute_peak=requests["peak"],
+        full_sync=bool(volume.get("full_sync", False)),
     )

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from appwarden.config import Settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
-from appwarden.monitor import detectors
+from appwarden.monitor import baseline, credentials, detectors
 from appwarden.monitor.declarations import DeclaredVolume, declared_volume_source
 from appwarden.monitor.models import MonitorRun
 from appwarden.monitor.policy import MonitorPolicy
@@ -55,7 +55,7 @@ def run_once(
     now = now or utcnow()
     report = RunReport()
     with db.session() as session:
-        report.folded = tally.fold(session)
+        report.folded = tally.fold(session, source_hours=policy.new_credential_hours)
     _ensure_run_row(db)
     with db.session() as session:
         if not _take_turn(session, now, policy):
@@ -110,11 +110,14 @@ def _findings(
             cache[key] = declared_volume_source(session, app_id, company_id, settings)
         return cache[key]
 
+    since = detectors.first_seen(session)
     return [
         *detectors.over_declaration(window, declared, policy),
-        *detectors.mirror(session, window, policy),
+        *baseline.over_baseline(session, window, declared, since, policy),
+        *detectors.mirror(session, window, policy, declared),
         *detectors.new_app_high_usage(session, window, policy),
-        *detectors.unusual_hours(window, history, detectors.first_seen(session), policy),
+        *credentials.new_credential_volume(session, window, declared, since, policy),
+        *detectors.unusual_hours(window, history, since, policy),
         *detectors.probing(window, policy),
     ]
 
