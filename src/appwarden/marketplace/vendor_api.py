@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from appwarden.db.session import Database
 from appwarden.errors import Unauthenticated
@@ -69,7 +69,7 @@ class Volume(Body):
     requests_per_minute: Figures
     # The app reads each company's whole member list (a full sync); reviewers see it and approve it
     # with the version, and the monitor's mirror detector then leaves the app alone.
-    full_sync: bool = False
+    full_sync: StrictBool = False  # "yes" or 1 is refused, not read as true
 
 
 class Retention(Body):

@@ -7,8 +7,8 @@ per app × company in ``monitor_sources`` and the distinct people delivered thro
 whose first delivery is at least ``new_credential_hours`` older than the source: a new connection's
 first grant and network are the connection itself, watched by ``mirror``, ``over_declaration`` and
 ``new_app_high_usage``. "Many" is ``new_credential_people`` or the vendor's declared people-per-day
-average over those hours, whichever is higher: an app declared to read tens of thousands a day is not
-suspicious for doing so from a new server.
+average over those hours (a real declaration's, not the settings' stand-in), whichever is higher: an
+app declared to read tens of thousands a day is not suspicious for doing so from a new server.
 """
 
 from __future__ import annotations
@@ -48,7 +48,10 @@ def new_credential_volume(
         if pair_since is None or pair_since + counted > first_hour:
             continue  # the connection's own first grant and network, or a connection still new
         people = len(BitMap.deserialize(bytes(row.people)))
-        average = declared(*pair).people_per_day_avg
+        volume = declared(*pair)
+        # Only a vendor's own declaration raises the bar: the settings' stand-in for an undeclared app
+        # is a ceiling, not knowledge of its traffic.
+        average = volume.people_per_day_avg if volume.declared else 0
         threshold = max(policy.new_credential_people, math.ceil(average * counted / timedelta(days=1)))
         if people <= threshold:
             continue
