@@ -65,8 +65,13 @@ class HourCounts:
             self.note_source(source, at, ids)
 
     def note_source(self, source: Source, at: datetime, people: BitMap) -> None:
-        first, seen = self.sources.get(source, (at, BitMap()))
-        self.sources[source] = (min(first, at), seen | people)
+        noted = self.sources.get(source)
+        if noted is None:
+            self.sources[source] = (at, BitMap(people))  # a copy: ``people`` is shared with the hour
+            return
+        noted[1].update(people)  # in place: the write path allocates as little as it can
+        if at < noted[0]:
+            self.sources[source] = (at, noted[1])
 
 
 Key = tuple[int, int, datetime]  # app id, company id, hour
@@ -109,7 +114,10 @@ class Tally:
             counts.persons += len(people)
             counts.people |= people
             for name, ids in per_field.items():
-                counts.fields[name] = counts.fields[name] | ids if name in counts.fields else BitMap(ids)
+                if name in counts.fields:
+                    counts.fields[name].update(ids)
+                else:
+                    counts.fields[name] = BitMap(ids)  # a copy: one bitmap may serve several fields
             if token_id is not None:
                 counts.note_source((TOKEN, str(token_id)), at, people)
             if network is not None:
