@@ -190,7 +190,9 @@ def _record(
             code="ledger_unavailable",
             request_id=request_id,
         ) from exc
-    monitor.delivered(ctx.app_id, ctx.company_id, deliveries, receipt.recorded_at)
+    monitor.delivered(
+        ctx.app_id, ctx.company_id, deliveries, receipt.recorded_at, token_id=ctx.token_id, client=ctx.client
+    )
 
 
 def _people(deliveries: Mapping[tuple[str, str], Sequence[int]]) -> int:

@@ -18,7 +18,7 @@ and only on the route that accepts it (``allow_restricted``), every other route 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from fastapi import Request
@@ -77,6 +77,7 @@ class AccessContext:
     # Listed before screening (``App.grandfathered``): until its first audit, its access tokens still
     # carry raw identifying fields, as they did when the company consented (an audit lapse restricts it).
     grandfathered: bool = False
+    client: str | None = None  # the caller's address, for the monitor's client network (set per request)
 
     @property
     def field_modes(self) -> dict[str, Mode]:
@@ -200,7 +201,7 @@ def authenticate_request(
         )
         raise
     monitor.admit_request(session, ctx.app_id, ctx.company_id)
-    return ctx
+    return replace(ctx, client=request.client.host) if request.client else ctx
 
 
 def check_access_token(request: Request) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from appwarden.db.base import utcnow
 from appwarden.digests import token_hash
 from appwarden.errors import Conflict, InvalidInput, NotFound
-from appwarden.events.service import EventTag, record
+from appwarden.events.service import EventTag, occurrences, record
 from appwarden.marketplace.lifecycle import PRE_LISTING, check_transition
 from appwarden.marketplace.models import (
     App,
@@ -311,15 +311,35 @@ def scopes_on_offer(session: Session, app: App) -> tuple[list[str], int | None]:
     return list(app.approved_scopes), app.approved_version
 
 
-def declared_volume_of(session: Session, app_id: int) -> dict[str, dict[str, int]] | None:
+def declared_volume_of(session: Session, app_id: int) -> dict[str, Any] | None:
     """The volume the vendor declared (per connected company) in the app's version in force, or None
-    when it has no approved version or declared none (grandfathered apps)."""
+    when it has no approved version or declared none (grandfathered apps): ``people_per_day`` and
+    ``requests_per_minute`` (``{"average", "peak"}``) and ``full_sync`` (present and true only when
+    declared: approved with that version, it holds only while that version is in force)."""
     volume = session.scalar(
         select(AppVersion.volume)
         .join(App, (App.id == AppVersion.app_id) & (App.approved_version == AppVersion.number))
         .where(App.id == app_id)
     )
     return dict(volume) if volume else None
+
+
+def listed_at(session: Session, app_ids: Collection[int]) -> dict[int, datetime]:
+    """``{app id: when it was first listed}`` for those of ``app_ids`` that are or were listed: the
+    first ``app:listing:listed`` event's time (a relist after a restriction is not a new listing). An
+    app listed without one (seeded or grandfathered, listed before screening recorded it) counts from
+    its registration. Apps never listed are left out."""
+    if not app_ids:
+        return {}
+    out: dict[int, datetime] = {}
+    for app in session.scalars(select(App).where(App.id.in_(list(app_ids)))):
+        events = occurrences(session, EventTag.APP_LISTED, app_id=app.id)
+        if events:
+            at = events[0].data.get("at")  # the move's own clock (injected in tests and the demo)
+            out[app.id] = datetime.fromisoformat(at) if isinstance(at, str) else events[0].occurred_at
+        elif app.listing_state in (LifecycleState.LISTED, LifecycleState.RESTRICTED):
+            out[app.id] = app.created_at
+    return out
 
 
 def put_version_in_force(

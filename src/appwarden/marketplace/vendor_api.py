@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from appwarden.db.session import Database
 from appwarden.errors import Unauthenticated
@@ -67,6 +67,9 @@ class Volume(Body):
 
     people_per_day: Figures
     requests_per_minute: Figures
+    # The app reads each company's whole member list (a full sync); reviewers see it and approve it
+    # with the version, and the monitor's mirror detector then leaves the app alone.
+    full_sync: StrictBool = False  # "yes" or 1 is refused, not read as true
 
 
 class Retention(Body):
@@ -132,7 +135,8 @@ def request_scopes(slug: str, body: ScopeRequest, vendor_id: VendorDep, db: Data
 
 @router.put("/apps/{slug}/volume", responses=problem_responses(OWN_APP | DRAFT_ONLY))
 def declare_volume(slug: str, body: Volume, vendor_id: VendorDep, db: DatabaseDep) -> dict[str, Any]:
-    """Expected volume per connected company: people per day and requests per minute, average and peak."""
+    """Expected volume per connected company: people per day and requests per minute, average and peak,
+    and whether the app syncs whole member lists (``full_sync``)."""
     with db.session() as session:
         app = service.vendor_app(session, _vendor(session, vendor_id), slug)
         return versions.version_summary(

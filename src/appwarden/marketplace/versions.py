@@ -6,6 +6,7 @@ increase on a listed app is a new version: the app keeps serving the version in 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -100,10 +101,12 @@ def request_scopes(version: AppVersion, requested: list[dict[str, str]]) -> AppV
     return version
 
 
-def declare_volume(version: AppVersion, volume: dict[str, dict[str, int]]) -> AppVersion:
-    """People per day and requests per minute, average and peak, per connected company."""
+def declare_volume(version: AppVersion, volume: Mapping[str, Any]) -> AppVersion:
+    """People per day and requests per minute, average and peak, per connected company; and
+    ``full_sync`` (default false): the app reads whole member lists. Stored only when true, so a
+    declaration without it reads as before."""
     _draft(version)
-    clean: dict[str, dict[str, int]] = {}
+    clean: dict[str, Any] = {}
     for measure in VOLUME_MEASURES:
         figures = volume.get(measure)
         if figures is None:
@@ -112,6 +115,11 @@ def declare_volume(version: AppVersion, volume: dict[str, dict[str, int]]) -> Ap
         if average < 0 or peak < average:
             raise InvalidInput(f"{measure}: need 0 ≤ average ≤ peak", code="invalid_volume")
         clean[measure] = {"average": average, "peak": peak}
+    full_sync = volume.get("full_sync", False)
+    if not isinstance(full_sync, bool):
+        raise InvalidInput("full_sync must be true or false", code="invalid_volume")
+    if full_sync:
+        clean["full_sync"] = True
     version.volume = clean
     return version
 

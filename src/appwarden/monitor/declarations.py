@@ -30,6 +30,9 @@ class DeclaredVolume:
     # Distinct people a day the connection may mint restricted tokens for; None: not declared (the
     # marketplace's volume declaration has no such figure yet), ``monitor.restricted`` then derives one.
     restricted_people_per_day: int | None = None
+    # The vendor declared, and review approved with the version in force, that the app reads whole
+    # member lists (a full sync): ``mirror`` does not alert on it.
+    full_sync: bool = False
 
 
 Source = Callable[[Session, int, int], "DeclaredVolume | None"]
@@ -81,4 +84,5 @@ def from_marketplace(session: Session, app_id: int, company_id: int) -> Declared
         people_per_day_peak=people["peak"],
         requests_per_minute_avg=requests["average"],
         requests_per_minute_peak=requests["peak"],
+        full_sync=bool(volume.get("full_sync", False)),
     )

@@ -3,9 +3,10 @@
 Each detector is a function of the hours read and ``now``, returning findings; none reads a customer
 row or scans the ledger: distinct people are unions of the hours' bitmaps, a company's members are the
 platform's store bitmaps (``platform.membership``), and only an alert's links are read from the ledger.
-Implemented here: ``over_declaration``, ``mirror``, ``new_app_high_usage``, ``unusual_hours``; in
-modules of their own: ``probing`` (``monitor.probing``), ``restricted_token_volume``
-(``monitor.restricted``); ``canary_contact`` arrives through the canary hook (``monitor.canary``).
+Here: ``over_declaration``, ``mirror``, ``new_app_high_usage``, ``unusual_hours``; in modules of their
+own: ``over_baseline`` (``monitor.baseline``), ``new_credential_volume`` (``monitor.credentials``),
+``probing`` (``monitor.probing``), ``restricted_token_volume`` (``monitor.restricted``);
+``canary_contact`` arrives through the canary hook (``monitor.canary``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from appwarden.db.base import UTCDateTime
-from appwarden.marketplace.service import list_apps
+from appwarden.marketplace.service import listed_at
 from appwarden.monitor.declarations import DeclaredVolume
 from appwarden.monitor.models import DeliveryHour
 from appwarden.monitor.policy import Detector, MonitorPolicy, Severity
@@ -130,12 +131,17 @@ def over_declaration(window: Window, declared: Declared, policy: MonitorPolicy) 
     return findings
 
 
-def mirror(session: Session, window: Window, policy: MonitorPolicy) -> list[Finding]:
+def mirror(
+    session: Session, window: Window, policy: MonitorPolicy, declared: Declared | None = None
+) -> list[Finding]:
     """An app received at least ``mirror_share`` of a company's members within 24 h (canaries aside:
-    every connection receives its own)."""
+    every connection receives its own), unless its version in force declares a full sync (``declared``:
+    review approved reading whole member lists)."""
     members: dict[int, BitMap] = {}
     findings = []
     for app_id, company_id in window.day_pairs():
+        if declared is not None and declared(app_id, company_id).full_sync:
+            continue
         if company_id not in members:
             membership = store_membership(session, [company_id])
             members[company_id] = membership.everyone() - membership.canaries()
@@ -162,22 +168,24 @@ def mirror(session: Session, window: Window, policy: MonitorPolicy) -> list[Find
 
 
 def new_app_high_usage(session: Session, window: Window, policy: MonitorPolicy) -> list[Finding]:
-    """An app registered less than ``new_app_days`` ago received more than ``new_app_people_per_day``
+    """An app first listed less than ``new_app_days`` ago (``marketplace.service.listed_at``: when it
+    entered ``listed``, not when its vendor registered it) received more than ``new_app_people_per_day``
     people in 24 h, over all its companies."""
     since = window.now - timedelta(days=policy.new_app_days)
+    pairs = window.day_pairs()
     findings = []
-    for app in list_apps(session):
-        if app.created_at < since:
+    for app_id, listed in sorted(listed_at(session, {a for a, _ in pairs}).items()):
+        if listed < since:
             continue
-        people = sum(len(window.day_people(pair)) for pair in window.day_pairs() if pair[0] == app.id)
+        people = sum(len(window.day_people(pair)) for pair in pairs if pair[0] == app_id)
         if people > policy.new_app_people_per_day:
             findings.append(
                 Finding(
                     Detector.NEW_APP_HIGH_USAGE,
                     Severity.MEDIUM,
-                    app.id,
+                    app_id,
                     None,
-                    observed={"people_per_day": people, "listed_at": app.created_at.isoformat()},
+                    observed={"people_per_day": people, "listed_at": listed.isoformat()},
                     baseline={
                         "people_per_day_threshold": policy.new_app_people_per_day,
                         "new_app_days": policy.new_app_days,

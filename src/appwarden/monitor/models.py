@@ -1,5 +1,6 @@
-"""Monitor tables: alerts, hourly delivery counts per (app, company), the one-row run lock, throttles
-and the outbox of actions and deliveries owed on alerts."""
+"""Monitor tables: alerts, hourly delivery counts per (app, company), the first sighting of each
+credential and client network per (app, company), the one-row run lock, throttles and the outbox of
+actions and deliveries owed on alerts."""
 
 from __future__ import annotations
 
@@ -64,6 +65,28 @@ class DeliveryHour(Base):
     after_kill: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The distinct people named in restricted-token mints (a roaring bitmap); None: no mint that hour.
     restricted_people: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Distinct people per customer field this hour: ``{field: count}`` (what ``over_baseline`` reads) and
+    # ``{field: base64 roaring bitmap}`` (what the fold unions, so several workers' counts stay distinct).
+    field_people: Mapped[dict] = mapped_column(default=dict)
+    field_bitmaps: Mapped[dict] = mapped_column(default=dict)
+
+
+class SourceSighting(Base):
+    """The first time one credential (a grant: every rotation of one authorisation) or one client network
+    (an IPv4 /24 or IPv6 /48 prefix) was seen calling for one app × company, and the distinct people
+    delivered through it in its first hours (``new_credential_volume``). ``key`` is a hash of the grant,
+    never a token; a network is stored as its prefix only."""
+
+    __tablename__ = "monitor_sources"
+    __table_args__ = (UniqueConstraint("app_id", "company_id", "kind", "key", name="uq_monitor_sources_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # a SourceKind
+    key: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    people: Mapped[bytes] = mapped_column(LargeBinary)  # distinct people within its first hours
 
 
 class MonitorRun(Base):

@@ -20,7 +20,10 @@ from appwarden.errors import InvalidInput
 
 
 class Detector(StrEnum):
-    """Every detector that raises alerts (issue 12). Not all are implemented yet: see docs/monitoring.md."""
+    """Every detector that raises alerts (issue 12). Implemented: ``over_declaration``, ``over_baseline``
+    (``monitor.baseline``), ``mirror``, ``new_app_high_usage``, ``new_credential_volume``
+    (``monitor.credentials``), ``unusual_hours``, ``probing``, ``canary_contact``; the rest are not yet
+    (docs/monitoring.md)."""
 
     OVER_DECLARATION = "over_declaration"
     OVER_BASELINE = "over_baseline"
@@ -82,6 +85,20 @@ class MonitorPolicy(BaseModel):
     # over_declaration: distinct people in 24 h above the declared peak × this, or the last hour's
     # average requests per minute above the declared peak × this.
     over_declaration_factor: float = Field(default=1.2, ge=1.0, le=100.0)
+
+    # over_baseline: per app × company × field, distinct people in an hour above the learned baseline
+    # (this quantile of the learning days' hours, empty hours included, × the factor, never under the
+    # floor); until the pair has this many days of history, above the declared people-per-day peak.
+    baseline_learning_days: int = Field(default=7, ge=1, le=90)
+    baseline_quantile: float = Field(default=0.99, ge=0.5, le=1.0)
+    baseline_factor: float = Field(default=3.0, ge=1.0, le=100.0)
+    baseline_min_people: int = Field(default=500, ge=1)
+
+    # new_credential_volume: a credential (grant) or client network first seen for an established
+    # app × company delivered more than max(this, the declared people-per-day average) people within
+    # its first hours.
+    new_credential_hours: int = Field(default=24, ge=1, le=24 * 30)
+    new_credential_people: int = Field(default=2_000, ge=1)
 
     # mirror: share of a company's members delivered to one app within 24 h.
     mirror_share: float = Field(default=0.5, gt=0.0, le=1.0)

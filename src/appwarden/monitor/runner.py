@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from appwarden.config import Settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
-from appwarden.monitor import actions, delivery, detectors, probing, restricted
+from appwarden.monitor import actions, baseline, credentials, delivery, detectors, probing, restricted
 from appwarden.monitor.declarations import DeclaredVolume, declared_volume_source
 from appwarden.monitor.models import MonitorRun
 from appwarden.monitor.policy import MonitorPolicy
@@ -73,7 +73,7 @@ def run_once(
     now = now or utcnow()
     report = RunReport()
     with db.session() as session:
-        report.folded = tally.fold(session)
+        report.folded = tally.fold(session, source_hours=policy.new_credential_hours)
     _ensure_run_row(db)
     with db.session() as session:
         if _take_turn(session, now, policy):
@@ -134,11 +134,14 @@ def _findings(
             cache[key] = declared_volume_source(session, app_id, company_id, settings)
         return cache[key]
 
+    since = detectors.first_seen(session)
     return [
         *detectors.over_declaration(window, declared, policy),
-        *detectors.mirror(session, window, policy),
+        *baseline.over_baseline(session, window, declared, since, policy),
+        *detectors.mirror(session, window, policy, declared),
         *detectors.new_app_high_usage(session, window, policy),
-        *detectors.unusual_hours(window, history, detectors.first_seen(session), policy),
+        *credentials.new_credential_volume(session, window, declared, since, policy),
+        *detectors.unusual_hours(window, history, since, policy),
         *probing.refusal_bursts(window, policy),
         *probing.late_calls(session, window, policy),
         *restricted.restricted_token_volume(session, window, declared, policy),

@@ -5,7 +5,8 @@ reaches it through :func:`monitor_of`. The broker's calls, in the order a reques
 
     monitor.admit_request(session, app_id, company_id)           # after authentication: 429 or on
     monitor.admit_people(session, app_id, company_id, people)    # the page is known: 429 or on
-    monitor.delivered(app_id, company_id, deliveries, at)        # after the ledger committed it
+    monitor.delivered(app_id, company_id, deliveries, at,        # after the ledger committed it
+                      token_id=..., client=...)
     monitor.refused(app_id, company_id, status, late=...)        # a known app's call was refused
     monitor.restricted_minted(app_id, company_id, customer_ids, at)  # a restricted token was minted
 """
@@ -51,9 +52,18 @@ class Monitor:
             self.quotas.admit_people(own, app_id, company_id, people)
 
     def delivered(
-        self, app_id: int, company_id: int, deliveries: Mapping[Any, Iterable[int] | Any], at: datetime
+        self,
+        app_id: int,
+        company_id: int,
+        deliveries: Mapping[Any, Iterable[int] | Any],
+        at: datetime,
+        *,
+        token_id: int | None = None,
+        client: str | None = None,
     ) -> None:
-        self.tally.delivered(app_id, company_id, deliveries, at)
+        """``token_id``: the access token's row id; ``client``: the caller's address (only its network
+        prefix is kept, see ``monitor.sources``)."""
+        self.tally.delivered(app_id, company_id, deliveries, at, token_id=token_id, client=client)
 
     def refused(
         self,

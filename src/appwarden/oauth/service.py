@@ -402,3 +402,12 @@ def consented_versions(session: Session, app_id: int) -> dict[int, int | None]:
     """``{company id: app version consented to}`` for the app's connections."""
     query = select(Connection.company_id, Connection.app_version).where(Connection.app_id == app_id)
     return {company_id: version for company_id, version in session.execute(query)}
+
+
+def grant_families(session: Session, token_ids: Collection[int]) -> dict[int, str]:
+    """``{token id: family id}``: the grant each access token belongs to (every rotation of one
+    authorisation shares it), for the monitor's first sighting of a credential."""
+    if not token_ids:
+        return {}
+    query = select(Token.id, Token.family_id).where(Token.id.in_(list(token_ids)))
+    return {tid: family for tid, family in session.execute(query)}
