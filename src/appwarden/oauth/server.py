@@ -7,7 +7,8 @@ error formats. We supply persistence (``oauth.service``) and policy:
 
 - exact redirect URI match and no default redirect URI (the client must name one it registered);
 - PKCE with S256 only, required on every authorisation request;
-- scope ⊆ the app's approved scopes; the code carries what the owner ticked;
+- scope ⊆ the scopes on offer (approved; before listing, what the version in screening asks, for test
+  companies only); the code carries what the owner ticked;
 - refresh tokens rotate; presenting a rotated one revokes the whole family;
 - suspended or delisted apps and inactive connections get no tokens.
 
