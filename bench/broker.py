@@ -1,6 +1,7 @@
 """Benchmark: the guarded data API page against an unguarded endpoint serving the same rows.
 
     uv run python bench/broker.py [--quick] [--customers N] [--requests N] [--database-url URL]
+                                  [--redis URL]
 
 Harness: a real uvicorn server (one worker, its own process) on a free loopback port, driven by one
 ``httpx.Client`` (keep-alive, sequential requests). Both endpoints live in the same app in that server:
@@ -9,6 +10,13 @@ Harness: a real uvicorn server (one worker, its own process) on a free loopback 
              app's modes, the ledger entry committed before the body, per-app ids and tokens;
 - unguarded: ``GET /bench/raw-customers?limit=100`` added by this script — the same query over the same
              columns of the same company, returned raw with orjson: no auth, no ledger, no masking.
+
+With monitoring on against off (issue 12): a second server of the same app over the same database
+serves the guarded walk with the monitor replaced by a stand-in that does nothing (``NoMonitor``: no
+quotas, no tally, no background run); the first server runs the monitor as ``appwarden serve`` does —
+quotas on every call (in memory, or in Redis with ``--redis``), the tally, and the background run every
+``run_interval_seconds``. The two guarded walks alternate with the unguarded one, and the report gives
+the ratio monitored/unmonitored (goal >= 0.9) beside guarded/unguarded.
 
 Both walk the company page by page with their own cursors: the same company, the same columns, 100 rows
 a page; the guarded walk is in the app's own order (a keyed permutation, ``broker.ordering``), the
@@ -124,8 +132,36 @@ def build(url: str, customers: int) -> tuple[str, int]:
 # --- server (runs in its own process) -------------------------------------------------------------------
 
 
-def serve(port: int, company_id: int) -> None:
-    """The real app plus the unguarded bench-only route, under uvicorn."""
+class NoMonitor:
+    """Monitoring off: the broker's calls on ``app.state.monitor`` (``monitor.runtime.Monitor``), each
+    doing nothing. Bench-only: an operator setting to switch quotas and detectors off would be a switch
+    for taking data unwatched."""
+
+    def admit_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    def admit_people(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    def delivered(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    def refused(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    def restricted_minted(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
+def serve(port: int, company_id: int, monitored: bool = True) -> None:
+    """The real app plus the unguarded bench-only route, under uvicorn (``monitored``: with the app's
+    monitor, else with :class:`NoMonitor`)."""
     import uvicorn
     from fastapi.responses import Response
     from sqlalchemy import select
@@ -135,6 +171,8 @@ def serve(port: int, company_id: int) -> None:
     from appwarden.platform.models import Customer
 
     app = create_app(get_settings())
+    if not monitored:
+        app.state.monitor = NoMonitor()
     db = app.state.db
     columns = [Customer.id, *(getattr(Customer, f) for f in FIELDS)]
     names = ["id", *FIELDS]
@@ -211,11 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=None, help="requests per endpoint (default 1000)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--database-url", default=None, help="e.g. a PostgreSQL URL (default: SQLite)")
+    parser.add_argument("--redis", default=None, help="quotas (and the kill signal) in Redis: redis://…")
     parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--no-monitor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--company", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
-        serve(args.serve, args.company)
+        serve(args.serve, args.company, monitored=not args.no_monitor)
         return 0
     total = args.requests or (200 if args.quick else 1000)
     per_round = max(1, total // args.rounds)
@@ -233,7 +273,14 @@ def main(argv: list[str] | None = None) -> int:
             "APPWARDEN_DECLARED_PEOPLE_PER_DAY_PEAK": "1000000000",
             "APPWARDEN_APP_REQUESTS_PER_MINUTE_MAX": "10000000",
             "APPWARDEN_APP_PEOPLE_PER_DAY_MAX": "1000000000",
+            # As ``appwarden serve``: each worker folds its tally and takes its turn at the detectors.
+            "APPWARDEN_MONITOR_BACKGROUND": "true",
+            **({"APPWARDEN_REDIS_URL": args.redis} if args.redis else {}),
         }
+        if args.redis:
+            import redis
+
+            redis.Redis.from_url(args.redis).flushdb()  # no counts or kill signals of an earlier run
         os.environ.update(
             {k: env[k] for k in ("APPWARDEN_DATA_DIR", "APPWARDEN_DATABASE_URL", "APPWARDEN_SECRET_KEY")}
         )
@@ -245,33 +292,45 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"built {args.customers:,} customers (+ a smaller one) in {built_in:.1f}s ({url.split(':')[0]})"
         )
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(port), "--company", str(company_id)], env=env
-        )
+        port, port_off = free_port(), free_port()
+        command = [sys.executable, __file__, "--company", str(company_id), "--serve"]
+        # The servers' request log lines (structlog's stdout) are written as in production, not shown.
+        quiet = {"env": env, "stdout": subprocess.DEVNULL}
+        server = subprocess.Popen([*command, str(port)], **quiet)  # type: ignore[call-overload]
+        server_off = subprocess.Popen([*command, str(port_off), "--no-monitor"], **quiet)  # type: ignore[call-overload]
+        auth = {"Authorization": f"Bearer {token}"}
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            with (
+                httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http,
+                httpx.Client(base_url=f"http://127.0.0.1:{port_off}", timeout=30) as http_off,
+            ):
                 _wait_ready(http, server)
-                guarded = Walker(http, "/v1/customers", {"Authorization": f"Bearer {token}"}, "cursor")
+                _wait_ready(http_off, server_off)
+                guarded = Walker(http, "/v1/customers", auth, "cursor")
+                unmonitored = Walker(http_off, "/v1/customers", auth, "cursor")
                 baseline = Walker(http, "/bench/raw-customers", {}, "after")
-                guarded.run(20)  # warm-up: imports, caches, first ledger rows
-                baseline.run(20)
-                guarded.latencies.clear()
-                baseline.latencies.clear()
-                guarded.rows = baseline.rows = 0
-                g_time = b_time = 0.0
-                for _ in range(args.rounds):
-                    b_time += baseline.run(per_round)
-                    g_time += guarded.run(per_round)
+                walkers = (baseline, guarded, unmonitored)
+                for walker in walkers:
+                    walker.run(20)  # warm-up: imports, caches, first ledger rows
+                    walker.latencies.clear()
+                    walker.rows = 0
+                elapsed = [0.0, 0.0, 0.0]
+                for n in range(args.rounds):
+                    # Rotate the order each round: none of the three always runs after the same one.
+                    for i in (0, 1, 2)[n % 3 :] + (0, 1, 2)[: n % 3]:
+                        elapsed[i] += walkers[i].run(per_round)
             commit_probe = _commit_probe(url)
         finally:
-            server.terminate()
-            server.wait(timeout=10)
+            for process in (server, server_off):
+                process.terminate()
+                process.wait(timeout=10)
     print(f"GET ?limit=100, {per_round * args.rounds} requests each, sequential, uvicorn (1 worker) + httpx")
-    print(f"fields: {', '.join(SCOPES)}")
-    base = summarise("unguarded", baseline, b_time)
-    guard = summarise("guarded", guarded, g_time)
+    print(f"fields: {', '.join(SCOPES)}; quotas in {'Redis' if args.redis else 'memory'}")
+    base = summarise("unguarded", baseline, elapsed[0])
+    guard = summarise("guarded", guarded, elapsed[1])
+    off = summarise("no monitor", unmonitored, elapsed[2])
     print(f"ratio guarded/unguarded throughput: {guard['rps'] / base['rps']:.2f} (goal >= 0.5)")
+    print(f"ratio monitored/unmonitored guarded throughput: {guard['rps'] / off['rps']:.2f} (goal >= 0.9)")
     # Context for comparing runs on a shared machine: the guarded path commits a write per request, so
     # its cost moves with the database's commit latency (fsync under other load), the unguarded one not.
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {commit_probe}")

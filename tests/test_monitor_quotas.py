@@ -164,3 +164,23 @@ def test_the_quota_follows_the_vendors_declared_peak(settings: Settings, db: Dat
         ]
         # An app that declared nothing: the settings' stand-in (1,200 per minute) applies.
         assert [client.get("/v1/customers", headers=undeclared).status_code for _ in range(3)] == [200] * 3
+
+
+def test_in_memory_counts_start_no_sweeper_thread_and_expired_counters_are_swept_inline() -> None:
+    """The library's memory storage starts a timer thread 10 ms after each hit; ours sweeps inline."""
+    import threading
+
+    from appwarden.monitor.quotas import SweptMemoryStorage
+
+    storage = SweptMemoryStorage()
+    storage.timer.join()  # the construction-time timer, cancelled: it ends at once
+    before = threading.active_count()
+    for _ in range(100):
+        storage.incr("live", 60)
+    assert storage.get("live") == 100
+    assert not storage.timer.is_alive() and threading.active_count() == before
+    storage.incr("gone", -1)  # already expired, and never read again
+    assert "gone" in storage.storage
+    storage._next_sweep = float("-inf")  # the sweep is due
+    storage.incr("live", 60)
+    assert "gone" not in storage.storage and storage.get("live") == 101

@@ -58,8 +58,18 @@ def learned_baseline(
     policy: MonitorPolicy,
 ) -> tuple[int, int]:
     """(the quantile of the field's hourly people over ``[learn_from, learn_until)``, the baseline)."""
-    slots = int((learn_until - learn_from) / HOUR)
-    values = [hours.get(learn_from + i * HOUR, {}).get(field, 0) for i in range(slots)]
+    return _learned(hours, field, _slots(learn_from, learn_until), policy)
+
+
+def _slots(learn_from: datetime, learn_until: datetime) -> list[datetime]:
+    return [learn_from + i * HOUR for i in range(int((learn_until - learn_from) / HOUR))]
+
+
+def _learned(
+    hours: Mapping[datetime, Mapping[str, int]], field: str, slots: list[datetime], policy: MonitorPolicy
+) -> tuple[int, int]:
+    empty: Mapping[str, int] = {}
+    values = [hours.get(slot, empty).get(field, 0) for slot in slots]
     q = quantile(values, policy.baseline_quantile)
     return q, max(policy.baseline_min_people, math.ceil(q * policy.baseline_factor))
 
@@ -78,17 +88,21 @@ def over_baseline(
     learn_until = window.current - HOUR
     learn_from = learn_until - timedelta(days=policy.baseline_learning_days)
     history = read_field_hours(session, learn_from, window.current + HOUR)
+    slots = _slots(learn_from, learn_until)  # the same learning hours for every pair and field
     findings = []
     for pair in sorted(window.by_pair):
         hours = history.get(pair, {})
         learned = since.get(pair, window.current) <= learn_from
+        bars: dict[str, tuple[int, int]] = {}  # both checked hours share the pair's learned baselines
         for hour in checked:
             observed = hours.get(hour, {})
             over: dict[str, int] = {}
             yardsticks: dict[str, Any] = {}
             for field, people in sorted(observed.items()):
                 if learned:
-                    q, bar = learned_baseline(hours, field, learn_from, learn_until, policy)
+                    if field not in bars:
+                        bars[field] = _learned(hours, field, slots, policy)
+                    q, bar = bars[field]
                     yardstick: Any = {"people_per_hour": bar, "quantile_people": q}
                 else:
                     bar = declared(*pair).people_per_day_peak

@@ -25,10 +25,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import structlog
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy.orm import Session
 
@@ -41,6 +42,41 @@ from appwarden.monitor.policy import MonitorPolicy
 
 _NAMESPACE = "appwarden:quota"
 log = structlog.get_logger()
+
+
+SWEEP_SECONDS = 10.0
+
+
+class SweptMemoryStorage(MemoryStorage):
+    """``limits``' memory storage with its expired counters swept inline, at most every
+    ``SWEEP_SECONDS``, by the call that finds the sweep due.
+
+    The library's own sweeper is a ``threading.Timer`` started again 10 ms after any hit while counters
+    are live: on a busy worker a new thread every 10 ms, each taking the GIL from the request threads
+    (``bench/broker.py`` measured the monitored worker at 0.72–0.79× the unmonitored one with it, ~1.0×
+    without). Reads already drop an expired counter (``get``); the sweep only bounds the memory held by
+    counters nobody reads again (the previous windows of connections gone quiet)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer.cancel()  # the one timer the library starts at construction
+        self._next_sweep = time.monotonic() + SWEEP_SECONDS
+        self._sweep_lock = threading.Lock()
+
+    # The library calls this (its private name) after each hit; it replaces the library's timer.
+    def _MemoryStorage__schedule_expiry(self) -> None:
+        now = time.monotonic()
+        if now < self._next_sweep or not self._sweep_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_sweep = now + SWEEP_SECONDS
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+        finally:
+            self._sweep_lock.release()
+
+
+def _storage(uri: str | None) -> Storage:
+    return SweptMemoryStorage() if uri is None else cast(Storage, storage_from_string(uri))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +97,9 @@ class Quotas:
         self.settings = settings
         self.policy = policy
         self._clock = clock
-        self._limiter = SlidingWindowCounterRateLimiter(
-            storage_from_string(settings.redis_url or "memory://")
-        )
+        self._limiter = SlidingWindowCounterRateLimiter(_storage(settings.redis_url))
         # Each worker's own counts while Redis is unreachable (None without Redis: memory is primary).
-        self._fallback = (
-            SlidingWindowCounterRateLimiter(storage_from_string("memory://")) if settings.redis_url else None
-        )
+        self._fallback = SlidingWindowCounterRateLimiter(_storage(None)) if settings.redis_url else None
         self._degraded = False
         self._app_requests = RateLimitItemPerMinute(settings.app_requests_per_minute_max)
         self._app_people = RateLimitItemPerDay(settings.app_people_per_day_max)
