@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             {k: env[k] for k in ("APPWARDEN_DATA_DIR", "APPWARDEN_DATABASE_URL", "APPWARDEN_SECRET_KEY")}
         )
         if args.database_url:
-            _reset_postgres(url)
+            reset_postgres(url)
         t0 = time.perf_counter()
         token, company_id = build(url, args.customers)
         built_in = time.perf_counter() - t0
@@ -375,7 +375,8 @@ def _commit_probe(url: str, n: int = 100) -> str:
     return f"plain INSERT+COMMIT p50 {statistics.median(latencies) * 1000:.2f} ms"
 
 
-def _reset_postgres(url: str) -> None:
+def reset_postgres(url: str) -> None:
+    """An empty public schema in the PostgreSQL database at ``url`` (the benches start from nothing)."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)

@@ -39,6 +39,8 @@ from typing import Any
 import orjson
 from pyroaring import BitMap
 
+from broker import reset_postgres  # the broker bench's: an empty schema to start from
+
 HOUR = timedelta(hours=1)
 FIELDS = ["name", "name_kana", "phone", "email", "points", "rank"]
 MODES = ["raw", "masked", "token", "masked", "raw", "raw"]
@@ -588,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         os.environ.pop("APPWARDEN_REDIS_URL", None)
         if args.database_url:
-            _reset_postgres(url)
+            reset_postgres(url)
         from appwarden.config import get_settings
 
         get_settings.cache_clear()
@@ -650,16 +652,6 @@ def report(results: dict[str, Any], n: int) -> None:
             minutes = "—" if row["minutes"] is None else f"{row['minutes']:.0f}"
             print(f"{row['detector']:<26} {people:>7} {calls:>6} {minutes:>8}  {row['pattern']}")
     print(f"\nload average {' '.join(f'{x:.2f}' for x in results['load_average'])}")
-
-
-def _reset_postgres(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 if __name__ == "__main__":

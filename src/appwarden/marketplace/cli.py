@@ -12,7 +12,14 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import get_database
 from appwarden.marketplace import facts, service
 from appwarden.marketplace.models import LifecycleState, RestrictedPolicy
-from appwarden.marketplace.vendors import create_vendor, get_vendor, issue_key, keys_of, revoke_key
+from appwarden.marketplace.vendors import (
+    create_vendor,
+    get_vendor,
+    issue_key,
+    key_prefix,
+    keys_of,
+    revoke_key,
+)
 from appwarden.terminal import out, print_json
 
 apps_app = typer.Typer(help="Marketplace apps.", no_args_is_help=True)
@@ -236,7 +243,7 @@ def issue_key_command(vendor_ref: VendorArg, json_mode: JsonOpt = False) -> None
     with get_database().session() as session:
         vendor = get_vendor(session, vendor_ref)
         key = issue_key(session, vendor, actor="cli")
-        data = {"vendor": vendor.public_id, "api_key": key, "prefix": key[:10]}
+        data = {"vendor": vendor.public_id, "api_key": key, "prefix": key_prefix(key)}
     if json_mode:
         print_json(data)
         return

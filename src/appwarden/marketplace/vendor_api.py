@@ -15,7 +15,14 @@ from appwarden.errors import Unauthenticated
 from appwarden.events.service import EventTag, record
 from appwarden.marketplace import service, versions
 from appwarden.marketplace.models import Vendor
-from appwarden.marketplace.vendors import issue_key, keys_of, revoke_key, vendor_by_key, vendor_by_password
+from appwarden.marketplace.vendors import (
+    issue_key,
+    key_prefix,
+    keys_of,
+    revoke_key,
+    vendor_by_key,
+    vendor_by_password,
+)
 from appwarden.web.deps import DatabaseDep, bearer_token
 from appwarden.web.login_throttle import LoginThrottle
 from appwarden.web.problems import problem_responses
@@ -209,7 +216,7 @@ def new_key(body: Login, request: Request, db: DatabaseDep) -> dict[str, Any]:
         else:
             throttle.succeeded(account, address)
             key = issue_key(session, vendor, actor=vendor.name)
-            return {"vendor": vendor.public_id, "api_key": key, "prefix": key[:10]}
+            return {"vendor": vendor.public_id, "api_key": key, "prefix": key_prefix(key)}
     raise Unauthenticated("no vendor with this address and password", code="invalid_vendor_login")
 
 

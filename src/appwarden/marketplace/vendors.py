@@ -27,6 +27,11 @@ from appwarden.web.deps import bearer_token
 KEY_PREFIX = "vk_"
 
 
+def key_prefix(key: str) -> str:
+    """The first characters of a key, kept and listed to tell a vendor's keys apart."""
+    return key[:10]
+
+
 @dataclass(frozen=True, slots=True)
 class VendorAccount:
     """A new vendor and its first API key (shown once)."""
@@ -62,8 +67,9 @@ def create_vendor(
 def issue_key(session: Session, vendor: Vendor, *, actor: str) -> str:
     """A new API key for ``vendor`` (returned once; only its hash is kept)."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    session.add(VendorApiKey(vendor_id=vendor.id, key_hash=token_hash(key), prefix=key[:10]))
-    record(session, EventTag.VENDOR_KEY_ISSUED, actor=actor, vendor=vendor.public_id, prefix=key[:10])
+    prefix = key_prefix(key)
+    session.add(VendorApiKey(vendor_id=vendor.id, key_hash=token_hash(key), prefix=prefix))
+    record(session, EventTag.VENDOR_KEY_ISSUED, actor=actor, vendor=vendor.public_id, prefix=prefix)
     return key
 
 
