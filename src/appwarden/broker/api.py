@@ -19,7 +19,6 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.broker import listing, pseudonym, service
@@ -36,7 +35,7 @@ from appwarden.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from appwarden.ledger import service as ledger
 from appwarden.ledger.models import EntryKind
 from appwarden.monitor.runtime import Monitor, monitor_of
-from appwarden.platform.models import Customer
+from appwarden.platform.customer_rows import customer_rows
 from appwarden.web import request_log
 from appwarden.web.deps import DatabaseDep, SettingsDep
 from appwarden.web.problems import problem_responses
@@ -77,10 +76,6 @@ class Caller:
         self.ctx = ctx
         self.session = session
         self.monitor = monitor
-
-    def read(self, statement: Any) -> Sequence[Any]:
-        """Run a Core select on the read transaction (no ORM unit of work on the hot path)."""
-        return self.session.connection().execute(statement).all()
 
     def done(self) -> None:
         """End the transaction if still open and release the connection (idempotent)."""
@@ -208,10 +203,6 @@ def _new_request_id() -> str:
     return request_log.request_id()
 
 
-def _customer_columns(projection: service.Projection) -> list[Any]:
-    return [Customer.id, *(getattr(Customer, f) for f in projection.names)]
-
-
 def _split(rows: Sequence[Any], projection: service.Projection) -> tuple[list[int], dict[str, Sequence[Any]]]:
     """Rows → (ids, {field: column}) — the page transposed so it can be projected column by column."""
     if not rows:
@@ -251,7 +242,7 @@ def list_customers(
         caller.session,
         ctx,
         master,
-        _customer_columns(projection),
+        projection.names,
         limit=_limit(settings, limit),
         cursor=cursor,
         canaries_enabled=settings.canary_enabled,
@@ -321,13 +312,13 @@ def get_customer(
         raise Forbidden("this restricted token was not minted for that customer", code="customer_not_minted")
     if decoded is None or decoded.company_id != ctx.company_id:
         raise not_found
-    rows = caller.read(
-        select(*_customer_columns(projection)).where(
-            Customer.company_id == ctx.company_id,
-            Customer.id == decoded.customer_id,
-            # Another connection's canary is as absent as another company's customer: 404.
-            served_to(ctx.connection_id, enabled=settings.canary_enabled),
-        )
+    rows = customer_rows(
+        caller.session,
+        ctx.company_id,
+        [decoded.customer_id],
+        projection.names,
+        # Another connection's canary is as absent as another company's customer: 404.
+        served=served_to(ctx.connection_id, enabled=settings.canary_enabled),
     )
     if not rows:
         raise not_found

@@ -11,13 +11,12 @@ listing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from sqlalchemy import select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session
 
 from appwarden.broker import cursor as cursors
 from appwarden.broker.api import _PROBLEMS, Caller, CallerDep, _json, _limit, _new_request_id, _record
@@ -25,12 +24,17 @@ from appwarden.broker.schemas import ProductPage, StorePage
 from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.ledger.models import EntryKind
-from appwarden.platform.models import Product, Store
+from appwarden.platform.catalog import products_after, stores_after
 from appwarden.web.deps import DatabaseDep, SettingsDep
 
 router = APIRouter(prefix="/v1", tags=["data API"])
 
-_SOLD_AT = aliased(Store)
+
+class KeysetRead(Protocol):
+    """The platform's read of one catalogue listing (``platform.catalog``): the company's next
+    ``limit`` rows with an id above ``after``, ascending, first column the id."""
+
+    def __call__(self, session: Session, company_id: int, *, after: int, limit: int) -> Sequence[Any]: ...
 
 
 def _catalog_page(
@@ -39,13 +43,12 @@ def _catalog_page(
     settings: Settings,
     *,
     listing: str,
-    statement: Any,
-    id_column: Any,
+    fetch: KeysetRead,
     limit: int,
     cursor: str | None,
     render: Callable[[Any], dict[str, Any]],
 ) -> Response:
-    """One page of a catalogue listing: the next ``limit`` rows of ``statement`` after the cursor's id
+    """One page of a catalogue listing: the next ``limit`` rows ``fetch`` reads after the cursor's id
     (first column the id), recorded in the ledger (no person in it) before it is rendered, with the
     sealed cursor of the page after (None on the last page)."""
     ctx, master = caller.ctx, settings.master_key
@@ -57,7 +60,7 @@ def _catalog_page(
             raise cursors.invalid()
         after = int.from_bytes(position, "big")
     page = _limit(settings, limit)
-    rows = caller.read(statement.where(id_column > after).order_by(id_column).limit(page + 1))
+    rows = fetch(caller.session, company_id, after=after, limit=page + 1)
     next_cursor = None
     if len(rows) > page:
         rows = rows[:page]
@@ -101,10 +104,7 @@ def list_stores(
         db,
         settings,
         listing="stores",
-        statement=select(Store.id, Store.public_id, Store.name).where(
-            Store.company_id == caller.ctx.company_id
-        ),
-        id_column=Store.id,
+        fetch=stores_after,
         limit=limit,
         cursor=cursor,
         render=lambda r: {"id": r[1], "name": r[2]},
@@ -129,18 +129,12 @@ def list_products(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> Response:
     caller.ctx.require("products:read")
-    statement = (
-        select(Product.id, Product.public_id, Product.name, Product.price, _SOLD_AT.public_id)
-        .outerjoin(_SOLD_AT, _SOLD_AT.id == Product.store_id)
-        .where(Product.company_id == caller.ctx.company_id)
-    )
     return _catalog_page(
         caller,
         db,
         settings,
         listing="products",
-        statement=statement,
-        id_column=Product.id,
+        fetch=products_after,
         limit=limit,
         cursor=cursor,
         render=lambda r: {"id": r[1], "name": r[2], "price": r[3], "store": r[4]},

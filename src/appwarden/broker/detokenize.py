@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.broker import pseudonym
@@ -23,7 +22,7 @@ from appwarden.events.service import EventTag, record
 from appwarden.ledger.models import EntryKind
 from appwarden.marketplace.scopes import Mode
 from appwarden.monitor.runtime import monitor_of
-from appwarden.platform.models import Customer
+from appwarden.platform.customer_rows import field_values
 from appwarden.web.deps import DatabaseDep, SettingsDep
 from appwarden.web.problems import problem_responses
 
@@ -112,9 +111,6 @@ def _detokenize_values(session: Session, company_id: int, items: Sequence[pseudo
         wanted.setdefault(item.field, set()).add(item.customer_id)
     found: dict[tuple[str, int], Any] = {}
     for field, people in wanted.items():
-        column = getattr(Customer, field)
-        for cid, value in session.execute(
-            select(Customer.id, column).where(Customer.company_id == company_id, Customer.id.in_(people))
-        ):
+        for cid, value in field_values(session, company_id, field, people).items():
             found[(field, cid)] = value
     return [found.get((i.field, i.customer_id), _MISSING) for i in items]

@@ -6,7 +6,8 @@ A page is read in three steps, all on the caller's read transaction:
    (``platform.store_members``) less every canary, plus the canaries issued to this very connection
    (the same set as ``canary.service.served_to``); for transactions, the company's transaction ids;
 2. the next ``limit`` of them in the app's order, after the cursor's position;
-3. those rows, fetched by id, still filtered in SQL by company and by what ``served_to`` lets through
+3. those rows, fetched by id in one query by the platform (``platform.customer_rows``,
+   ``platform.sales``), still filtered in SQL by company and by what ``served_to`` lets through
    (defence in depth), returned in the app's order.
 
 The next cursor holds the position of the page's last id in that order and the digest of the id set
@@ -22,14 +23,14 @@ from typing import Any
 
 import numpy as np
 from pyroaring import BitMap
-from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from appwarden.broker import cursor as cursors
 from appwarden.broker import ordering, pseudonym
 from appwarden.broker.auth import AccessContext
 from appwarden.canary.service import issued_to
-from appwarden.platform.models import Customer, Store, Transaction
+from appwarden.platform.customer_rows import customer_rows, real_or_among
+from appwarden.platform.sales import transaction_ids, transaction_rows
 from appwarden.platform.store_members import company_members
 
 CUSTOMERS = "customers"
@@ -93,13 +94,13 @@ def customers(
     session: Session,
     ctx: AccessContext,
     master: bytes,
-    columns: Sequence[Any],
+    fields: Sequence[str],
     *,
     limit: int,
     cursor: str | None,
     canaries_enabled: bool,
 ) -> Rows:
-    """The next page of the company's customers (``columns`` start with ``Customer.id``)."""
+    """The next page of the company's customers: ``(internal id, *fields)`` rows."""
     after, snapshot = _after(master, ctx, CUSTOMERS, cursor)
     key, slot = pseudonym.app_key(master, ctx.app_id), pseudonym.SLOTS["id"]
     order = ordering.cached(key, ctx.company_id, slot, snapshot) if snapshot else None
@@ -114,18 +115,10 @@ def customers(
             own,
         )
     page = ordering.next_page(order, after, limit)
-    rows: Sequence[Sequence[Any]] = []
-    if page.ids:
-        # The rows are re-checked in SQL as well: this company's, and a canary only if it is one of this
-        # connection's own on this page (``served_to`` narrowed to the page, without its subquery).
-        own_here = [i for i in page.ids if i in order.canaries]
-        served_here: ColumnElement[bool] = Customer.is_canary.is_(False)
-        if own_here and canaries_enabled:
-            served_here = or_(served_here, Customer.id.in_(own_here))
-        statement = select(*columns).where(
-            Customer.company_id == ctx.company_id, Customer.id.in_(page.ids), served_here
-        )
-        rows = session.connection().execute(statement).all()
+    # The rows are re-checked in SQL as well: this company's, and a canary only if it is one of this
+    # connection's own on this page (``served_to`` narrowed to the page, without its subquery).
+    own_here = [i for i in page.ids if i in order.canaries] if canaries_enabled else []
+    rows = customer_rows(session, ctx.company_id, page.ids, fields, served=real_or_among(own_here))
     return Rows(_in_order(rows, page.ids), _next(master, ctx, CUSTOMERS, order, page))
 
 
@@ -136,26 +129,10 @@ def transactions(
     customer internal id or None) rows."""
     after, snapshot = _after(master, ctx, TRANSACTIONS, cursor)
     key, slot = pseudonym.app_key(master, ctx.app_id), pseudonym.TRANSACTION_SLOT
-    conn = session.connection()
     order = ordering.cached(key, ctx.company_id, slot, snapshot) if snapshot else None
     if order is None:
-        every = (
-            select(Transaction.id).where(Transaction.company_id == ctx.company_id).order_by(Transaction.id)
-        )
-        ids = np.fromiter(conn.execute(every).scalars(), np.int64)
+        ids = transaction_ids(session, ctx.company_id)
         order = ordering.order_of(key, ctx.company_id, slot, ordering.fingerprint(ids.tobytes()), lambda: ids)
     page = ordering.next_page(order, after, limit)
-    rows: Sequence[Sequence[Any]] = []
-    if page.ids:
-        rows = conn.execute(
-            select(
-                Transaction.id,
-                Store.public_id,
-                Transaction.amount,
-                Transaction.occurred_at,
-                Transaction.customer_id,
-            )
-            .join(Store, Store.id == Transaction.store_id)
-            .where(Transaction.company_id == ctx.company_id, Transaction.id.in_(page.ids))
-        ).all()
+    rows = transaction_rows(session, ctx.company_id, page.ids)
     return Rows(_in_order(rows, page.ids), _next(master, ctx, TRANSACTIONS, order, page))

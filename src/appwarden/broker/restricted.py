@@ -23,7 +23,6 @@ import orjson
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.broker import pseudonym
@@ -39,7 +38,7 @@ from appwarden.ledger.models import EntryKind
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS, PII_FIELDS
 from appwarden.monitor.runtime import Monitor
 from appwarden.oauth import restricted as tokens
-from appwarden.platform.models import Customer
+from appwarden.platform.customer_rows import served_ids
 from appwarden.web.deps import DatabaseDep, SettingsDep
 from appwarden.web.problems import problem_responses
 from appwarden.web.text import Body
@@ -198,14 +197,8 @@ def _customers(session: Session, settings: Settings, ctx: AccessContext, ids: Se
         if item is None or item.company_id != ctx.company_id:
             raise _not_found(text)
         wanted[item.customer_id] = text
-    found = set(
-        session.scalars(
-            select(Customer.id).where(
-                Customer.company_id == ctx.company_id,
-                Customer.id.in_(list(wanted)),
-                served_to(ctx.connection_id, enabled=settings.canary_enabled),
-            )
-        )
+    found = served_ids(
+        session, ctx.company_id, wanted, served=served_to(ctx.connection_id, enabled=settings.canary_enabled)
     )
     missing = [text for cid, text in wanted.items() if cid not in found]
     if missing:
