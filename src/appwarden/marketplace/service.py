@@ -29,6 +29,7 @@ from appwarden.marketplace.models import (
 )
 from appwarden.marketplace.scopes import FieldScope, parse_scope, parse_scopes
 from appwarden.marketplace.tiers import tier_of
+from appwarden.marketplace.vendors import VendorProfile
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
 
@@ -146,7 +147,7 @@ def register_vendor_app(
     return Registration(app=app, client_secret=secret)
 
 
-def vendor_app(session: Session, vendor: Vendor, slug: str) -> App:
+def vendor_app(session: Session, vendor: Vendor | VendorProfile, slug: str) -> App:
     """The vendor's own app ``slug``; another vendor's app is 404 ``app_not_found`` like a missing one."""
     app = session.scalar(select(App).where(App.slug == slug, App.vendor_id == vendor.id))
     if app is None:
@@ -411,9 +412,10 @@ def consent_disclosure(session: Session, app: App) -> dict[str, Any]:
 
 
 def app_summary(
-    app: App, vendor: Vendor | None = None, *, session: Session | None = None
+    app: App, vendor: Vendor | VendorProfile | None = None, *, session: Session | None = None
 ) -> dict[str, object]:
-    """The public description of an app (never its secret hash); with ``session``, its tier too."""
+    """The public description of an app (never its secret hash); ``vendor`` (its row or its profile)
+    names the vendor; with ``session``, its tier too."""
     summary: dict[str, object] = {
         "slug": app.slug,
         "name": app.name,

@@ -33,6 +33,25 @@ def key_prefix(key: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class VendorProfile:
+    """A vendor as other packages see it: who it is and where to write to it (never its password or
+    keys). Screening reminds it of audits and keeps its people from reviewing its apps."""
+
+    id: int
+    public_id: str
+    name: str
+    contact_email: str | None
+
+
+def profile_of(session: Session, vendor_id: int) -> VendorProfile | None:
+    """The vendor with this internal id (an app's ``vendor_id``, the ``/vendor`` caller's), or None."""
+    vendor = session.get(Vendor, vendor_id)
+    if vendor is None:
+        return None
+    return VendorProfile(vendor.id, vendor.public_id, vendor.name, vendor.contact_email)
+
+
+@dataclass(frozen=True, slots=True)
 class VendorAccount:
     """A new vendor and its first API key (shown once)."""
 

@@ -6,7 +6,9 @@ increase on a listed app is a new version: the app keeps serving the version in 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,10 +19,53 @@ from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
 from appwarden.marketplace.models import App, AppVersion, LifecycleState, VersionStatus
 from appwarden.marketplace.scopes import FieldScope, parse_scope, parse_scopes
+from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.tiers import tier_of
 
 MIN_JUSTIFICATION = 20  # characters: a reason, not a word
 VOLUME_MEASURES = ("people_per_day", "requests_per_minute")
+AWAITING_REVIEW = (VersionStatus.SUBMITTED.value, VersionStatus.IN_REVIEW.value)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionView:
+    """One app version as other packages see it (screening, which reviews it): a copy of its row taken
+    when it was read. A change made since is read again with :func:`version_by_id`; the functions that
+    change a version return its new view."""
+
+    id: int
+    app_id: int
+    number: int
+    status: str  # a ``VersionStatus``
+    requested: tuple[dict[str, str], ...]  # ``{"scope", "justification"}``
+    volume: dict[str, Any]
+    retention: dict[str, dict[str, Any]]
+    approved_scopes: tuple[str, ...] | None  # set once, by review
+    submitted_at: datetime | None
+    decided_at: datetime | None
+
+
+def _view(version: AppVersion) -> VersionView:
+    # Deep copies: the row's JSON columns are mutable, the view is a snapshot.
+    return VersionView(
+        id=version.id,
+        app_id=version.app_id,
+        number=version.number,
+        status=version.status,
+        requested=tuple(copy.deepcopy(list(version.requested))),
+        volume=copy.deepcopy(dict(version.volume)),
+        retention=copy.deepcopy(dict(version.retention)),
+        approved_scopes=None if version.approved_scopes is None else tuple(version.approved_scopes),
+        submitted_at=version.submitted_at,
+        decided_at=version.decided_at,
+    )
+
+
+def _row(session: Session, version_id: int) -> AppVersion:
+    version = session.get(AppVersion, version_id)
+    if version is None:
+        raise NotFound(f"no app version {version_id}", code="version_not_found")
+    return version
 
 
 def versions_of(session: Session, app: App) -> list[AppVersion]:
@@ -29,8 +74,9 @@ def versions_of(session: Session, app: App) -> list[AppVersion]:
     )
 
 
-def get_version(session: Session, app: App, number: int | None = None) -> AppVersion:
-    """Version ``number`` of the app, or its latest; 404 ``version_not_found``."""
+def get_version(session: Session, app: App | AppStanding, number: int | None = None) -> AppVersion:
+    """Version ``number`` of the app (its row or its :class:`AppStanding`), or its latest; 404
+    ``version_not_found``."""
     query = select(AppVersion).where(AppVersion.app_id == app.id)
     query = (
         query.where(AppVersion.number == number)
@@ -41,6 +87,43 @@ def get_version(session: Session, app: App, number: int | None = None) -> AppVer
     if version is None:
         raise NotFound(f"app {app.slug!r} has no version {number or ''}".rstrip(), code="version_not_found")
     return version
+
+
+def version_view(session: Session, app: AppStanding, number: int | None = None) -> VersionView:
+    """:func:`get_version` as a view: version ``number`` of the app, or its latest."""
+    return _view(get_version(session, app, number))
+
+
+def version_by_id(session: Session, version_id: int) -> VersionView:
+    """The version with this internal id as it is now (e.g. after a decision changed it)."""
+    return _view(_row(session, version_id))
+
+
+def under_review(session: Session, app_id: int) -> VersionView | None:
+    """The app's latest version waiting for a decision (submitted or in review), or None."""
+    query = select(AppVersion).where(AppVersion.app_id == app_id, AppVersion.status.in_(AWAITING_REVIEW))
+    version = session.scalar(query.order_by(AppVersion.number.desc()).limit(1))
+    return None if version is None else _view(version)
+
+
+def awaiting_review(session: Session) -> list[tuple[str, VersionView]]:
+    """Every version waiting for a decision with its app's slug, by slug then version number: the
+    review queue's rows (one query)."""
+    query = (
+        select(App.slug, AppVersion)
+        .join(App, App.id == AppVersion.app_id)
+        .where(AppVersion.status.in_(AWAITING_REVIEW))
+        .order_by(App.slug, AppVersion.number)
+    )
+    return [(slug, _view(version)) for slug, version in session.execute(query)]
+
+
+def open_version(session: Session, app_id: int, *, actor: str) -> VersionView:
+    """:func:`new_version` of the app with this internal id, as a view."""
+    app = session.get(App, app_id)
+    if app is None:
+        raise NotFound(f"no app {app_id}", code="app_not_found")
+    return _view(new_version(session, app, actor=actor))
 
 
 def new_version(session: Session, app: App, *, actor: str) -> AppVersion:
@@ -142,11 +225,11 @@ def declare_retention(version: AppVersion, retention: dict[str, dict[str, Any]])
     return version
 
 
-def requested_scopes(version: AppVersion) -> list[str]:
+def requested_scopes(version: AppVersion | VersionView) -> list[str]:
     return [item["scope"] for item in version.requested]
 
 
-def requested_fields(version: AppVersion) -> list[str]:
+def requested_fields(version: AppVersion | VersionView) -> list[str]:
     """The customer fields the version asks for, in order."""
     out: list[str] = []
     for scope in requested_scopes(version):
@@ -156,7 +239,7 @@ def requested_fields(version: AppVersion) -> list[str]:
     return out
 
 
-def missing_declarations(version: AppVersion) -> list[str]:
+def missing_declarations(version: AppVersion | VersionView) -> list[str]:
     """What the vendor still has to declare before the version can be submitted."""
     missing: list[str] = []
     if not version.requested:
@@ -167,22 +250,46 @@ def missing_declarations(version: AppVersion) -> list[str]:
     return missing
 
 
-def mark_submitted(session: Session, app: App, version: AppVersion, *, actor: str, now: datetime) -> None:
+def mark_submitted(session: Session, version_id: int, *, actor: str, now: datetime) -> VersionView:
     """Freeze a complete draft for review (the caller checked the questionnaire and evidence)."""
-    _draft(version)
+    version = _draft(_row(session, version_id))
     version.status = VersionStatus.SUBMITTED.value
     version.submitted_at = now
     record(
         session,
         EventTag.APP_VERSION_SUBMITTED,
         actor=actor,
-        app_id=app.id,
+        app_id=version.app_id,
         version=version.number,
         tier=tier_of(requested_scopes(version)).tier,
     )
+    return _view(version)
 
 
-def version_summary(version: AppVersion) -> dict[str, Any]:
+def mark_in_review(session: Session, version_id: int) -> VersionView:
+    """A submitted version's first review decision is being recorded: it is in review from now on
+    (409 ``version_decided`` unless it was submitted)."""
+    version = _row(session, version_id)
+    if version.status != VersionStatus.SUBMITTED:
+        raise Conflict(f"version {version.number} is {version.status}, not submitted", code="version_decided")
+    version.status = VersionStatus.IN_REVIEW.value
+    return _view(version)
+
+
+def mark_rejected(session: Session, version_id: int, *, now: datetime) -> VersionView:
+    """Review rejected the version: frozen as rejected for good (409 ``version_decided`` unless it was
+    waiting for a decision). The app keeps serving the version in force, if it has one."""
+    version = _row(session, version_id)
+    if version.status not in AWAITING_REVIEW:
+        raise Conflict(
+            f"version {version.number} is {version.status}, not under review", code="version_decided"
+        )
+    version.status = VersionStatus.REJECTED.value
+    version.decided_at = now
+    return _view(version)
+
+
+def version_summary(version: AppVersion | VersionView) -> dict[str, Any]:
     """A version as the vendor and reviewers see it, with its tier and reasons."""
     tier = tier_of(requested_scopes(version))
     return {

@@ -9,14 +9,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
+from sqlalchemy.orm import Session
 
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.errors import Unauthenticated
-from appwarden.marketplace import service as marketplace
-from appwarden.marketplace import versions
-from appwarden.marketplace.models import Vendor
+from appwarden.marketplace import standing, versions
+from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.vendor_api import OWN_APP, VENDOR_AUTH, VendorDep
+from appwarden.marketplace.vendors import VendorProfile, profile_of
 from appwarden.platform.staff import StaffMember, staff_by_key
 from appwarden.screening import audits, review, service
 from appwarden.screening.models import Outcome
@@ -103,19 +104,19 @@ class AuditPass(Body):
     notes: str = Field(min_length=1, max_length=2000)
 
 
-def _vendor(session: Any, vendor_id: int) -> Vendor:
-    vendor = session.get(Vendor, vendor_id)
+def _vendor(session: Session, vendor_id: int) -> VendorProfile:
+    vendor = profile_of(session, vendor_id)
     assert vendor is not None
     return vendor
 
 
-def vendor_view(session: Any, app: Any, vendor: Vendor) -> dict[str, Any]:
+def vendor_view(session: Session, app: AppStanding, vendor: VendorProfile) -> dict[str, Any]:
     """The vendor's view: the app (state, tier and reasons), the latest version, what is missing, the
-    review outcome and the next audit."""
-    version = versions.get_version(session, app)
+    review outcome and the next audit, as they are now."""
+    version = versions.version_view(session, app)
     audit = audits.open_audit(session, app)
     return {
-        "app": marketplace.app_summary(app, vendor, session=session),
+        "app": standing.summary(session, app.id, vendor),
         "version": versions.version_summary(version),
         "missing": service.missing_for_submission(session, version) if version.status == "draft" else [],
         "questionnaire": service.questionnaire_view(session, version),
@@ -130,7 +131,7 @@ def app_status(slug: str, vendor_id: VendorDep, db: DatabaseDep) -> dict[str, An
     """Status, tier and reasons, what is missing before submission, the review outcome, the next audit."""
     with db.session() as session:
         vendor = _vendor(session, vendor_id)
-        return vendor_view(session, marketplace.vendor_app(session, vendor, slug), vendor)
+        return vendor_view(session, standing.of_vendor(session, vendor, slug), vendor)
 
 
 @vendor_router.post(
@@ -142,7 +143,7 @@ def new_version(slug: str, vendor_id: VendorDep, db: DatabaseDep) -> dict[str, A
     """A new draft version (a copy of the latest) — e.g. to ask for more scopes; it needs a new review."""
     with db.session() as session:
         vendor = _vendor(session, vendor_id)
-        app = marketplace.vendor_app(session, vendor, slug)
+        app = standing.of_vendor(session, vendor, slug)
         return versions.version_summary(service.new_version(session, app, actor=vendor.name))
 
 
@@ -151,8 +152,8 @@ def answer(slug: str, body: Questionnaire, vendor_id: VendorDep, db: DatabaseDep
     """Answer questions by key (``GET /vendor/apps/{slug}`` lists those the tier requires)."""
     with db.session() as session:
         vendor = _vendor(session, vendor_id)
-        app = marketplace.vendor_app(session, vendor, slug)
-        version = versions.get_version(session, app)
+        app = standing.of_vendor(session, vendor, slug)
+        version = versions.version_view(session, app)
         given = {k: v.model_dump() for k, v in body.answers.items()}
         service.answer_questions(session, version, given, now=utcnow())
         return vendor_view(session, app, vendor)
@@ -185,11 +186,11 @@ async def attach(
     content = await request.body()
     with db.session() as session:
         vendor = _vendor(session, vendor_id)
-        row = marketplace.vendor_app(session, vendor, app)
-        version = versions.get_version(session, row)
+        owned = standing.of_vendor(session, vendor, app)
+        version = versions.version_view(session, owned)
         saved = service.attach_evidence(
             session,
-            row,
+            owned,
             version,
             kind=kind,
             filename=filename,
@@ -215,8 +216,8 @@ def submit(slug: str, vendor_id: VendorDep, db: DatabaseDep) -> dict[str, Any]:
     """Submit the draft version for review; it is frozen from now on."""
     with db.session() as session:
         vendor = _vendor(session, vendor_id)
-        app = marketplace.vendor_app(session, vendor, slug)
-        service.submit(session, app, versions.get_version(session, app), actor=vendor.name, now=utcnow())
+        app = standing.of_vendor(session, vendor, slug)
+        service.submit(session, app, versions.version_view(session, app), actor=vendor.name, now=utcnow())
         return vendor_view(session, app, vendor)
 
 
@@ -233,7 +234,7 @@ def review_queue(actor: ReaderDep, db: DatabaseDep) -> list[dict[str, Any]]:
 def review_show(slug: str, actor: ReaderDep, db: DatabaseDep, version: int | None = None) -> dict[str, Any]:
     """The review sheet of the version under review (or ``version``)."""
     with db.session() as session:
-        app = marketplace.get_app(session, slug)
+        app = standing.find(session, slug)
         return review.sheet(session, app, review.review_version(session, app, version))
 
 
@@ -241,7 +242,7 @@ def _decide(
     slug: str, body: Decision, reviewer: StaffMember, db: Database, outcome: Outcome
 ) -> dict[str, Any]:
     with db.session() as session:
-        app = marketplace.get_app(session, slug)
+        app = standing.find(session, slug)
         version = review.review_version(session, app, body.version)
         return review.decide(
             session,
@@ -288,7 +289,7 @@ def audits_due(actor: AdminDep, db: DatabaseDep) -> list[dict[str, Any]]:
 def schedule(slug: str, body: Schedule, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
     """Set when the app's open audit is due (null: at once)."""
     with db.session() as session:
-        app = marketplace.get_app(session, slug)
+        app = standing.find(session, slug)
         audit = audits.schedule(session, app, body.due_at, actor=actor, now=utcnow())
         return {
             "app": app.slug,
@@ -303,8 +304,8 @@ def schedule(slug: str, body: Schedule, actor: AdminDep, db: DatabaseDep) -> dic
 def pass_audit(slug: str, body: AuditPass, actor: AdminDep, db: DatabaseDep) -> dict[str, Any]:
     """The audit passed: the next is scheduled by tier; a restricted app is relisted."""
     with db.session() as session:
-        app = marketplace.get_app(session, slug)
+        app = standing.find(session, slug)
         nxt = audits.pass_audit(session, app, actor=actor, notes=body.notes, now=utcnow())
-        return marketplace.app_summary(app, session=session) | {
+        return standing.summary(session, app.id) | {
             "next_audit_due_at": nxt.due_at.isoformat() if nxt and nxt.due_at else None
         }

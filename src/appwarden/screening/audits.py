@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -25,15 +25,31 @@ from appwarden.db.session import Database
 from appwarden.errors import Conflict, InvalidInput, Unavailable
 from appwarden.events.service import EventTag, record
 from appwarden.mail import plain_message, send_messages
-from appwarden.marketplace.models import App, LifecycleState, RestrictedPolicy, Vendor
-from appwarden.marketplace.service import app_summary, relist_app, tier_in_force, transition
+from appwarden.marketplace import standing
+from appwarden.marketplace.models import LifecycleState, RestrictedPolicy
+from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.tiers import AUDIT_INTERVAL_MONTHS
+from appwarden.marketplace.vendors import profile_of
 from appwarden.oauth.service import connected_company_ids
 from appwarden.platform.staff import owner_addresses
 from appwarden.screening.models import Audit, AuditStatus
 
 REMINDER_DAYS = (30, 7)
 AUDIT_ACTOR = "audit-check"
+
+
+class AuditedApp(Protocol):
+    """What the audits read of an app they are handed: the marketplace's ``AppStanding``, or anything
+    that answers these three (the monitor's risk score hands over the apps the app views ask about)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def grandfathered(self) -> bool: ...
+
+    @property
+    def approved_version(self) -> int | None: ...
 
 
 class Step(StrEnum):
@@ -70,12 +86,12 @@ def steps_due(audit: Audit, now: datetime) -> list[Step]:
     return steps
 
 
-def open_audit(session: Session, app: App) -> Audit | None:
+def open_audit(session: Session, app: AuditedApp) -> Audit | None:
     query = select(Audit).where(Audit.app_id == app.id, Audit.status == AuditStatus.OPEN.value)
     return session.scalar(query.order_by(Audit.id.desc()).limit(1))
 
 
-def schedule_next(session: Session, app: App, *, tier: int, now: datetime, actor: str) -> Audit | None:
+def schedule_next(session: Session, app: AuditedApp, *, tier: int, now: datetime, actor: str) -> Audit | None:
     """After an approval or a passed audit: close any open audit, open the next by the tier."""
     current = open_audit(session, app)
     if current is not None:
@@ -89,12 +105,12 @@ def schedule_next(session: Session, app: App, *, tier: int, now: datetime, actor
     return audit
 
 
-def schedule(session: Session, app: App, due: datetime | None, *, actor: str, now: datetime) -> Audit:
+def schedule(session: Session, app: AuditedApp, due: datetime | None, *, actor: str, now: datetime) -> Audit:
     """``audits schedule``: set the open audit's due date (None: due at once); open one if none."""
     if due is not None and due.tzinfo is None:
         raise InvalidInput("the due date needs a time zone", code="invalid_date")
     due = due.astimezone(UTC) if due is not None else None
-    tier = int(tier_in_force(session, app)["tier"])  # type: ignore[call-overload]
+    tier = standing.tier(session, app.id)
     audit = open_audit(session, app)
     if audit is None:
         audit = Audit(app_id=app.id, tier=tier, created_at=now)
@@ -113,7 +129,7 @@ def schedule(session: Session, app: App, due: datetime | None, *, actor: str, no
     return audit
 
 
-def pass_audit(session: Session, app: App, *, actor: str, notes: str, now: datetime) -> Audit | None:
+def pass_audit(session: Session, app: AppStanding, *, actor: str, notes: str, now: datetime) -> Audit | None:
     """The audit passed: schedule the next one; a restricted app is relisted."""
     if not notes.strip():
         raise InvalidInput("a passed audit needs notes (what was checked)", code="reason_required")
@@ -122,21 +138,22 @@ def pass_audit(session: Session, app: App, *, actor: str, notes: str, now: datet
             f"app {app.slug!r} is {app.listing_state}; only listed or restricted apps are audited",
             code="invalid_transition",
         )
-    tier = int(tier_in_force(session, app)["tier"])  # type: ignore[call-overload]
+    tier = standing.tier(session, app.id)
     record(session, EventTag.AUDIT_PASSED, actor=actor, app_id=app.id, notes=notes.strip())
     nxt = schedule_next(session, app, tier=tier, now=now, actor=actor)
     if app.listing_state == LifecycleState.RESTRICTED:
-        relist_app(session, app, actor=actor, reason=f"audit passed: {notes.strip()}", now=now)
-    app.grandfathered = False
+        standing.relist(session, app.id, actor=actor, reason=f"audit passed: {notes.strip()}", now=now)
+    standing.end_grandfathering(session, app.id)
     return nxt
 
 
 def due(session: Session, now: datetime) -> list[dict[str, Any]]:
     """Every open audit, soonest first (no date: due now, first)."""
     rows = []
-    for audit in session.scalars(select(Audit).where(Audit.status == AuditStatus.OPEN.value)):
-        app = session.get(App, audit.app_id)
-        assert app is not None
+    open_audits = list(session.scalars(select(Audit).where(Audit.status == AuditStatus.OPEN.value)))
+    apps = standing.standings(session, {audit.app_id for audit in open_audits})
+    for audit in open_audits:
+        app = apps[audit.app_id]
         if app.listing_state == LifecycleState.DELISTED:
             continue
         days = None if audit.due_at is None else (audit.due_at - now).total_seconds() / 86400
@@ -168,7 +185,7 @@ class Posture:
     days_overdue: int | None  # None when not overdue or due at once with no date
 
 
-def postures(session: Session, apps: Sequence[App], now: datetime) -> dict[int, Posture]:
+def postures(session: Session, apps: Sequence[AuditedApp], now: datetime) -> dict[int, Posture]:
     """Each app's :class:`Posture` (one query for every app's open audits). A grandfathered app with
     no audit yet is overdue: its first audit is due at once (issue 11)."""
     ids = [app.id for app in apps]
@@ -233,8 +250,7 @@ def _check_one(db: Database, settings: Settings, audit_id: int, now: datetime, r
     with db.session() as session:
         audit = session.get(Audit, audit_id)
         assert audit is not None
-        app = session.get(App, audit.app_id)
-        assert app is not None
+        app = standing.standing_of(session, audit.app_id)
         for step in steps_due(audit, now):
             if step == Step.LAPSE:
                 if _claim(session, audit_id, "lapsed_at", now):
@@ -250,8 +266,7 @@ def _check_one(db: Database, settings: Settings, audit_id: int, now: datetime, r
         audit = session.get(Audit, audit_id)
         assert audit is not None
         if audit.status == AuditStatus.LAPSED and _claim(session, audit_id, "companies_told_at", now):
-            app = session.get(App, audit.app_id)
-            assert app is not None
+            app = standing.standing_of(session, audit.app_id)
             told = _tell_companies(session, app, settings)
             report.companies_told.append({"app": app.slug, "companies": told})
 
@@ -271,7 +286,7 @@ def _claim(session: Session, audit_id: int, column: str, now: datetime) -> bool:
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-def _lapse(session: Session, app: App, audit: Audit, settings: Settings, now: datetime) -> None:
+def _lapse(session: Session, app: AppStanding, audit: Audit, settings: Settings, now: datetime) -> None:
     audit.status, audit.lapsed_at = AuditStatus.LAPSED.value, now
     record(
         session,
@@ -281,9 +296,9 @@ def _lapse(session: Session, app: App, audit: Audit, settings: Settings, now: da
         due_at=audit.due_at.isoformat() if audit.due_at else None,
     )
     if app.listing_state == LifecycleState.LISTED:
-        transition(
+        standing.transition(
             session,
-            app,
+            app.id,
             LifecycleState.RESTRICTED,
             actor=AUDIT_ACTOR,
             now=now,
@@ -294,8 +309,8 @@ def _lapse(session: Session, app: App, audit: Audit, settings: Settings, now: da
     session.add(Audit(app_id=app.id, tier=audit.tier, due_at=None, created_at=now))
 
 
-def _remind(session: Session, app: App, audit: Audit, settings: Settings, days: int) -> None:
-    vendor = session.get(Vendor, app.vendor_id) if app.vendor_id else None
+def _remind(session: Session, app: AppStanding, audit: Audit, settings: Settings, days: int) -> None:
+    vendor = profile_of(session, app.vendor_id) if app.vendor_id else None
     if vendor is None or not vendor.contact_email:
         return  # nobody to remind: the due list still shows it
     assert audit.due_at is not None
@@ -317,12 +332,11 @@ def _remind(session: Session, app: App, audit: Audit, settings: Settings, days: 
     )
 
 
-def _tell_companies(session: Session, app: App, settings: Settings) -> list[str]:
+def _tell_companies(session: Session, app: AppStanding, settings: Settings) -> list[str]:
     addresses = owner_addresses(session, connected_company_ids(session, app.id))
-    summary = app_summary(app)
     policy = (
         "identifying fields reach it only as tokens"
-        if summary["restricted_policy"] == RestrictedPolicy.TOKEN
+        if app.policy_in_force == RestrictedPolicy.TOKEN
         else "it receives no data"
     )
     messages = []

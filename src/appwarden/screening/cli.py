@@ -17,7 +17,7 @@ from appwarden.config import get_settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import get_database
 from appwarden.errors import InvalidInput
-from appwarden.marketplace import service as marketplace
+from appwarden.marketplace import standing
 from appwarden.platform.staff import create_staff, set_test_company, staff_by_name
 from appwarden.screening import audits, review
 from appwarden.screening.models import Outcome
@@ -79,7 +79,7 @@ def queue(json_mode: JsonOpt = False) -> None:
 def show(app_ref: AppArg, version: VersionOpt = None, json_mode: JsonOpt = False) -> None:
     """The review sheet: tier and reasons, scopes with justifications, answers, evidence, decisions."""
     with get_database().session() as session:
-        app = marketplace.get_app(session, app_ref)
+        app = standing.find(session, app_ref)
         _emit(review.sheet(session, app, review.review_version(session, app, version)), json_mode)
 
 
@@ -95,7 +95,7 @@ def _decide(
     json_mode: bool,
 ) -> None:
     with get_database().session() as session:
-        app = marketplace.get_app(session, app_ref)
+        app = standing.find(session, app_ref)
         row = review.review_version(session, app, version)
         scopes, answers = review.default_checklist(session, row)
         by_scope = {s["scope"]: s for s in scopes}
@@ -202,7 +202,7 @@ def schedule(
     """Set when an app's audit is due (e.g. a grandfathered app's first audit)."""
     when = _when(due_at, option="--due")
     with get_database().session() as session:
-        app = marketplace.get_app(session, app_ref)
+        app = standing.find(session, app_ref)
         audit = audits.schedule(session, app, when, actor="cli", now=utcnow())
         data = {
             "app": app.slug,
@@ -238,9 +238,9 @@ def pass_(
     """Record a passed audit: the next is scheduled by tier; a restricted app is relisted."""
     with get_database().session() as session:
         member = staff_by_name(session, reviewer)
-        app = marketplace.get_app(session, app_ref)
+        app = standing.find(session, app_ref)
         nxt = audits.pass_audit(session, app, actor=member.username, notes=notes, now=utcnow())
-        data = marketplace.app_summary(app, session=session) | {
+        data = standing.summary(session, app.id) | {
             "next_audit_due_at": nxt.due_at.isoformat() if nxt and nxt.due_at else None
         }
     _emit(data, json_mode) if json_mode else out(False).print(

@@ -18,10 +18,12 @@ from appwarden.db.base import utcnow
 from appwarden.errors import Conflict, InvalidInput
 from appwarden.events.service import EventTag, record
 from appwarden.ledger.usage import unused_scopes
-from appwarden.marketplace import versions
+from appwarden.marketplace import standing, versions
 from appwarden.marketplace.lifecycle import PRE_LISTING
-from appwarden.marketplace.models import App, AppVersion, LifecycleState, Vendor, VersionStatus
-from appwarden.marketplace.service import app_summary, list_apps, put_version_in_force, transition
+from appwarden.marketplace.models import LifecycleState, VersionStatus
+from appwarden.marketplace.standing import AppStanding
+from appwarden.marketplace.vendors import profile_of
+from appwarden.marketplace.versions import VersionView
 from appwarden.platform.staff import StaffMember, staff_by_ids
 from appwarden.screening import audits
 from appwarden.screening.models import Outcome, ReviewDecision
@@ -40,10 +42,10 @@ from appwarden.screening.service import (
     version_tier,
 )
 
-UNDER_REVIEW = (VersionStatus.SUBMITTED.value, VersionStatus.IN_REVIEW.value)
+UNDER_REVIEW = versions.AWAITING_REVIEW
 
 
-def decisions_of(session: Session, version: AppVersion) -> list[ReviewDecision]:
+def decisions_of(session: Session, version: VersionView) -> list[ReviewDecision]:
     query = (
         select(ReviewDecision).where(ReviewDecision.app_version_id == version.id).order_by(ReviewDecision.id)
     )
@@ -53,43 +55,42 @@ def decisions_of(session: Session, version: AppVersion) -> list[ReviewDecision]:
 def queue(session: Session) -> list[dict[str, Any]]:
     """Every version waiting for a decision, oldest submission first."""
     rows = []
-    for app in list_apps(session):
-        for version in versions.versions_of(session, app):
-            if version.status in UNDER_REVIEW:
-                tier = version_tier(version)
-                rows.append(
-                    {
-                        "app": app.slug,
-                        "version": version.number,
-                        "status": version.status,
-                        "tier": tier,
-                        "reviewers_required": reviewers_required(tier),
-                        "approvals": sum(
-                            d.outcome == Outcome.APPROVE for d in decisions_of(session, version)
-                        ),
-                        "submitted_at": version.submitted_at.isoformat() if version.submitted_at else None,
-                    }
-                )
+    for slug, version in versions.awaiting_review(session):
+        tier = version_tier(version)
+        rows.append(
+            {
+                "app": slug,
+                "version": version.number,
+                "status": version.status,
+                "tier": tier,
+                "reviewers_required": reviewers_required(tier),
+                "approvals": sum(d.outcome == Outcome.APPROVE for d in decisions_of(session, version)),
+                "submitted_at": version.submitted_at.isoformat() if version.submitted_at else None,
+            }
+        )
     return sorted(rows, key=lambda r: r["submitted_at"] or "")
 
 
-def review_version(session: Session, app: App, number: int | None) -> AppVersion:
-    """The version under review (or ``number``), 404 ``version_not_found`` otherwise."""
+def review_version(session: Session, app: AppStanding, number: int | None) -> VersionView:
+    """The version under review (or ``number``), else the latest; 404 ``version_not_found``."""
     if number is not None:
-        return versions.get_version(session, app, number)
-    query = select(AppVersion).where(AppVersion.app_id == app.id, AppVersion.status.in_(UNDER_REVIEW))
-    version = session.scalar(query.order_by(AppVersion.number.desc()).limit(1))
-    return version if version is not None else versions.get_version(session, app)
+        return versions.version_view(session, app, number)
+    version = versions.under_review(session, app.id)
+    return version if version is not None else versions.version_view(session, app)
 
 
-def sheet(session: Session, app: App, version: AppVersion, *, now: datetime | None = None) -> dict[str, Any]:
+def sheet(
+    session: Session, app: AppStanding, version: VersionView, *, now: datetime | None = None
+) -> dict[str, Any]:
     """The review sheet: the app (tier, reasons), the version, answers, evidence, decisions so far, and
-    the scopes the app holds but has not used in 90 days (from the ledger): candidates to drop."""
+    the scopes the app holds but has not used in 90 days (from the ledger): candidates to drop. Both
+    are read as they are now (``app`` and ``version`` say which)."""
+    version = versions.version_by_id(session, version.id)
     tier = version_tier(version)
     reviewers = staff_by_ids(session, [d.reviewer_id for d in decisions_of(session, version)])
-    vendor = session.get(Vendor, app.vendor_id) if app.vendor_id else None
+    vendor = profile_of(session, app.vendor_id) if app.vendor_id else None
     return {
-        "app": app_summary(app, vendor, session=session),
+        "app": standing.summary(session, app.id, vendor),
         "version": versions.version_summary(version),
         "reviewers_required": reviewers_required(tier),
         "questionnaire": questionnaire_view(session, version),
@@ -111,7 +112,7 @@ def sheet(session: Session, app: App, version: AppVersion, *, now: datetime | No
 
 
 def default_checklist(
-    session: Session, version: AppVersion
+    session: Session, version: VersionView
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every scope approved as asked and every required answer accepted: the CLI's starting point."""
     scopes = [
@@ -124,8 +125,8 @@ def default_checklist(
 
 def decide(
     session: Session,
-    app: App,
-    version: AppVersion,
+    app: AppStanding,
+    version: VersionView,
     *,
     reviewer: StaffMember,
     outcome: Outcome,
@@ -140,7 +141,7 @@ def decide(
         raise Conflict(
             f"version {version.number} is {version.status}, not under review", code="version_decided"
         )
-    vendor = session.get(Vendor, app.vendor_id) if app.vendor_id else None
+    vendor = profile_of(session, app.vendor_id) if app.vendor_id else None
     earlier = decisions_of(session, version)
     check_reviewer(
         reviewer,
@@ -167,11 +168,11 @@ def decide(
         if not any(d.approved for d in checked):
             raise InvalidInput("every scope refused: reject the version instead", code="nothing_approved")
     if version.status == VersionStatus.SUBMITTED:
-        version.status = VersionStatus.IN_REVIEW.value
+        version = versions.mark_in_review(session, version.id)
         if app.listing_state == LifecycleState.SUBMITTED:
-            transition(
+            app = standing.transition(
                 session,
-                app,
+                app.id,
                 LifecycleState.IN_REVIEW,
                 actor=reviewer.username,
                 reason=f"review of version {version.number}",
@@ -198,10 +199,11 @@ def decide(
         reason=reason.strip(),
     )
     if outcome == Outcome.REJECT:
-        version.status = VersionStatus.REJECTED.value
-        version.decided_at = now
+        version = versions.mark_rejected(session, version.id, now=now)
         if app.listing_state in PRE_LISTING:
-            transition(session, app, LifecycleState.DRAFT, actor=reviewer.username, reason=reason, now=now)
+            app = standing.transition(
+                session, app.id, LifecycleState.DRAFT, actor=reviewer.username, reason=reason, now=now
+            )
     else:
         approvals = [d for d in earlier if d.outcome == Outcome.APPROVE]
         tier = version_tier(version)
@@ -211,12 +213,12 @@ def decide(
                 for d in approvals
             ]
             approved = combine([*stored, checked])
-            put_version_in_force(session, app, version, approved, actor=reviewer.username, now=now)
-            app.grandfathered = False
+            standing.put_in_force(session, version.id, approved, actor=reviewer.username, now=now)
+            app = standing.end_grandfathering(session, app.id)
             if app.listing_state in PRE_LISTING:
-                transition(
+                app = standing.transition(
                     session,
-                    app,
+                    app.id,
                     LifecycleState.LISTED,
                     actor=reviewer.username,
                     reason=f"version {version.number} approved",
@@ -228,7 +230,7 @@ def decide(
 
 
 def _check_answers(
-    session: Session, version: AppVersion, answers: list[dict[str, Any]]
+    session: Session, version: VersionView, answers: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     required = [q.key for q in required_questions(version_tier(version))]
     given = {str(a["question"]): a for a in answers}
@@ -250,12 +252,12 @@ def _check_answers(
     ]
 
 
-def outcome_for_vendor(session: Session, version: AppVersion) -> dict[str, Any]:
+def outcome_for_vendor(session: Session, version: VersionView) -> dict[str, Any]:
     """What the vendor sees of the review: status, approved scopes, per-scope verdicts and reasons
     (not who reviewed)."""
     return {
         "status": version.status,
-        "approved_scopes": version.approved_scopes,
+        "approved_scopes": None if version.approved_scopes is None else list(version.approved_scopes),
         "decisions": [
             {
                 "outcome": d.outcome,

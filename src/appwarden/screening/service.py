@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 
 from appwarden.errors import Conflict, InvalidInput
 from appwarden.events.service import EventTag, record
-from appwarden.marketplace import versions
-from appwarden.marketplace.models import App, AppVersion, LifecycleState, VersionStatus
-from appwarden.marketplace.service import transition
+from appwarden.marketplace import standing, versions
+from appwarden.marketplace.models import LifecycleState, VersionStatus
+from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.tiers import tier_of
+from appwarden.marketplace.versions import VersionView
 from appwarden.screening import evidence
 from appwarden.screening.models import EvidenceFile, EvidenceKind, QuestionnaireAnswer
 from appwarden.screening.questionnaire import BY_KEY, missing_answers, missing_evidence, required_questions
@@ -26,21 +27,21 @@ from appwarden.screening.questionnaire import BY_KEY, missing_answers, missing_e
 MIN_ANSWER = 10  # characters
 
 
-def version_tier(version: AppVersion) -> int:
+def version_tier(version: VersionView) -> int:
     return tier_of(versions.requested_scopes(version)).tier
 
 
-def answers_of(session: Session, version: AppVersion) -> dict[str, QuestionnaireAnswer]:
+def answers_of(session: Session, version: VersionView) -> dict[str, QuestionnaireAnswer]:
     query = select(QuestionnaireAnswer).where(QuestionnaireAnswer.app_version_id == version.id)
     return {a.question: a for a in session.scalars(query)}
 
 
-def evidence_of(session: Session, version: AppVersion) -> list[EvidenceFile]:
+def evidence_of(session: Session, version: VersionView) -> list[EvidenceFile]:
     query = select(EvidenceFile).where(EvidenceFile.app_version_id == version.id).order_by(EvidenceFile.id)
     return list(session.scalars(query))
 
 
-def _draft(version: AppVersion) -> None:
+def _draft(version: VersionView) -> None:
     if version.status != VersionStatus.DRAFT:
         raise Conflict(
             f"version {version.number} is {version.status}: only a draft changes", code="version_frozen"
@@ -48,7 +49,7 @@ def _draft(version: AppVersion) -> None:
 
 
 def answer_questions(
-    session: Session, version: AppVersion, answers: dict[str, dict[str, Any]], *, now: datetime
+    session: Session, version: VersionView, answers: dict[str, dict[str, Any]], *, now: datetime
 ) -> dict[str, QuestionnaireAnswer]:
     """Set answers (``{key: {"answer", "date"?}}``); unknown keys, short answers or a missing or future
     date for a dated question are 422s, and nothing is written then."""
@@ -84,8 +85,8 @@ def answer_questions(
 
 def attach_evidence(
     session: Session,
-    app: App,
-    version: AppVersion,
+    app: AppStanding,
+    version: VersionView,
     *,
     kind: str,
     filename: str,
@@ -127,7 +128,7 @@ def attach_evidence(
     return row
 
 
-def missing_for_submission(session: Session, version: AppVersion) -> list[str]:
+def missing_for_submission(session: Session, version: VersionView) -> list[str]:
     """Everything still missing before the version can be submitted (empty: ready)."""
     tier = version_tier(version)
     missing = versions.missing_declarations(version)
@@ -138,8 +139,11 @@ def missing_for_submission(session: Session, version: AppVersion) -> list[str]:
     return missing
 
 
-def submit(session: Session, app: App, version: AppVersion, *, actor: str, now: datetime) -> AppVersion:
-    """Submit a complete draft version for review (422 ``incomplete`` lists what is missing)."""
+def submit(
+    session: Session, app: AppStanding, version: VersionView, *, actor: str, now: datetime
+) -> VersionView:
+    """Submit a complete draft version for review (422 ``incomplete`` lists what is missing); its new
+    view."""
     _draft(version)
     missing = missing_for_submission(session, version)
     if missing:
@@ -148,16 +152,21 @@ def submit(session: Session, app: App, version: AppVersion, *, actor: str, now: 
         )
     if app.listing_state == LifecycleState.DELISTED:
         raise Conflict(f"app {app.slug!r} is delisted", code="app_delisted")
-    versions.mark_submitted(session, app, version, actor=actor, now=now)
+    submitted = versions.mark_submitted(session, version.id, actor=actor, now=now)
     if app.listing_state == LifecycleState.DRAFT:
         # A first version moves the app; a later one (a scope increase) leaves it serving the old one.
-        transition(
-            session, app, LifecycleState.SUBMITTED, actor=actor, reason=f"version {version.number}", now=now
+        standing.transition(
+            session,
+            app.id,
+            LifecycleState.SUBMITTED,
+            actor=actor,
+            reason=f"version {version.number}",
+            now=now,
         )
-    return version
+    return submitted
 
 
-def questionnaire_view(session: Session, version: AppVersion) -> list[dict[str, Any]]:
+def questionnaire_view(session: Session, version: VersionView) -> list[dict[str, Any]]:
     """Every question the version's tier requires, with the answer given (or None)."""
     given = answers_of(session, version)
     out = []
@@ -175,7 +184,7 @@ def questionnaire_view(session: Session, version: AppVersion) -> list[dict[str, 
     return out
 
 
-def evidence_view(session: Session, version: AppVersion) -> list[dict[str, Any]]:
+def evidence_view(session: Session, version: VersionView) -> list[dict[str, Any]]:
     return [
         {
             "id": e.public_id,
@@ -190,11 +199,11 @@ def evidence_view(session: Session, version: AppVersion) -> list[dict[str, Any]]
     ]
 
 
-def new_version(session: Session, app: App, *, actor: str) -> AppVersion:
+def new_version(session: Session, app: AppStanding, *, actor: str) -> VersionView:
     """A new draft version copying the latest one's declarations, answers and evidence (the vendor
     changes what differs, e.g. asks for more scopes); it needs a new review."""
-    previous = versions.get_version(session, app)
-    version = versions.new_version(session, app, actor=actor)
+    previous = versions.version_view(session, app)
+    version = versions.open_version(session, app.id, actor=actor)
     for a in answers_of(session, previous).values():
         session.add(
             QuestionnaireAnswer(
