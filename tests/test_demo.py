@@ -130,6 +130,14 @@ def test_small_demo_json_matches_the_database(settings: Settings, capsys: pytest
     expected = _expected_from_db(settings)
     for app in summary["apps"]:
         assert app == {"slug": app["slug"], **expected[app["slug"]]}, app["slug"]
+    # The month ran with the monitor auditing: the pull raised alerts on invoice-plus before the dump
+    # appeared, nothing was done about them, and the other apps' traffic raised none.
+    monitor = summary["monitor"]
+    assert monitor["mode"] == "audit" and "guarded" not in summary
+    on_invoice = [a for a in monitor["alerts"] if a["app"] == INVOICE_PLUS]
+    assert on_invoice and all(a["action"] == "alert" for a in on_invoice)
+    assert all(monitor["pull_started_at"] <= a["raised_at"] < monitor["leaked_at"] for a in on_invoice)
+    assert [a for a in monitor["alerts"] if a["app"] != INVOICE_PLUS] == []
     # Some owners unticked a field, and the ledger shows they were respected (checked above).
     assert unticked >= 1
     assert_screened_marketplace(settings, summary)
@@ -276,6 +284,10 @@ def test_guarded_replay_reports_from_the_ledger(settings: Settings) -> None:
         summary["monitor"]["pull_started_at"] <= guarded["first_alert_at"] < summary["monitor"]["leaked_at"]
     )
     assert 0 < guarded["first_alert_after_people"] <= 1_537
-    assert guarded["false_alerts"] == len(
-        [a for a in summary["monitor"]["alerts"] if a["app"] != INVOICE_PLUS]
-    )
+    # The monitor acted (active mode): each action is one of invoice-plus's alerts, past the alert step.
+    assert guarded["actions"]
+    assert {a["action"] for a in guarded["actions"]} <= {"throttle", "restrict", "kill"}
+    assert all(a["did"] and not a["did"].startswith("not ") for a in guarded["actions"])
+    # Silent on the other apps' normal traffic over the month, onboarding syncs included.
+    others = [a for a in summary["monitor"]["alerts"] if a["app"] != INVOICE_PLUS]
+    assert guarded["false_alerts"] == len(others) == 0, others

@@ -15,8 +15,10 @@ from appwarden.canary.models import Canary
 from appwarden.demo.catalog import APPS, APPS_BY_SLUG, INVOICE_PLUS
 from appwarden.ledger import service as ledger
 from appwarden.ledger.models import LedgerEntry, LedgerHead, LedgerIndex
+from appwarden.marketplace import service as marketplace
 from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS
+from appwarden.monitor import outbox
 from appwarden.monitor import service as monitor_service
 from appwarden.platform.models import Company, Customer, Store
 
@@ -181,14 +183,16 @@ def alerts_by_app(db: Any) -> list[dict[str, Any]]:
         rows = monitor_service.describe(
             session, monitor_service.list_alerts(session, state="all", limit=1000)
         )
-    keep = ("id", "detector", "severity", "app", "company", "action", "raised_at")
-    return [{k: a.get(k) for k in keep} for a in reversed(rows)]
+        did = outbox.action_outcomes(session, [row["alert"]["id"] for row in rows])
+    keep = ("id", "detector", "severity", "app", "company", "observed", "baseline", "action", "raised_at")
+    return [
+        {**{k: row["alert"][k] for k in keep}, "did": did.get(row["alert"]["id"])} for row in reversed(rows)
+    ]
 
 
 def guarded_report(session: Session, replayed: dict[str, Any]) -> dict[str, Any]:
     """The guarded replay's figures, from the ledger (people) and the alerts (what the monitor did)."""
-    app = session.scalar(select(App).where(App.slug == INVOICE_PLUS))
-    assert app is not None
+    app = marketplace.get_app(session, INVOICE_PLUS)
     alerts = replayed["alerts"]
     first = replayed.get("before_first_alert") or {}
     false = [a for a in alerts if a["app"] != INVOICE_PLUS]
@@ -198,10 +202,9 @@ def guarded_report(session: Session, replayed: dict[str, Any]) -> dict[str, Any]
         "first_alert_after_people": first.get("people"),
         "first_alert_at": replayed["first_alert_at"],
         "actions": [
-            {k: a[k] for k in ("detector", "severity", "action", "company", "raised_at")}
+            {k: a[k] for k in ("id", "detector", "severity", "company", "raised_at", "action", "did")}
             for a in alerts
             if a["app"] == INVOICE_PLUS and a["action"] != "alert"
         ],
         "false_alerts": len(false),
-        "false_alert_list": false,
     }
