@@ -130,14 +130,6 @@ def test_small_demo_json_matches_the_database(settings: Settings, capsys: pytest
     expected = _expected_from_db(settings)
     for app in summary["apps"]:
         assert app == {"slug": app["slug"], **expected[app["slug"]]}, app["slug"]
-    # The month ran with the monitor auditing: the pull raised alerts on invoice-plus before the dump
-    # appeared, nothing was done about them, and the other apps' traffic raised none.
-    monitor = summary["monitor"]
-    assert monitor["mode"] == "audit" and "guarded" not in summary
-    on_invoice = [a for a in monitor["alerts"] if a["app"] == INVOICE_PLUS]
-    assert on_invoice and all(a["action"] == "alert" for a in on_invoice)
-    assert all(monitor["pull_started_at"] <= a["raised_at"] < monitor["leaked_at"] for a in on_invoice)
-    assert [a for a in monitor["alerts"] if a["app"] != INVOICE_PLUS] == []
     # Some owners unticked a field, and the ledger shows they were respected (checked above).
     assert unticked >= 1
     assert_screened_marketplace(settings, summary)
@@ -231,6 +223,14 @@ def test_incident_construction_is_exact_at_reduced_size(settings: Settings) -> N
     expected = _expected_from_db(settings)
     for app in summary["apps"]:
         assert app == {"slug": app["slug"], **expected[app["slug"]]}, app["slug"]
+    # The month ran with the monitor auditing: the pull raised alerts on invoice-plus before the dump
+    # appeared, nothing was done about them, and the other apps' traffic raised none.
+    monitor = summary["monitor"]
+    assert monitor["mode"] == "audit" and "guarded" not in summary
+    on_invoice = [a for a in monitor["alerts"] if a["app"] == INVOICE_PLUS]
+    assert on_invoice and all(a["action"] == "alert" for a in on_invoice)
+    assert all(monitor["pull_started_at"] <= a["raised_at"] < monitor["leaked_at"] for a in on_invoice)
+    assert [a for a in monitor["alerts"] if a["app"] != INVOICE_PLUS] == []
 
 
 @pytest.mark.slow
