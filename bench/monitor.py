@@ -357,7 +357,7 @@ def bench_write_path(n: int, repeat: int, redis: str | None) -> list[dict[str, A
 
 def timed_findings(session: Any, settings: Any, policy: Any, now: datetime) -> dict[str, float]:
     """``runner._findings`` step by step, each step timed (seconds)."""
-    from appwarden.monitor import baseline, credentials, detectors, probing, restricted
+    from appwarden.monitor import baseline, credentials, detectors, probing, restricted, runner
     from appwarden.monitor.declarations import DeclaredVolume, declared_volume_source
 
     times: dict[str, float] = {}
@@ -368,18 +368,8 @@ def timed_findings(session: Any, settings: Any, policy: Any, now: datetime) -> d
         times[name] = time.perf_counter() - t0
         return value
 
-    current = detectors.hour_of(now)
-    history = timed(
-        "read_hours (7 days + 2 h)",
-        lambda: detectors.read_hours(
-            session,
-            current - timedelta(days=policy.unusual_hours_learning_days, hours=2),
-            current + detectors.HOUR,
-        ),
-    )
-    window = timed(
-        "Window (last 24 h)",
-        lambda: detectors.Window((h for h in history if h.hour >= current - 23 * detectors.HOUR), now),
+    history, window = timed(
+        "read_hours (7 days + 2 h) and Window", lambda: runner.read_history(session, now, policy)
     )
     cache: dict[tuple[int, int], DeclaredVolume] = {}
 
@@ -390,7 +380,10 @@ def timed_findings(session: Any, settings: Any, policy: Any, now: datetime) -> d
 
     since = timed("first_seen", lambda: detectors.first_seen(session))
     timed("over_declaration", lambda: detectors.over_declaration(window, declared, policy))
-    timed("over_baseline", lambda: baseline.over_baseline(session, window, declared, since, policy))
+    timed(
+        "over_baseline",
+        lambda: baseline.over_baseline(baseline.field_hours(history), window, declared, since, policy),
+    )
     timed("mirror", lambda: detectors.mirror(session, window, policy, declared))
     timed("new_app_high_usage", lambda: detectors.new_app_high_usage(session, window, policy))
     timed(

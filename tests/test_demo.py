@@ -20,10 +20,11 @@ from appwarden.canary.models import Canary
 from appwarden.cli import run
 from appwarden.config import Settings
 from appwarden.db.session import get_database
-from appwarden.demo.catalog import APPS, INVOICE_PLUS, plan_incident
+from appwarden.demo.catalog import APPS, GUARDED_SCENARIO, INVOICE_PLUS, plan_incident
 from appwarden.demo.runner import run_demo
 from appwarden.events.models import SecurityEvent
 from appwarden.events.service import EventTag
+from appwarden.ledger.chain import decode_payload
 from appwarden.ledger.models import LedgerEntry, LedgerHead
 from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS, effective_scopes, field_modes
@@ -78,7 +79,12 @@ def assert_screened_marketplace(settings: Settings, summary: dict[str, Any]) -> 
     and raw-PII apps were approved by two different reviewers, the others by one, drafts by nobody."""
     states = {a["slug"]: a for a in summary["marketplace"]}
     assert {a["state"] for a in states.values()} == {
-        "draft", "submitted", "in_review", "listed", "restricted", "delisted"
+        "draft",
+        "submitted",
+        "in_review",
+        "listed",
+        "restricted",
+        "delisted",
     }
     assert [s for s, a in states.items() if a["grandfathered"]] == [INVOICE_PLUS]
     assert states[INVOICE_PLUS]["audit_overdue"] and states[INVOICE_PLUS]["audit_due_at"] is None
@@ -217,6 +223,14 @@ def test_incident_construction_is_exact_at_reduced_size(settings: Settings) -> N
     expected = _expected_from_db(settings)
     for app in summary["apps"]:
         assert app == {"slug": app["slug"], **expected[app["slug"]]}, app["slug"]
+    # The month ran with the monitor auditing: the pull raised alerts on invoice-plus before the dump
+    # appeared, nothing was done about them, and the other apps' traffic raised none.
+    monitor = summary["monitor"]
+    assert monitor["mode"] == "audit" and "guarded" not in summary
+    on_invoice = [a for a in monitor["alerts"] if a["app"] == INVOICE_PLUS]
+    assert on_invoice and all(a["action"] == "alert" for a in on_invoice)
+    assert all(monitor["pull_started_at"] <= a["raised_at"] < monitor["leaked_at"] for a in on_invoice)
+    assert [a for a in monitor["alerts"] if a["app"] != INVOICE_PLUS] == []
 
 
 @pytest.mark.slow
@@ -228,3 +242,52 @@ def test_incident_2026_full_size(settings: Settings, capsys: pytest.CaptureFixtu
     assert invoice["fields"] == {"name": 136_346, "phone": 114_951}
     assert invoice["companies"] == 8
     assert summary["companies"] == 12
+
+
+def test_guarded_replay_reports_from_the_ledger(settings: Settings) -> None:
+    """The guarded replay (default policy, active) at test size: its report's keys, and its people
+    counted again here from the ledger entries (not the index the report read)."""
+    plan = plan_incident(
+        seed=5,
+        companies=5,
+        stores=10,
+        invoice_companies=3,
+        names=1_537,
+        phones=1_291,
+        other_customers=400,
+        scenario=GUARDED_SCENARIO,
+    )
+    with Progress(disable=True) as bar:
+        summary = run_demo(settings, plan, progress=bar)
+    guarded = summary["guarded"]
+    assert set(guarded) >= {
+        "app",
+        "raw_people",
+        "first_alert_after_people",
+        "first_alert_at",
+        "actions",
+        "false_alerts",
+    }
+    assert guarded["app"] == INVOICE_PLUS and summary["monitor"]["mode"] == "active"
+    with get_database(settings).session() as session:
+        app = session.scalars(select(App).where(App.slug == INVOICE_PLUS)).one()
+        canaries = set(session.scalars(select(Canary.customer_id)))
+        raw: set[int] = set()
+        for entry in session.scalars(select(LedgerEntry).where(LedgerEntry.app_id == app.id)):
+            for (field, mode), ids in decode_payload(entry.payload).items():
+                if mode == "raw" and field in ("name", "phone"):
+                    raw.update(ids)
+    assert guarded["raw_people"] == len(raw - canaries) > 0
+    # The mirror was noticed: an alert on invoice-plus, within the replay, after the pull began.
+    assert guarded["first_alert_at"] is not None
+    assert (
+        summary["monitor"]["pull_started_at"] <= guarded["first_alert_at"] < summary["monitor"]["leaked_at"]
+    )
+    assert 0 < guarded["first_alert_after_people"] <= 1_537
+    # The monitor acted (active mode): each action is one of invoice-plus's alerts, past the alert step.
+    assert guarded["actions"]
+    assert {a["action"] for a in guarded["actions"]} <= {"throttle", "restrict", "kill"}
+    assert all(a["did"] and not a["did"].startswith("not ") for a in guarded["actions"])
+    # Silent on the other apps' normal traffic over the month, onboarding syncs included.
+    others = [a for a in summary["monitor"]["alerts"] if a["app"] != INVOICE_PLUS]
+    assert guarded["false_alerts"] == len(others) == 0, others

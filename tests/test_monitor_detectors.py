@@ -16,10 +16,12 @@ from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.events.models import SecurityEvent
 from appwarden.marketplace.models import App
-from appwarden.monitor.models import Alert
+from appwarden.monitor.detectors import retention
+from appwarden.monitor.models import Alert, DeliveryHour
 from appwarden.monitor.policy import MonitorPolicy
 from appwarden.monitor.runtime import Monitor, monitor_of
 from appwarden.monitor.service import describe
+from appwarden.monitor.tally import hour_of
 from appwarden.oauth.models import Token
 from conftest import World
 
@@ -283,3 +285,24 @@ def test_a_policy_file_overrides_defaults_and_a_bad_one_stops_start_up(
     bad.write_text("mirror_share = 3\n")
     with pytest.raises(InvalidInput, match="mirror_share"):
         load_policy(settings.model_copy(update={"monitor_policy": bad}))
+
+
+def test_a_run_prunes_folded_hours_past_the_learning_days_and_keeps_the_rest(
+    settings: Settings, db: Database, world: World
+) -> None:
+    """``monitor_hours`` does not grow for ever: a run deletes the hours no detector reads any more
+    (older than the longest learning period and a day), and keeps every hour still read."""
+    m = monitor(settings, db, baseline_learning_days=7, unusual_hours_learning_days=3)
+    keep = retention(m.policy)  # 8 days: the baseline's week, the longer of the two, and a day
+    assert keep == timedelta(days=8)
+    old = NOW - keep - 3 * HOUR
+    kept = NOW - keep + HOUR
+    deliver(m, world, "invoice-plus", 0, people(world, 0, 3), old)
+    deliver(m, world, "invoice-plus", 0, people(world, 0, 3), kept)
+    deliver(m, world, "booking-go", 1, people(world, 1, 3), NOW - HOUR)
+    report = m.run_once(NOW)
+    assert report.ran and report.pruned == 1
+    with db.session() as session:
+        hours = sorted(session.scalars(select(DeliveryHour.hour)))
+    assert hours == [hour_of(kept), hour_of(NOW - HOUR)]
+    assert m.run_once(NOW + HOUR).pruned == 0

@@ -122,7 +122,9 @@ INCIDENT_INVOICE_COMPANIES = 8
 INCIDENT_NAMES = 136_346
 INCIDENT_PHONES = 114_951
 INCIDENT_OTHER_CUSTOMERS = 28_000
-SCENARIOS = (INCIDENT_SCENARIO,)
+# The same vendor behaviour with the monitor's default policy in active mode (docs/monitoring.md).
+GUARDED_SCENARIO = "incident-2026-guarded"
+SCENARIOS = (INCIDENT_SCENARIO, GUARDED_SCENARIO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,11 @@ class Plan:
     exact_phones: int | None = None
     connections: tuple[Connect, ...] = field(default=())
 
+    @property
+    def guarded(self) -> bool:
+        """The replay with the monitor in active mode (``incident-2026-guarded``)."""
+        return self.scenario == GUARDED_SCENARIO
+
     def connected(self, slug: str) -> list[int]:
         return sorted(c.company for c in self.connections if c.slug == slug)
 
@@ -169,6 +176,7 @@ def plan_incident(
     names: int = INCIDENT_NAMES,
     phones: int = INCIDENT_PHONES,
     other_customers: int = INCIDENT_OTHER_CUSTOMERS,
+    scenario: str = INCIDENT_SCENARIO,
 ) -> Plan:
     """The incident: ``invoice_companies`` of ``companies`` connect invoice-plus, and they hold exactly
     ``names`` customers, ``phones`` of them with a phone. Smaller figures give the same construction
@@ -183,7 +191,7 @@ def plan_incident(
         stores=stores,
         customers=names + other_customers,
         seed=seed,
-        scenario=INCIDENT_SCENARIO,
+        scenario=scenario,
         exact_companies=invoice_companies,
         exact_customers=names,
         exact_phones=phones,

@@ -25,7 +25,7 @@ def make_plan(
         given = [f"--{k}" for k, v in sizes.items() if v is not None]
         if given:
             raise InvalidInput(f"{', '.join(given)} cannot be combined with --scenario (its sizes are fixed)")
-        return plan_incident(seed=seed)
+        return plan_incident(seed=seed, scenario=scenario)
     c, s, n = (v if v is not None else DEFAULTS[k] for k, v in sizes.items())
     if c < 1:
         raise InvalidInput("--companies must be at least 1")
@@ -38,7 +38,11 @@ def make_plan(
 
 def demo(
     scenario: Annotated[
-        str | None, typer.Option(help="A reference scenario instead of the default platform: incident-2026.")
+        str | None,
+        typer.Option(
+            help="A reference scenario instead of the default platform: incident-2026 (monitor auditing) or "
+            "incident-2026-guarded (the same vendor, the default policy active)."
+        ),
     ] = None,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Exit after the summary.")] = False,
     json_mode: Annotated[

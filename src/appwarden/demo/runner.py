@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -15,14 +17,33 @@ from appwarden.app import create_app
 from appwarden.config import Settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
+from appwarden.demo import replay
 from appwarden.demo import summary as summaries
-from appwarden.demo.catalog import APPS, APPS_BY_SLUG, INVOICE_PLUS, Plan
+from appwarden.demo.catalog import APPS, APPS_BY_SLUG, INVOICE_PLUS, Connect, Plan
 from appwarden.demo.fresh import fresh_database
 from appwarden.demo.generator import build_platform
 from appwarden.demo.leak import write_leak
-from appwarden.demo.screening import EXTRAS, Screening, lapse_one_audit, marketplace_states
-from appwarden.demo.traffic import PAGE, Credentials, DemoError, LiveServer, drive, install, run_parallel
+from appwarden.demo.screening import (
+    EXTRAS,
+    INVOICING_VOLUME,
+    Screening,
+    lapse_one_audit,
+    marketplace_states,
+)
+from appwarden.demo.traffic import (
+    PAGE,
+    AppSession,
+    Credentials,
+    DemoError,
+    LiveServer,
+    client,
+    drive,
+    install,
+    run_parallel,
+)
 from appwarden.marketplace import service as marketplace
+from appwarden.monitor.policy import Mode, MonitorPolicy
+from appwarden.monitor.runtime import Monitor, monitor_of
 from appwarden.platform import service as platform
 from appwarden.platform.models import Company, Customer, Transaction
 from appwarden.screening import audits
@@ -68,20 +89,21 @@ def _build_and_drive(
     credentials: dict[str, Credentials] = {}
     logins: list[dict[str, str]] = []
     with db.session() as session:
-        # Listed before screening existed (grandfathered): the app of the January 2026 incident.
-        legacy = APPS_BY_SLUG[INVOICE_PLUS]
-        reg = marketplace.register_app(
-            session,
-            slug=legacy.slug,
-            name=legacy.name,
-            redirect_uris=[legacy.redirect_uri],
-            scopes=list(legacy.scopes),
-            vendor_name=legacy.vendor,
-            actor="demo",
-        )
-        credentials[legacy.slug] = Credentials(reg.app.client_id, reg.client_secret)
-        # Its first audit is due at once, as for every app listed before screening (migration 0007).
-        audits.schedule(session, reg.app, None, actor="demo", now=utcnow())
+        if not plan.guarded:
+            # Listed before screening existed (grandfathered): the app of the January 2026 incident.
+            legacy = APPS_BY_SLUG[INVOICE_PLUS]
+            reg = marketplace.register_app(
+                session,
+                slug=legacy.slug,
+                name=legacy.name,
+                redirect_uris=[legacy.redirect_uri],
+                scopes=list(legacy.scopes),
+                vendor_name=legacy.vendor,
+                actor="demo",
+            )
+            credentials[legacy.slug] = Credentials(reg.app.client_id, reg.client_secret)
+            # Its first audit is due at once, as for every app listed before screening (migration 0007).
+            audits.schedule(session, reg.app, None, actor="demo", now=utcnow())
         for i, company_id in enumerate(built.company_ids):
             company = session.get(Company, company_id)
             assert company is not None
@@ -127,6 +149,10 @@ def _build_and_drive(
         "app traffic (rows received)", total=sum(expected_rows(c.company, c.slug, c.untick) for c in order)
     )
     app = create_app(settings, db)
+    if plan.scenario is not None:
+        # The replay: the default policy (active in the guarded one), on the simulated clock.
+        policy = MonitorPolicy(mode=Mode.ACTIVE) if plan.guarded else MonitorPolicy()
+        app.state.monitor = Monitor(settings, db, policy)
     with LiveServer(app) as server:
         # Every other app comes through the vendor API and the review, as on a screened marketplace.
         screening = Screening(server.base_url, db, settings)
@@ -136,6 +162,8 @@ def _build_and_drive(
                 if spec.slug != INVOICE_PLUS:
                     credentials[spec.slug] = screening.list_app(spec)
                     progress.advance(listing)
+                elif plan.guarded:  # screened like the rest, declaring an invoicing app's volume
+                    credentials[spec.slug] = screening.list_app(spec, volume=INVOICING_VOLUME)
             for extra in EXTRAS:
                 screening.stop_short(extra)
                 progress.advance(listing)
@@ -166,9 +194,25 @@ def _build_and_drive(
                 tokens[i],
                 seed=plan.seed * 1000 + i,
                 advance=lambda n: progress.advance(traffic, n),
+                keep=partial(tokens.__setitem__, i),
             )
 
-        requests = sum(run_parallel([partial(drive_one, i) for i in range(len(order))], workers))
+        if plan.scenario is None:
+            requests = sum(run_parallel([partial(drive_one, i) for i in range(len(order))], workers))
+        else:
+            replayed = _replay(
+                db,
+                monitor_of(app),
+                plan,
+                server.base_url,
+                order,
+                tokens,
+                credentials,
+                drive_one,
+                advance=lambda n: progress.advance(traffic, n),
+                workers=workers,
+            )
+            requests = replayed.pop("requests")
 
     # One listed app's audit lapses after the traffic: the periodic check restricts it.
     restricted = lapse_one_audit(db, settings, LAPSING_APP, now=utcnow())
@@ -187,6 +231,86 @@ def _build_and_drive(
     with db.session() as session:
         leak = write_leak(session, settings.data_dir)
     result["leak"] = None if leak is None else str(leak)
+    if plan.scenario is not None:
+        result["monitor"] = replayed
+        if plan.guarded:
+            with db.session() as session:
+                result["guarded"] = summaries.guarded_report(session, replayed)
     result["base_url"] = settings.base_url
     result["admin_api_key"] = settings.admin_key
     return result
+
+
+def _replay(
+    db: Database,
+    monitor: Monitor,
+    plan: Plan,
+    base_url: str,
+    order: list[Connect],
+    tokens: list[dict[str, Any]],
+    credentials: dict[str, Credentials],
+    drive_one: Callable[[int], int],
+    *,
+    advance: Callable[[int], None],
+    workers: int,
+) -> dict[str, Any]:
+    """The scenario's month on the simulated clock (``demo.replay``); what the monitor did in it."""
+    clock = replay.SimClock(replay.replay_start(utcnow(), monitor.policy.new_app_days))
+    monitor.use_clock(clock)
+    with db.session() as session:
+        pull_app_id = marketplace.get_app(session, INVOICE_PLUS).id
+    onboarding = [i for i, c in enumerate(order) if c.slug != INVOICE_PLUS]
+    counted = {"requests": 0}
+
+    def onboard() -> None:  # day 0: the screened apps' full syncs, as the plain demo makes them
+        counted["requests"] += sum(run_parallel([partial(drive_one, i) for i in onboarding], workers))
+
+    watch = replay.Watch()
+    before_first: dict[str, Any] = {}
+
+    def on_first(at: datetime) -> None:  # what invoice-plus held when the first alert on it was raised
+        with db.session() as session:
+            before_first.update(summaries.received(session, pull_app_id))
+
+    watch.on_first = on_first
+    with client(base_url) as http:
+        links = [
+            replay.Link(c.slug, AppSession(http, credentials[c.slug], tokens[i]), c.company)
+            for i, c in enumerate(order)
+        ]
+        replay.schedule(links, plan.seed)
+        start = clock.now
+        try:
+            scraper = replay.month(
+                monitor,
+                clock,
+                links,
+                pull_slug=INVOICE_PLUS,
+                pull_app_id=pull_app_id,
+                guarded=plan.guarded,
+                onboard=onboard,
+                watch=watch,
+                advance=advance,
+            )
+        finally:
+            monitor.use_clock(None)
+        counted["requests"] += sum(link.session.requests for link in links)
+    pull_at = start + timedelta(days=replay.PULL_DAY, hours=replay.PULL_HOUR_UTC)
+    return {
+        "requests": counted["requests"],
+        "mode": monitor.policy.mode.value,
+        "replay_start": _iso(start),
+        "replay_end": _iso(clock.now),
+        "pull_started_at": _iso(pull_at),
+        # The dump appeared on the forum after the month the replay covers.
+        "leaked_at": _iso(clock.now),
+        "first_alert_at": None if watch.first_at is None else _iso(watch.first_at),
+        "before_first_alert": before_first or None,
+        "alerts_raised": len(watch.raised),
+        "scraper_refusals": None if scraper is None else dict(sorted(scraper.refusals.items())),
+        "alerts": summaries.alerts_by_app(db),
+    }
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -34,10 +34,18 @@ REVIEWERS = ("reviewer-sato", "reviewer-tanaka")
 # Evidence files are judged by content: a minimal PDF is a PDF.
 PDF = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 # The demo's syncs read whole member lists at once, so their vendors declare full-sync volumes (the
-# monitor's quotas follow the declared peak).
-VOLUME = {
+# monitor's quotas follow the declared peak) and say so (``full_sync``: reviewers approve it, and the
+# mirror detector then leaves the approved version alone).
+VOLUME: dict[str, Any] = {
     "people_per_day": {"average": 50_000, "peak": 500_000},
     "requests_per_minute": {"average": 600, "peak": 60_000},
+    "full_sync": True,
+}
+# What an invoicing app declares (the guarded replay's invoice-plus): it bills a company's business
+# customers, a few hundred a day, a couple of thousand on a month-end run; it never reads whole lists.
+INVOICING_VOLUME: dict[str, Any] = {
+    "people_per_day": {"average": 200, "peak": 2_000},
+    "requests_per_minute": {"average": 5, "peak": 60},
 }
 PURPOSES = {
     "name": "the addressee shown on what the store sends its member",
@@ -136,7 +144,14 @@ class Screening:
         return self.vendor_keys[vendor]
 
     def apply(
-        self, slug: str, name: str, vendor: str, scopes: tuple[str, ...], *, submit: bool
+        self,
+        slug: str,
+        name: str,
+        vendor: str,
+        scopes: tuple[str, ...],
+        *,
+        submit: bool,
+        volume: dict[str, Any] | None = None,
     ) -> Credentials:
         """Register ``slug`` through ``/vendor`` and declare everything its tier asks for."""
         key = self._vendor_key(vendor)
@@ -148,7 +163,7 @@ class Screening:
         )
         requested = [{"scope": s, "justification": _justification(s)} for s in scopes]
         self._call("PUT", f"/vendor/apps/{slug}/scopes", key, json={"scopes": requested})
-        self._call("PUT", f"/vendor/apps/{slug}/volume", key, json=VOLUME)
+        self._call("PUT", f"/vendor/apps/{slug}/volume", key, json=volume or VOLUME)
         fields = [p.field for p in map(parse_scope, scopes) if isinstance(p, FieldScope)]
         if fields:
             retention = {f: {"days": 90, "purpose": "kept while the member's order is open"} for f in fields}
@@ -184,9 +199,9 @@ class Screening:
             }
             self._call("POST", f"/admin/reviews/{slug}/approve", key, json=checklist)
 
-    def list_app(self, spec: AppSpec) -> Credentials:
-        """A catalogue app, from application to listing."""
-        credentials = self.apply(spec.slug, spec.name, spec.vendor, spec.scopes, submit=True)
+    def list_app(self, spec: AppSpec, *, volume: dict[str, Any] | None = None) -> Credentials:
+        """A catalogue app, from application to listing (declaring ``volume``, default ``VOLUME``)."""
+        credentials = self.apply(spec.slug, spec.name, spec.vendor, spec.scopes, submit=True, volume=volume)
         self.review(spec.slug, reviewers=2 if tier_of(spec.scopes).tier == 3 else 1)
         return credentials
 

@@ -15,8 +15,11 @@ from appwarden.canary.models import Canary
 from appwarden.demo.catalog import APPS, APPS_BY_SLUG, INVOICE_PLUS
 from appwarden.ledger import service as ledger
 from appwarden.ledger.models import LedgerEntry, LedgerHead, LedgerIndex
+from appwarden.marketplace import service as marketplace
 from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS
+from appwarden.monitor import outbox
+from appwarden.monitor import service as monitor_service
 from appwarden.platform.models import Company, Customer, Store
 
 
@@ -127,6 +130,24 @@ def render(summary: dict[str, Any], console: Console) -> None:
             f"the leaked dump (as the forum post had it): {summary['leak']}\n"
             f"  attribute it: [bold]appwarden attribute {summary['leak']}[/bold]"
         )
+    guarded = summary.get("guarded")
+    if guarded is not None:
+        steps = (
+            "; ".join(f"{a['raised_at']} {a['detector']} → {a['action']}" for a in guarded["actions"])
+            or "none"
+        )
+        console.print(
+            f"[bold]guarded replay[/bold] (default policy, active): {guarded['app']} received raw names or "
+            f"phones of {guarded['raw_people']:,} people; first alert at {guarded['first_alert_at']} after "
+            f"{guarded['first_alert_after_people']} people; actions: {steps}; "
+            f"false alerts on the other apps: {guarded['false_alerts']}"
+        )
+    elif summary.get("monitor"):
+        m = summary["monitor"]
+        console.print(
+            f"monitor ({m['mode']}): {m['alerts_raised']} alerts; first on {INVOICE_PLUS} at "
+            f"{m['first_alert_at']}, the dump appeared {m['leaked_at']}"
+        )
     logins = Table(title="Company owner logins (demo data only)")
     for column in ("company", "company_id", "username", "password"):
         logins.add_column(column)
@@ -135,3 +156,55 @@ def render(summary: dict[str, Any], console: Console) -> None:
     console.print(logins)
     console.print(f"admin API key: {summary['admin_api_key']}")
     console.print(f"built in {summary['elapsed_seconds']:.1f} s")
+
+
+RAW_IDENTITY = ("name", "phone")
+
+
+def received(session: Session, app_id: int) -> dict[str, int]:
+    """Distinct people ``app_id`` has received so far, per the ledger index (canaries left out): in any
+    field and mode, and with a raw name or phone."""
+    canaries = BitMap(session.scalars(select(Canary.customer_id)))
+    keys = session.execute(
+        select(LedgerIndex.field, LedgerIndex.mode).where(LedgerIndex.app_id == app_id).distinct()
+    ).all()
+    anyone, raw = BitMap(), BitMap()
+    for field, mode in keys:
+        people = ledger.persons(session, app_id=app_id, field=field, mode=mode)
+        anyone |= people
+        if mode == "raw" and field in RAW_IDENTITY:
+            raw |= people
+    return {"people": len(anyone - canaries), "raw_people": len(raw - canaries)}
+
+
+def alerts_by_app(db: Any) -> list[dict[str, Any]]:
+    """Every alert the replay raised, oldest first: what, on which app, and what was done."""
+    with db.session() as session:
+        rows = monitor_service.describe(
+            session, monitor_service.list_alerts(session, state="all", limit=1000)
+        )
+        did = outbox.action_outcomes(session, [row["alert"]["id"] for row in rows])
+    keep = ("id", "detector", "severity", "app", "company", "observed", "baseline", "action", "raised_at")
+    return [
+        {**{k: row["alert"][k] for k in keep}, "did": did.get(row["alert"]["id"])} for row in reversed(rows)
+    ]
+
+
+def guarded_report(session: Session, replayed: dict[str, Any]) -> dict[str, Any]:
+    """The guarded replay's figures, from the ledger (people) and the alerts (what the monitor did)."""
+    app = marketplace.get_app(session, INVOICE_PLUS)
+    alerts = replayed["alerts"]
+    first = replayed.get("before_first_alert") or {}
+    false = [a for a in alerts if a["app"] != INVOICE_PLUS]
+    return {
+        "app": INVOICE_PLUS,
+        "raw_people": received(session, app.id)["raw_people"],
+        "first_alert_after_people": first.get("people"),
+        "first_alert_at": replayed["first_alert_at"],
+        "actions": [
+            {k: a[k] for k in ("id", "detector", "severity", "company", "raised_at", "action", "did")}
+            for a in alerts
+            if a["app"] == INVOICE_PLUS and a["action"] != "alert"
+        ],
+        "false_alerts": len(false),
+    }

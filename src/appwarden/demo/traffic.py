@@ -107,7 +107,8 @@ class AppSession:
         self.http, self.creds, self.token = http, creds, token
         self.requests = 0
 
-    def call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One call, refreshing the token first if it expired; any answer is returned as it is."""
         response = self._send(method, url, **kwargs)
         if response.status_code == 401 and _problem_code(response) == "token_expired":
             self.token = refresh(
@@ -117,6 +118,10 @@ class AppSession:
                 refresh_token=str(self.token["refresh_token"]),
             )
             response = self._send(method, url, **kwargs)
+        return response
+
+    def call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        response = self.request(method, url, **kwargs)
         if response.status_code != 200:
             raise DemoError(f"{method} {url} answered {response.status_code}: {response.text[:200]}")
         body: dict[str, Any] = orjson.loads(response.content)
@@ -143,10 +148,12 @@ def drive(
     *,
     seed: int,
     advance: Callable[[int], None],
+    keep: Callable[[dict[str, Any]], None] | None = None,
 ) -> int:
     """One connected app's traffic: a full sync of the customer list (every page), a few single
     lookups, a few detokenize calls for token-mode fields, and its transaction pages. Returns the
-    number of requests made; ``advance`` is told of every customer or transaction row received."""
+    number of requests made; ``advance`` is told of every customer or transaction row received, ``keep``
+    of the token in use at the end (a refresh rotated it: the next caller must use this one)."""
     granted = set(str(token.get("scope", "")).split())
     rng = np.random.default_rng(seed)
     try:
@@ -166,6 +173,8 @@ def drive(
                     )
             if "transactions:read" in granted and spec.transaction_pages:
                 _pages(app, "/v1/transactions", spec.transaction_pages, lambda rows: advance(len(rows)))
+            if keep is not None:
+                keep(app.token)
             return app.requests
     except httpx.HTTPError as exc:
         raise DemoError(f"{spec.slug}: {type(exc).__name__}: {exc}") from exc

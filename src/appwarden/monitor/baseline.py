@@ -18,27 +18,19 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from appwarden.monitor.detectors import HOUR, Declared, Pair, Window
-from appwarden.monitor.models import DeliveryHour
+from appwarden.monitor.detectors import HOUR, Declared, Hour, Pair, Window
 from appwarden.monitor.policy import Detector, MonitorPolicy, Severity
 from appwarden.monitor.service import Finding
 
 FieldHours = dict[Pair, dict[datetime, dict[str, int]]]  # pair → hour → {field: distinct people}
 
 
-def read_field_hours(session: Session, since: datetime, until: datetime) -> FieldHours:
-    """Each folded hour's distinct people per field in ``[since, until)`` (the counts only: no bitmap is
-    read)."""
-    query = select(
-        DeliveryHour.app_id, DeliveryHour.company_id, DeliveryHour.hour, DeliveryHour.field_people
-    ).where(DeliveryHour.hour >= since, DeliveryHour.hour < until)
+def field_hours(hours: Iterable[Hour]) -> FieldHours:
+    """The hours' distinct people per field, by pair and hour (from the one read of the run)."""
     out: FieldHours = defaultdict(dict)
-    for app_id, company_id, hour, counts in session.execute(query):
-        if counts:
-            out[(app_id, company_id)][hour] = {str(f): int(n) for f, n in counts.items()}
+    for h in hours:
+        if h.field_people:
+            out[(h.app_id, h.company_id)][h.hour] = dict(h.field_people)
     return out
 
 
@@ -75,7 +67,7 @@ def _learned(
 
 
 def over_baseline(
-    session: Session,
+    history: FieldHours,
     window: Window,
     declared: Declared,
     since: Mapping[Pair, datetime],
@@ -83,11 +75,11 @@ def over_baseline(
 ) -> list[Finding]:
     """The last complete hour, or the current one so far, delivered more distinct people of some field
     than the pair's baseline for that field (learned, or the declaration while still learning). One
-    finding per app × company × hour, naming every field over its baseline."""
+    finding per app × company × hour, naming every field over its baseline. ``history``: the run's
+    hours (:func:`field_hours`), from ``baseline_learning_days`` before the current hour on."""
     checked = (window.current - HOUR, window.current)
     learn_until = window.current - HOUR
     learn_from = learn_until - timedelta(days=policy.baseline_learning_days)
-    history = read_field_hours(session, learn_from, window.current + HOUR)
     slots = _slots(learn_from, learn_until)  # the same learning hours for every pair and field
     findings = []
     for pair in sorted(window.by_pair):

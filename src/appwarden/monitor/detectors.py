@@ -12,13 +12,14 @@ own: ``over_baseline`` (``monitor.baseline``), ``new_credential_volume`` (``moni
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pyroaring import BitMap
-from sqlalchemy import func, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
 from appwarden.db.base import UTCDateTime
@@ -44,22 +45,47 @@ class Hour:
     hour: datetime
     requests: int
     persons: int
-    people: bytes
+    people: bytes  # empty before the read's ``bitmaps_since``
     refused: int
+    field_people: Mapping[str, int] = field(default_factory=dict)  # distinct people per customer field
 
 
-def read_hours(session: Session, since: datetime, until: datetime) -> list[Hour]:
-    """Every folded hour in ``[since, until)``."""
+def read_hours(
+    session: Session, since: datetime, until: datetime, *, bitmaps_since: datetime | None = None
+) -> list[Hour]:
+    """Every folded hour in ``[since, until)``, read once for every detector: the counts of all of
+    them, and the people bitmap only of the hours from ``bitmaps_since`` on (the last day's, which
+    ``Window.day_people`` unions; the learning days need only counts)."""
+    people: Any = DeliveryHour.people
+    if bitmaps_since is not None:
+        people = case((DeliveryHour.hour >= bitmaps_since, DeliveryHour.people), else_=None)
     query = select(
         DeliveryHour.app_id,
         DeliveryHour.company_id,
         DeliveryHour.hour,
         DeliveryHour.requests,
         DeliveryHour.persons,
-        DeliveryHour.people,
+        people,
         DeliveryHour.refused_401 + DeliveryHour.refused_403 + DeliveryHour.refused_404,
+        DeliveryHour.field_people,
     ).where(DeliveryHour.hour >= since, DeliveryHour.hour < until)
-    return [Hour(a, c, h, r, p, bytes(b), n) for a, c, h, r, p, b, n in session.execute(query)]
+    return [
+        Hour(a, c, h, r, p, bytes(b or b""), n, {str(k): int(v) for k, v in (f or {}).items()})
+        for a, c, h, r, p, b, n, f in session.execute(query)
+    ]
+
+
+def retention(policy: MonitorPolicy) -> timedelta:
+    """How long a folded hour is kept: the longest learning period and a day of margin (nothing reads
+    older hours; a pair whose hours all aged out is a new pair again, learned afresh)."""
+    return timedelta(days=max(policy.unusual_hours_learning_days, policy.baseline_learning_days) + 1)
+
+
+def prune_hours(session: Session, now: datetime, policy: MonitorPolicy) -> int:
+    """Delete the folded hours older than :func:`retention`; the number deleted."""
+    horizon = hour_of(now) - retention(policy) - 2 * HOUR
+    result = session.execute(delete(DeliveryHour).where(DeliveryHour.hour < horizon))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class Window:

@@ -94,3 +94,15 @@ def pending(session: Session, alert_id: int) -> list[OutboxItem]:
     return list(
         session.scalars(select(OutboxItem).where(OutboxItem.alert_id == alert_id).order_by(OutboxItem.id))
     )
+
+
+def action_outcomes(session: Session, public_ids: Sequence[str]) -> dict[str, str | None]:
+    """What each alert's action did (its outcome, ``None`` while owed), by the alert's public id."""
+    if not public_ids:
+        return {}
+    rows = session.execute(
+        select(Alert.public_id, OutboxItem.outcome)
+        .join(OutboxItem, OutboxItem.alert_id == Alert.id)
+        .where(Alert.public_id.in_(list(public_ids)), OutboxItem.channel == Channel.ACTION.value)
+    ).all()
+    return {public_id: outcome for public_id, outcome in rows}

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import cast
 
 import structlog
@@ -107,11 +108,17 @@ class Quotas:
         self._connections: dict[tuple[int, int], ConnectionLimits] = {}
         self._throttles: dict[throttles.Key, float] = {}
         self._throttles_until = float("-inf")
+        self._wall: Callable[[], datetime] = utcnow
+
+    def use_clock(self, clock: Callable[[], datetime] | None) -> None:
+        """Judge throttles' expiry by ``clock`` (the monitor's injected clock; ``None``: real time)."""
+        self._wall = clock or utcnow
+        self.forget_throttles()
 
     def _throttle_of(self, session: Session, app_id: int, company_id: int) -> float | None:
         """The factor of the strictest throttle on this connection (or on its whole app), if any."""
         if self._clock() >= self._throttles_until:
-            factors = throttles.standing(session, utcnow())
+            factors = throttles.standing(session, self._wall())
             with self._lock:
                 self._throttles = factors
                 self._throttles_until = self._clock() + self.policy.throttle_cache_seconds

@@ -56,6 +56,7 @@ class RunReport:
     actions: list[str] = field(default_factory=list)  # outcomes of the alerts' actions done this call
     delivered: int = 0  # webhook and mail deliveries sent
     delivery_failures: int = 0  # deliveries that failed (retried by a later run)
+    pruned: int = 0  # folded hours past their retention, deleted by this run
 
 
 def run_once(
@@ -86,6 +87,7 @@ def run_once(
                     report.duplicates += 1
                 else:
                     report.capped += 1
+            report.pruned = detectors.prune_hours(session, now, policy)
             session.execute(
                 update(_runs).where(_runs.c.id == RUN_ID).values(last_run_at=now, runs=_runs.c.runs + 1)
             )
@@ -116,16 +118,28 @@ def _take_turn(session: Session, now: datetime, policy: MonitorPolicy) -> bool:
     return last is None or not (last - min_gap < now < last + min_gap)
 
 
+def read_history(
+    session: Session, now: datetime, policy: MonitorPolicy
+) -> tuple[list[detectors.Hour], detectors.Window]:
+    """The run's one read of ``monitor_hours``: the learning days' counts (the longer of the baseline's
+    and the hours of the day's, and the two hours being checked) with the last day's bitmaps, and
+    the last day grouped for the detectors."""
+    current = detectors.hour_of(now)
+    days = max(policy.unusual_hours_learning_days, policy.baseline_learning_days)
+    day_start = current - 23 * detectors.HOUR
+    history = detectors.read_hours(
+        session,
+        current - timedelta(days=days, hours=2),
+        current + detectors.HOUR,
+        bitmaps_since=day_start,
+    )
+    return history, detectors.Window((h for h in history if h.hour >= day_start), now)
+
+
 def _findings(
     session: Session, settings: Settings, policy: MonitorPolicy, now: datetime
 ) -> list[detectors.Finding]:
-    current = detectors.hour_of(now)
-    history = detectors.read_hours(
-        session,
-        current - timedelta(days=policy.unusual_hours_learning_days, hours=2),
-        current + detectors.HOUR,
-    )
-    window = detectors.Window((h for h in history if h.hour >= current - 23 * detectors.HOUR), now)
+    history, window = read_history(session, now, policy)
     cache: dict[tuple[int, int], DeclaredVolume] = {}
 
     def declared(app_id: int, company_id: int) -> DeclaredVolume:
@@ -137,7 +151,7 @@ def _findings(
     since = detectors.first_seen(session)
     return [
         *detectors.over_declaration(window, declared, policy),
-        *baseline.over_baseline(session, window, declared, since, policy),
+        *baseline.over_baseline(baseline.field_hours(history), window, declared, since, policy),
         *detectors.mirror(session, window, policy, declared),
         *detectors.new_app_high_usage(session, window, policy),
         *credentials.new_credential_volume(session, window, declared, since, policy),

@@ -13,7 +13,7 @@ reaches it through :func:`monitor_of`. The broker's calls, in the order a reques
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,20 @@ class Monitor:
         self.quotas = Quotas(settings, self.policy)
         self.tally = Tally()
         self._loop: MonitorLoop | None = None
+        self._clock: Callable[[], datetime] | None = None
+
+    def use_clock(self, clock: Callable[[], datetime] | None) -> None:
+        """Stamp every count and run at ``clock()`` instead of the times the broker passes (``None``:
+        back to those). The demo's replay runs simulated days through the live app this way: the
+        ledger keeps its real ``recorded_at``, while the hours, windows, throttles and runs of the
+        monitor all read the one simulated clock."""
+        self._clock = clock
+        self.quotas.use_clock(clock)
+
+    def _at(self, at: datetime | None) -> datetime:
+        if self._clock is not None:
+            return self._clock()
+        return at or utcnow()
 
     def admit_request(self, session: Session, app_id: int, company_id: int) -> None:
         self.quotas.admit_request(session, app_id, company_id)
@@ -63,7 +77,7 @@ class Monitor:
     ) -> None:
         """``token_id``: the access token's row id; ``client``: the caller's address (only its network
         prefix is kept, see ``monitor.sources``)."""
-        self.tally.delivered(app_id, company_id, deliveries, at, token_id=token_id, client=client)
+        self.tally.delivered(app_id, company_id, deliveries, self._at(at), token_id=token_id, client=client)
 
     def refused(
         self,
@@ -75,17 +89,18 @@ class Monitor:
         late: LateCall | None = None,
     ) -> None:
         """``late``: the call came with a revoked token or from a killed app (``monitor.probing``)."""
-        self.tally.refused(app_id, company_id, status, at or utcnow(), late)
+        self.tally.refused(app_id, company_id, status, self._at(at), late)
 
     def restricted_minted(
         self, app_id: int, company_id: int, customer_ids: Iterable[int], at: datetime | None = None
     ) -> None:
         """A restricted token was minted for these people (``restricted_token_volume``)."""
-        self.tally.restricted_minted(app_id, company_id, customer_ids, at or utcnow())
+        self.tally.restricted_minted(app_id, company_id, customer_ids, self._at(at))
 
     def run_once(self, now: datetime | None = None) -> RunReport:
         """Fold this worker's tally and, if it is this worker's turn, run the detectors at ``now``."""
-        return run_once(self.db, self.settings, self.policy, self.tally, now=now, quotas=self.quotas)
+        when = now or (self._clock() if self._clock is not None else None)
+        return run_once(self.db, self.settings, self.policy, self.tally, now=when, quotas=self.quotas)
 
     def start(self) -> None:
         """Start the background run (``monitor_background``: ``serve`` turns it on in every worker)."""
