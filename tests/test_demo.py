@@ -242,6 +242,15 @@ def test_incident_2026_full_size(settings: Settings, capsys: pytest.CaptureFixtu
     assert invoice["fields"] == {"name": 136_346, "phone": 114_951}
     assert invoice["companies"] == 8
     assert summary["companies"] == 12
+    # The monitor audited the month: alerts on invoice-plus for each of its 8 companies, raised after
+    # the pull began and before the dump appeared, none acted on, none on any other app.
+    monitor = summary["monitor"]
+    assert monitor["mode"] == "audit"
+    on_invoice = [a for a in monitor["alerts"] if a["app"] == INVOICE_PLUS]
+    assert len({a["company"] for a in on_invoice}) == 8
+    assert all(monitor["pull_started_at"] <= a["raised_at"] < monitor["leaked_at"] for a in on_invoice)
+    assert {a["action"] for a in on_invoice} == {"alert"}
+    assert [a for a in monitor["alerts"] if a["app"] != INVOICE_PLUS] == []
 
 
 def test_guarded_replay_reports_from_the_ledger(settings: Settings) -> None:
