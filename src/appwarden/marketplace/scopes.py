@@ -7,18 +7,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from appwarden.errors import InvalidInput
+from appwarden.platform.customer_rows import PERSON_FIELDS
 
-CUSTOMER_FIELDS: tuple[str, ...] = (
-    "name",
-    "name_kana",
-    "phone",
-    "email",
-    "address",
-    "birthday",
-    "gender",
-    "points",
-    "rank",
-)
+# Every person field of the platform's customer row is a scope (the platform owns the list).
+CUSTOMER_FIELDS: tuple[str, ...] = PERSON_FIELDS
 PII_FIELDS: frozenset[str] = frozenset(CUSTOMER_FIELDS[:6])
 RESOURCE_SCOPES: frozenset[str] = frozenset({"transactions:read", "products:read", "stores:read"})
 

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from appwarden.platform.models import Customer
 
-# What a customer row says about the person (the columns a reader may ask for by name); ids, the
-# company, the home store, the canary flag and timestamps are the platform's own bookkeeping.
+# What a customer row says about the person: the columns a reader may ask for by name, and the
+# marketplace's customer-field scopes, in this order. Ids, the company, the home store, the canary flag
+# and timestamps are the platform's own bookkeeping.
 PERSON_FIELDS: tuple[str, ...] = (
     "name",
     "name_kana",
