@@ -18,6 +18,7 @@ from appwarden.db.base import utcnow
 from appwarden.digests import token_hash
 from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.events.service import EventTag, occurrences, record
+from appwarden.marketplace.clients import ClientApp
 from appwarden.marketplace.lifecycle import PRE_LISTING, check_transition
 from appwarden.marketplace.models import (
     App,
@@ -159,8 +160,9 @@ def apps_of_vendor(session: Session, vendor: Vendor) -> list[App]:
     return list(session.scalars(select(App).where(App.vendor_id == vendor.id).order_by(App.slug)))
 
 
-def check_client_secret(app: App, secret: str) -> bool:
-    """Constant-time comparison of a presented client secret with the stored hash."""
+def check_client_secret(app: App | ClientApp, secret: str) -> bool:
+    """Constant-time comparison of a presented client secret with the stored hash (of the app's row
+    or of its client view, ``clients.ClientApp``)."""
     return hmac.compare_digest(app.client_secret_hash, token_hash(secret))
 
 
@@ -298,8 +300,9 @@ def approved_scopes_of(session: Session, app_id: int, version: int | None) -> li
     return None if scopes is None else list(scopes)
 
 
-def scopes_on_offer(session: Session, app: App) -> tuple[list[str], int | None]:
-    """What a new consent may grant, and the number of the version it is of.
+def scopes_on_offer(session: Session, app: App | ClientApp) -> tuple[list[str], int | None]:
+    """What a new consent may grant, and the number of the version it is of (for the app's row or its
+    client view, ``clients.ClientApp``).
 
     Once reviewed, the approved scopes of the version in force. Before listing (when only test
     companies may connect), the scopes requested by the version in screening: the vendor tests with
@@ -366,7 +369,7 @@ def put_version_in_force(
     return app
 
 
-def _version_in_force(session: Session, app: App) -> AppVersion | None:
+def _version_in_force(session: Session, app: App | ClientApp) -> AppVersion | None:
     """The app's version in force, else its latest version (one not yet reviewed)."""
     query = select(AppVersion).where(AppVersion.app_id == app.id)
     if app.approved_version is not None:
@@ -374,7 +377,7 @@ def _version_in_force(session: Session, app: App) -> AppVersion | None:
     return session.scalar(query.order_by(AppVersion.number.desc()).limit(1))
 
 
-def _tier(app: App, version: AppVersion | None) -> dict[str, object]:
+def _tier(app: App | ClientApp, version: AppVersion | None) -> dict[str, object]:
     scopes = [r["scope"] for r in version.requested] if version is not None else list(app.approved_scopes)
     return tier_of(scopes).to_dict()
 
@@ -384,10 +387,11 @@ def tier_in_force(session: Session, app: App) -> dict[str, object]:
     return _tier(app, _version_in_force(session, app))
 
 
-def consent_disclosure(session: Session, app: App) -> dict[str, Any]:
-    """What the consent page tells an owner about ``app``, as its vendor declared it: the vendor, the
-    tier and its reasons, each field's purpose (the written justification) and retention, and whether
-    raw identifying fields come only by restricted token (every app but a grandfathered one)."""
+def consent_disclosure(session: Session, app: App | ClientApp) -> dict[str, Any]:
+    """What the consent page tells an owner about ``app`` (its row or its client view, ``ClientApp``),
+    as its vendor declared it: the vendor, the tier and its reasons, each field's purpose (the written
+    justification) and retention, and whether raw identifying fields come only by restricted token
+    (every app but a grandfathered one)."""
     version = _version_in_force(session, app)
     vendor = session.get(Vendor, app.vendor_id) if app.vendor_id else None
     purposes: dict[str, str] = {}

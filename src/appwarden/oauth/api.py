@@ -35,8 +35,7 @@ from appwarden.oauth.pages import (
     safe_next,
 )
 from appwarden.oauth.server import AppwardenServer, build_server, metadata
-from appwarden.platform.models import User
-from appwarden.platform.service import authenticate_user
+from appwarden.platform.accounts import Account, authenticate
 from appwarden.platform.staff import is_test_company
 from appwarden.web.login_throttle import Lockout, LoginThrottle
 from appwarden.web.problems import PROBLEM_CONTENT
@@ -148,7 +147,7 @@ def _oauth_error(error: OAuth2Error) -> HttpResponse:
     return HttpResponse(status, body, headers)
 
 
-def current_owner(server: AppwardenServer, session: Session) -> User | None:
+def current_owner(server: AppwardenServer, session: Session) -> Account | None:
     user_id = session.get("user_id")
     user = server.store.user(user_id) if isinstance(user_id, int) else None
     if user is None or user.role != "company_owner" or user.company_id is None:
@@ -238,7 +237,7 @@ async def login_submit(request: Request) -> Response:
                 via="oauth",
             )
             return lockout
-        user = authenticate_user(server.session, username, form.get("password", ""))
+        user = authenticate(server.session, username, form.get("password", ""))
         if user is None or user.role != "company_owner" or user.company_id is None:
             reason = "bad_credentials" if user is None else "not_company_owner"
             throttle.failed(username, address)

@@ -20,10 +20,8 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from appwarden.digests import token_hash
-from appwarden.marketplace.models import App, AppVersion
 from appwarden.oauth.models import Connection, RestrictedToken, Token
-from appwarden.oauth.tokens import CONSENTED_VERSION, GRANT_COLUMNS, AccessGrant, new_token
-from appwarden.platform.models import Company
+from appwarden.oauth.tokens import GRANT_COLUMNS, AccessGrant, join_grant, new_token
 
 PREFIX = "rtk_"
 
@@ -96,7 +94,7 @@ def minted_since(session: Session, connection_id: int, since: datetime) -> int:
 # The restricted token, the access token that minted it, its connection and app, in one query. Shaped
 # as an ``AccessGrant`` so ``broker.auth`` runs the very same checks on it: revoked if either token is,
 # expired at the restricted token's own expiry (never later than its parent's, see ``broker.restricted``).
-_LOOKUP = (
+_LOOKUP = join_grant(
     select(
         Token.id,
         func.coalesce(RestrictedToken.revoked_at, Token.revoked_at),
@@ -108,12 +106,9 @@ _LOOKUP = (
         RestrictedToken.purpose,
     )
     .join(Token, RestrictedToken.parent_token_id == Token.id)
-    .join(Connection, RestrictedToken.connection_id == Connection.id)
-    .join(App, RestrictedToken.app_id == App.id)
-    .join(Company, Connection.company_id == Company.id)
-    .outerjoin(AppVersion, CONSENTED_VERSION)
-    .where(RestrictedToken.token_hash == bindparam("token_hash"))
-)
+    .join(Connection, RestrictedToken.connection_id == Connection.id),
+    app_id=RestrictedToken.app_id,
+).where(RestrictedToken.token_hash == bindparam("token_hash"))
 
 
 def lookup_restricted_token(session: Session, bearer: str) -> tuple[AccessGrant, Restriction] | None:

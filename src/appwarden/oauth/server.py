@@ -47,15 +47,15 @@ from sqlalchemy.orm import Session
 from appwarden.config import Settings
 from appwarden.errors import InvalidInput
 from appwarden.events.service import EventTag, record
+from appwarden.marketplace.clients import ClientApp
 from appwarden.marketplace.lifecycle import PRE_LISTING, Access, access_in_state
-from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import parse_scopes
 from appwarden.marketplace.service import check_client_secret, scopes_on_offer
 from appwarden.oauth.adapter import HttpRequest, HttpResponse, StarletteOAuth2Request
 from appwarden.oauth.models import AuthorizationCode, Token
 from appwarden.oauth.service import OAuthStore, TokenMatch, all_scopes, family_for_code
 from appwarden.oauth.tokens import new_token, store_token
-from appwarden.platform.models import User
+from appwarden.platform.accounts import Account
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 GRANT_TYPES = ["authorization_code", "refresh_token"]
@@ -68,13 +68,13 @@ def describable(text: str) -> str:
     return "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?" for c in text)
 
 
-# -- models seen through Authlib's mixins -----------------------------------------------------
+# -- apps, codes and tokens seen through Authlib's mixins ---------------------------------------
 
 
 class AppClient(ClientMixin):
-    """A marketplace app as an OAuth client."""
+    """A marketplace app as an OAuth client (the marketplace's view of it, ``ClientApp``)."""
 
-    def __init__(self, app: App, offered: list[str]) -> None:
+    def __init__(self, app: ClientApp, offered: list[str]) -> None:
         self.app = app
         # What a new consent may grant (``marketplace.service.scopes_on_offer``).
         self.offered = offered
@@ -233,7 +233,7 @@ class CodeGrant(_ListedClientOnly, grants.AuthorizationCodeGrant):
     def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
         """Nothing to do: the code was claimed atomically in :meth:`query_authorization_code`."""
 
-    def authenticate_user(self, authorization_code: CodeRecord) -> User:
+    def authenticate_user(self, authorization_code: CodeRecord) -> Account:
         store = _server(self).store
         row = authorization_code.row
         user = store.user(row.user_id)
@@ -371,7 +371,7 @@ class AppwardenServer(AuthorizationServer):
 
     def save_token(self, token: dict[str, Any], request: StarletteOAuth2Request) -> Token:
         assert request.connection is not None and request.family_id is not None
-        user_id = request.user.id if isinstance(request.user, User) else None
+        user_id = request.user.id if isinstance(request.user, Account) else None
         row = store_token(
             self.session,
             request.connection,

@@ -18,12 +18,14 @@ from appwarden.config import Settings
 from appwarden.digests import token_hash
 from appwarden.events.service import EventTag, record
 from appwarden.hooks import Hook
+from appwarden.marketplace.clients import ClientApp, client_by_client_id, client_by_id
 from appwarden.marketplace.lifecycle import Access, access_in_state
-from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS, PII_FIELDS, RESOURCE_SCOPES, Mode, effective_scopes
 from appwarden.marketplace.service import approved_scopes_of, scopes_on_offer
 from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, Token
-from appwarden.platform.models import Company, User
+from appwarden.platform.accounts import Account, account
+from appwarden.platform.directory import CompanyName, company_names
+from appwarden.platform.staff import is_test_company
 
 TokenKind = Literal["access_token", "refresh_token"]
 
@@ -84,16 +86,16 @@ class OAuthStore:
         self.session = session
         self.now = now
 
-    # -- clients and users ---------------------------------------------------------------------
+    # -- clients and users: the marketplace's and the platform's answers ------------------------
 
-    def app_by_client_id(self, client_id: str) -> App | None:
-        return self.session.scalar(select(App).where(App.client_id == client_id))
+    def app_by_client_id(self, client_id: str) -> ClientApp | None:
+        return client_by_client_id(self.session, client_id)
 
-    def user(self, user_id: int) -> User | None:
-        return self.session.get(User, user_id)
+    def user(self, user_id: int) -> Account | None:
+        return account(self.session, user_id)
 
-    def company(self, company_id: int) -> Company | None:
-        return self.session.get(Company, company_id)
+    def company(self, company_id: int) -> CompanyName | None:
+        return company_names(self.session, [company_id]).get(company_id)
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -103,7 +105,7 @@ class OAuthStore:
         )
 
     def grant_connection(
-        self, app: App, user: User, consented: list[str], *, settings: Settings | None = None
+        self, app: ClientApp, user: Account, consented: list[str], *, settings: Settings | None = None
     ) -> Connection:
         """Create or update the company's connection to ``app`` with what the owner ticked.
 
@@ -159,8 +161,8 @@ class OAuthStore:
         self,
         code: str,
         *,
-        app: App,
-        user: User,
+        app: ClientApp,
+        user: Account,
         redirect_uri: str,
         scope: str,
         challenge: str,
@@ -184,7 +186,7 @@ class OAuthStore:
             )
         )
 
-    def consume_code(self, code: str, app: App) -> AuthorizationCode | None:
+    def consume_code(self, code: str, app: ClientApp) -> AuthorizationCode | None:
         """Claim a code for ``app`` exactly once; None if unknown, expired or already used.
 
         The claim is a conditional UPDATE, so two concurrent exchanges cannot both win. A second
@@ -245,24 +247,23 @@ class OAuthStore:
                 return TokenMatch(row, kind)
         return None
 
-    def usable_connection(self, app: App, connection_id: int) -> Connection | None:
+    def usable_connection(self, app: ClientApp, connection_id: int) -> Connection | None:
         """The connection if both it and the app may still receive tokens, else None."""
         conn = self.session.get(Connection, connection_id)
         if conn is None or conn.status != ConnectionStatus.ACTIVE.value:
             return None
-        company = self.session.get(Company, conn.company_id)
-        test = bool(company is not None and company.is_test)
+        test = is_test_company(self.session, conn.company_id)
         if access_in_state(app.listing_state, app.restricted_policy, test_company=test) == Access.REFUSED:
             return None
         return conn
 
-    def consented_version_scopes(self, app: App, conn: Connection) -> list[str]:
+    def consented_version_scopes(self, app: ClientApp, conn: Connection) -> list[str]:
         """The approved scopes of the app version ``conn`` consented to (the app's for older rows; for an
         app not yet listed, what its version in screening asks)."""
         approved = approved_scopes_of(self.session, app.id, conn.app_version)
         return scopes_on_offer(self.session, app)[0] if approved is None else approved
 
-    def refresh_candidate(self, refresh_token: str, app: App) -> Token | None:
+    def refresh_candidate(self, refresh_token: str, app: ClientApp) -> Token | None:
         """The token row a refresh token may be exchanged from, or None.
 
         Presenting a refresh token that was already rotated is reuse: the whole family is revoked.
@@ -280,7 +281,7 @@ class OAuthStore:
             return None
         return row
 
-    def claim_rotation(self, row: Token, app: App) -> bool:
+    def claim_rotation(self, row: Token, app: ClientApp) -> bool:
         """Mark ``row``'s refresh token used, once; losing a concurrent race counts as reuse."""
         claimed = self.session.execute(
             update(Token)
@@ -294,7 +295,7 @@ class OAuthStore:
         self.reuse_detected(row, app, kind="refresh_token")
         return False
 
-    def reuse_detected(self, row: Token, app: App, *, kind: str) -> None:
+    def reuse_detected(self, row: Token, app: ClientApp, *, kind: str) -> None:
         revoked = self.revoke_family(row.family_id)
         record(
             self.session,
@@ -319,7 +320,7 @@ class OAuthStore:
         self.session.expire_all()
         return int(result.rowcount)  # type: ignore[attr-defined]
 
-    def revoke(self, match: TokenMatch, app: App) -> int:
+    def revoke(self, match: TokenMatch, app: ClientApp) -> int:
         """RFC 7009 revocation: a refresh token takes its whole family with it; an access token
         takes its own row (its paired refresh token too, which §2.1 permits)."""
         if match.kind == "refresh_token":
@@ -354,15 +355,15 @@ class OAuthStore:
             expires = row.access_expires_at
         if expires is None or expires <= self.now:
             return False
-        app = self.session.get(App, row.app_id)
+        app = client_by_id(self.session, row.app_id)
         return app is not None and self.usable_connection(app, row.connection_id) is not None
 
     def introspect(self, match: TokenMatch, *, issuer: str) -> dict[str, object]:
         """The RFC 7662 response for an active token: effective scope, owner ids and times."""
         row = match.row
-        app = self.session.get(App, row.app_id)
+        app = client_by_id(self.session, row.app_id)
         conn = self.session.get(Connection, row.connection_id)
-        company = self.session.get(Company, row.company_id)
+        company = self.company(row.company_id)
         assert app is not None and conn is not None and company is not None
         granted = effective_scopes(self.consented_version_scopes(app, conn), conn.scopes)
         in_token = set(row.scope.split())

@@ -7,18 +7,18 @@ token up with :func:`lookup_access_token` (the decision whether it may call is `
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from authlib.common.security import generate_token
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnExpressionArgument, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from appwarden.db.base import utcnow
 from appwarden.digests import token_hash
+from appwarden.marketplace.grant_sql import APP_GRANT, join_app_grant
 from appwarden.marketplace.lifecycle import PRE_LISTING
-from appwarden.marketplace.models import App, AppVersion
 from appwarden.oauth.models import Connection, Token
-from appwarden.platform.models import Company
+from appwarden.platform.company_sql import IS_TEST_COMPANY, join_company
 
 TOKEN_BYTES = 48
 
@@ -98,36 +98,43 @@ def issue_token(
 
 
 # The rows behind a token, only the columns the decision needs, in one query: loading the ORM
-# entities cost more than the SQL on the data API's hot path (every request authenticates). The app
-# version is the one the company consented to: its approved scopes are frozen, so a company that has not
-# consented to a later version keeps exactly its old grant.
+# entities cost more than the SQL on the data API's hot path (every request authenticates). The app's
+# columns and the join to the app version the company consented to are the marketplace's
+# (``marketplace.grant_sql``), whether the company is a test company the platform's
+# (``platform.company_sql``); this package writes only the SQL over its own tables.
 # The columns of an ``AccessGrant`` after the bearer token's own three (id, revoked, expiry), and how a
-# token's connection reaches them; ``oauth.restricted`` shapes its lookup the same way.
+# token's connection reaches them (:func:`join_grant`); ``oauth.restricted`` shapes its lookup the same way.
 GRANT_COLUMNS = (
     Token.scope,
     Connection.id,
     Connection.company_id,
     Connection.status,
     Connection.scopes,
-    App.id,
-    App.slug,
-    App.listing_state,
-    App.approved_scopes,
-    App.restricted_policy,
-    AppVersion.approved_scopes,
-    Company.is_test,
-    App.grandfathered,
+    APP_GRANT.id,
+    APP_GRANT.slug,
+    APP_GRANT.listing_state,
+    APP_GRANT.approved_scopes,
+    APP_GRANT.restricted_policy,
+    APP_GRANT.version_approved,
+    IS_TEST_COMPANY,
+    APP_GRANT.grandfathered,
 )
-CONSENTED_VERSION = (AppVersion.app_id == App.id) & (AppVersion.number == Connection.app_version)
 
-_AUTH_QUERY = (
-    select(Token.id, Token.revoked_at, Token.access_expires_at, *GRANT_COLUMNS)
-    .join(Connection, Token.connection_id == Connection.id)
-    .join(App, Token.app_id == App.id)
-    .join(Company, Connection.company_id == Company.id)
-    .outerjoin(AppVersion, CONSENTED_VERSION)
-    .where(Token.access_token_hash == bindparam("token_hash"))
-)
+
+def join_grant(query: Select[Any], *, app_id: ColumnExpressionArgument[int]) -> Select[Any]:
+    """``query``, already joined to ``connections``, joined to what :data:`GRANT_COLUMNS` reads beyond
+    them: the connection's company, and the app ``app_id`` names with the version the company consented
+    to (outer: a connection made before versions were recorded names none)."""
+    query = join_company(query, company_id=Connection.company_id)
+    return join_app_grant(query, app_id=app_id, version=Connection.app_version)
+
+
+_AUTH_QUERY = join_grant(
+    select(Token.id, Token.revoked_at, Token.access_expires_at, *GRANT_COLUMNS).join(
+        Connection, Token.connection_id == Connection.id
+    ),
+    app_id=Token.app_id,
+).where(Token.access_token_hash == bindparam("token_hash"))
 
 
 class AccessGrant(NamedTuple):
