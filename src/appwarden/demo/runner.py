@@ -152,7 +152,9 @@ def _build_and_drive(
     if plan.scenario is not None:
         # The replay: the default policy (active in the guarded one), on the simulated clock.
         policy = MonitorPolicy(mode=Mode.ACTIVE) if plan.guarded else MonitorPolicy()
-        app.state.monitor = Monitor(settings, db, policy)
+        # Its quotas stay in this process: the replay resets their windows each simulated day, which
+        # must never touch counters a configured Redis shares with real workers.
+        app.state.monitor = Monitor(settings.model_copy(update={"redis_url": None}), db, policy)
     with LiveServer(app) as server:
         # Every other app comes through the vendor API and the review, as on a screened marketplace.
         screening = Screening(server.base_url, db, settings)
