@@ -68,10 +68,14 @@ def test_reference_scenario_end_to_end(
 ) -> None:
     demo = cli(capsys, "demo", "--scenario", "incident-2026", "--no-serve")
     assert demo["companies"] == 12
-    # The demo's lapsed audit restricts one app, and its companies are told by mail before any incident.
+    # The demo's lapsed audit restricts one app, and its companies are told by mail before any incident;
+    # the monitor, auditing the month, mailed the security team its alerts on invoice-plus's pull.
     assert demo["restricted_by_audit"]
-    told = [m for _rcpt, m in inbox.received]
-    assert told and all(str(m["Subject"]).endswith(" is restricted") for m in told)
+    subjects = [str(m["Subject"]) for _rcpt, m in inbox.received]
+    restricted = [s for s in subjects if s.endswith(" is restricted")]
+    alerted = [s for s in subjects if s.startswith("[appwarden] ") and " alert: " in s]
+    assert restricted and alerted and len(restricted) + len(alerted) == len(subjects)
+    assert all(s.endswith(" on invoice-plus (alert)") for s in alerted)
     inbox.received.clear()
 
     opened = cli(capsys, "incident", "open", "--app", "invoice-plus", "--reason", "名簿業者サイトで販売")
