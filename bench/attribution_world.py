@@ -319,8 +319,8 @@ def load_world(
     from appwarden.blind_index.service import rebuild_blind_index
     from appwarden.db.migrate import upgrade
     from appwarden.db.session import Database
-    from appwarden.ledger.models import EntryKind
     from appwarden.ledger.service import record_delivery
+    from appwarden.ledger.vocabulary import EntryKind
     from appwarden.marketplace import service as marketplace
     from appwarden.platform import service as platform
     from appwarden.platform.store_members import rebuild_store_members

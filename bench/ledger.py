@@ -106,8 +106,8 @@ def setup_database(url: str) -> tuple[object, int, int]:
 
 def bench_record(db: object, app_id: int, company_id: int, pages: list[np.ndarray]) -> tuple[float, int]:
     """(b): full record_delivery, one committed transaction per response."""
-    from appwarden.ledger.models import EntryKind
     from appwarden.ledger.service import record_delivery
+    from appwarden.ledger.vocabulary import EntryKind
 
     deliveries = 0
     start = time.perf_counter()

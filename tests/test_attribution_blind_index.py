@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from appwarden.blind_index import service as blind_index
-from appwarden.blind_index.models import FIELD_CODES, BlindIndexEntry
+from appwarden.blind_index.models import BlindIndexEntry
 from appwarden.blind_index.normalize import swapped_names
 from appwarden.blind_index.service import (
     digest_raw,
@@ -18,6 +18,7 @@ from appwarden.blind_index.service import (
     rebuild_blind_index,
     refresh_customers,
 )
+from appwarden.blind_index.vocabulary import FIELD_CODES
 from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.platform import service as platform

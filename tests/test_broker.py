@@ -15,7 +15,8 @@ from appwarden.broker import pseudonym, service
 from appwarden.config import Settings
 from appwarden.digests import token_hash
 from appwarden.marketplace import service as marketplace
-from appwarden.marketplace.models import App, LifecycleState
+from appwarden.marketplace.models import App
+from appwarden.marketplace.vocabulary import LifecycleState
 from appwarden.oauth.models import Connection, Token
 from appwarden.platform import service as platform
 from conftest import Tenant, World

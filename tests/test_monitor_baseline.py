@@ -16,7 +16,8 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.marketplace import service as marketplace
 from appwarden.marketplace import versions
-from appwarden.marketplace.models import App, LifecycleState
+from appwarden.marketplace.models import App
+from appwarden.marketplace.vocabulary import LifecycleState
 from appwarden.monitor.models import Alert, SourceSighting
 from appwarden.monitor.policy import MonitorPolicy
 from appwarden.monitor.runtime import Monitor, monitor_of

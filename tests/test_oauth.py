@@ -274,6 +274,7 @@ def test_suspended_app_cannot_be_authorised(
     client: TestClient, world: World, admin_headers: dict[str, str]
 ) -> None:
     from appwarden.marketplace import service as marketplace
+
     with world.db.session() as session:
         app = marketplace.get_app(session, "invoice-plus")
         marketplace.suspend_app(session, app, actor="test")
@@ -396,7 +397,7 @@ def test_bad_client_secret_is_invalid_client(client: TestClient, world: World) -
 
 def test_code_issued_before_suspension_cannot_be_exchanged(client: TestClient, world: World) -> None:
     from appwarden.marketplace import service as marketplace
-    from appwarden.marketplace.models import LifecycleState
+    from appwarden.marketplace.vocabulary import LifecycleState
 
     verifier = generate_token(64)
     code = _code(client, world, verifier)

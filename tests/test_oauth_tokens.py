@@ -15,7 +15,8 @@ from appwarden.demo.oauth_client import OAuthFlowError, connect_app, refresh
 from appwarden.errors import AppwardenError, Forbidden, Unauthenticated
 from appwarden.events.models import SecurityEvent
 from appwarden.marketplace import service as marketplace
-from appwarden.oauth.models import Connection, ConnectionStatus, Token
+from appwarden.oauth.models import Connection, Token
+from appwarden.oauth.vocabulary import ConnectionStatus
 from conftest import OWNER_PASSWORD, World
 
 SCOPE = "customers.name:raw customers.phone:raw transactions:read"

@@ -21,8 +21,8 @@ from appwarden.marketplace.lifecycle import (
     check_transition,
     scopes_for_access,
 )
-from appwarden.marketplace.models import LifecycleState
 from appwarden.marketplace.tiers import tier_of
+from appwarden.marketplace.vocabulary import LifecycleState
 from appwarden.platform import service as platform
 from conftest import OWNER_PASSWORD
 from screening_helpers import approve, new_vendor, prepare, staff

@@ -10,8 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from appwarden.incident.models import TimelineKind
-from appwarden.ledger.models import EntryKind
+from appwarden.incident.vocabulary import TimelineKind
+from appwarden.ledger.vocabulary import EntryKind
 from appwarden.marketplace.scopes import Mode
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "appwarden"

@@ -15,8 +15,8 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
-from appwarden.blind_index.models import FIELD_CODES
 from appwarden.blind_index.service import digests_of, holder_counts, lookup
+from appwarden.blind_index.vocabulary import FIELD_CODES
 
 MATCHED_FIELDS: tuple[str, ...] = tuple(FIELD_CODES)  # name, name_kana, phone, email, birthday
 K = TypeVar("K")

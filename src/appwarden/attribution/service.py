@@ -33,8 +33,8 @@ from appwarden.canary.lookup import canary_hits, canary_ids
 from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database
 from appwarden.events.service import EventTag, record
-from appwarden.incident.models import TimelineKind
 from appwarden.incident.service import add_timeline, get_incident
+from appwarden.incident.vocabulary import TimelineKind
 from appwarden.ledger.exposure import delivery_stream, holdings_of
 from appwarden.marketplace.service import app_id_of, app_slugs
 from appwarden.platform.directory import company_names

@@ -9,11 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from appwarden.db.base import Base, UTCDateTime, utcnow
 
-# Field codes stored in ``blind_index.field`` (small ints keep the 5-rows-per-customer table compact).
-# Never renumber: stored rows would change meaning.
-FIELD_CODES: dict[str, int] = {"name": 1, "name_kana": 2, "phone": 3, "email": 4, "birthday": 5}
-INDEXED_FIELDS: tuple[str, ...] = tuple(FIELD_CODES)
-
 
 class BlindIndexEntry(Base):
     """One (customer, field, digest): ``digest`` = HMAC-SHA256(index key, field ‖ normalised value)[:16]."""

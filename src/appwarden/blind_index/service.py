@@ -28,14 +28,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from appwarden.blind_index.models import (
-    FIELD_CODES,
-    INDEXED_FIELDS,
-    LOOKUP_INDEX,
-    BlindIndexEntry,
-    BlindIndexHistory,
-)
+from appwarden.blind_index.models import LOOKUP_INDEX, BlindIndexEntry, BlindIndexHistory
 from appwarden.blind_index.normalize import normalize_field
+from appwarden.blind_index.vocabulary import FIELD_CODES, INDEXED_FIELDS
 from appwarden.config import get_settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database, driver_connection

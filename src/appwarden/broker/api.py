@@ -33,7 +33,7 @@ from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from appwarden.ledger import service as ledger
-from appwarden.ledger.models import EntryKind
+from appwarden.ledger.vocabulary import EntryKind
 from appwarden.monitor.runtime import Monitor, monitor_of
 from appwarden.platform.customer_rows import customer_rows
 from appwarden.web import request_log

@@ -30,13 +30,13 @@ from appwarden.db.session import Database
 from appwarden.errors import Forbidden, Unauthenticated
 from appwarden.incident.revocation import worker_signal
 from appwarden.marketplace.lifecycle import Access, access_in_state, refusal_code, scopes_for_access
-from appwarden.marketplace.models import LifecycleState
 from appwarden.marketplace.scopes import PII_FIELDS, Mode, effective_scopes, field_modes
+from appwarden.marketplace.vocabulary import LifecycleState
 from appwarden.monitor.runtime import monitor_of
 from appwarden.monitor.tally import LateCall
-from appwarden.oauth.models import ConnectionStatus
 from appwarden.oauth.restricted import Restriction, is_restricted, lookup_restricted_token
 from appwarden.oauth.tokens import lookup_access_token
+from appwarden.oauth.vocabulary import ConnectionStatus
 from appwarden.web.deps import bearer_token
 
 KILLED_CODE = refusal_code(LifecycleState.DELISTED)  # what the kill switch leaves an app refused with

@@ -23,7 +23,7 @@ from appwarden.broker.api import _PROBLEMS, Caller, CallerDep, _json, _limit, _n
 from appwarden.broker.schemas import ProductPage, StorePage
 from appwarden.config import Settings
 from appwarden.db.session import Database
-from appwarden.ledger.models import EntryKind
+from appwarden.ledger.vocabulary import EntryKind
 from appwarden.platform.catalog import products_after, stores_after
 from appwarden.web.deps import DatabaseDep, SettingsDep
 

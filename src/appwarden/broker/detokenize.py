@@ -19,7 +19,7 @@ from appwarden.broker.api import _PROBLEMS, AccessDep, _json, _new_request_id, _
 from appwarden.broker.schemas import DetokenizeIn, DetokenizeOut
 from appwarden.errors import Forbidden, InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
-from appwarden.ledger.models import EntryKind
+from appwarden.ledger.vocabulary import EntryKind
 from appwarden.marketplace.scopes import Mode
 from appwarden.monitor.runtime import monitor_of
 from appwarden.platform.customer_rows import field_values

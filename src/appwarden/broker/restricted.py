@@ -34,7 +34,7 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.errors import Forbidden, InvalidInput, NotFound, TooManyRequests
 from appwarden.events.service import EventTag, record
-from appwarden.ledger.models import EntryKind
+from appwarden.ledger.vocabulary import EntryKind
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS, PII_FIELDS
 from appwarden.monitor.runtime import Monitor
 from appwarden.oauth import restricted as tokens

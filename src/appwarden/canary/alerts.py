@@ -28,8 +28,9 @@ from appwarden.db.base import utcnow
 from appwarden.errors import InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
 from appwarden.hooks import Hook
-from appwarden.incident.models import Incident, TimelineKind
+from appwarden.incident.models import Incident
 from appwarden.incident.service import add_timeline, incident_public_ids, open_incidents_of
+from appwarden.incident.vocabulary import TimelineKind
 from appwarden.marketplace.models import App
 from appwarden.marketplace.service import get_app
 from appwarden.oauth.models import Connection

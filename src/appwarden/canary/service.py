@@ -29,7 +29,8 @@ from appwarden.errors import Conflict, InvalidInput
 from appwarden.events.service import EventTag, record
 from appwarden.marketplace.models import App
 from appwarden.marketplace.service import get_app
-from appwarden.oauth.models import Connection, ConnectionStatus
+from appwarden.oauth.models import Connection
+from appwarden.oauth.vocabulary import ConnectionStatus
 from appwarden.platform.models import Company, Customer, Store, StoreMembers
 from appwarden.platform.service import add_customer, get_company
 

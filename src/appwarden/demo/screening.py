@@ -22,10 +22,10 @@ from appwarden.db.session import Database
 from appwarden.demo.catalog import AppSpec
 from appwarden.demo.traffic import Credentials, DemoError
 from appwarden.marketplace import service as marketplace
-from appwarden.marketplace.models import LifecycleState
 from appwarden.marketplace.scopes import FieldScope, parse_scope
 from appwarden.marketplace.tiers import tier_of
 from appwarden.marketplace.vendors import create_vendor
+from appwarden.marketplace.vocabulary import LifecycleState
 from appwarden.platform.staff import create_staff
 from appwarden.screening import audits
 from appwarden.screening.questionnaire import QUESTIONS

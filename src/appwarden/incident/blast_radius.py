@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.errors import InvalidInput
-from appwarden.incident.models import TimelineKind
 from appwarden.incident.service import add_timeline, get_incident, incident_apps
+from appwarden.incident.vocabulary import TimelineKind
 from appwarden.ledger.chain import Key
 from appwarden.ledger.exposure import PerCompany, received_as_of, received_replayed
 from appwarden.marketplace.scopes import Mode

@@ -16,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.db.session import Database
-from appwarden.incident.models import Incident, IncidentApp, TimelineEntry, TimelineKind
+from appwarden.incident.models import Incident, IncidentApp, TimelineEntry
 from appwarden.incident.service import get_incident
+from appwarden.incident.vocabulary import TimelineKind
 from appwarden.incident.wording import kill_switch_summary
 from appwarden.marketplace.models import App, Vendor
 from appwarden.platform.models import Company, Store

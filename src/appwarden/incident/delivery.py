@@ -20,9 +20,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
-from appwarden.incident.models import NoticeDelivery, NoticeStatus, TimelineKind
+from appwarden.incident.models import NoticeDelivery
 from appwarden.incident.notices import NoticeDraft, notice_recipients
 from appwarden.incident.service import add_timeline, get_incident
+from appwarden.incident.vocabulary import NoticeStatus, TimelineKind
 from appwarden.mail import SmtpTarget, connect, parse_smtp_url
 from appwarden.platform.models import Company, Store
 

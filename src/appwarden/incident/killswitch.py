@@ -20,15 +20,18 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.errors import Conflict, InvalidInput
 from appwarden.events.service import EventTag, record
-from appwarden.incident.models import IncidentApp, TimelineKind
+from appwarden.incident.models import IncidentApp
 from appwarden.incident.revocation import RevocationSignal
 from appwarden.incident.service import add_timeline, open_incident, open_incidents_for
+from appwarden.incident.vocabulary import TimelineKind
 from appwarden.incident.wording import KILL_SWITCH_CODE, SEED_QUESTIONS, seed_fact
 from appwarden.incident.wording import SEED_UNKNOWNS as SEED_UNKNOWNS  # every new incident's open questions
-from appwarden.marketplace.models import App, LifecycleState
+from appwarden.marketplace.models import App
 from appwarden.marketplace.service import get_app, transition
-from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, Token
+from appwarden.marketplace.vocabulary import LifecycleState
+from appwarden.oauth.models import AuthorizationCode, Connection, Token
 from appwarden.oauth.restricted import revoke_for_apps as revoke_restricted
+from appwarden.oauth.vocabulary import ConnectionStatus
 from appwarden.platform.models import Company
 
 log = logging.getLogger(__name__)

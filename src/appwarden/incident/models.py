@@ -3,43 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from functools import partial
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appwarden.db.base import Base, UTCDateTime, public_id, utcnow
-
-
-class IncidentStatus(StrEnum):
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class TimelineKind(StrEnum):
-    """What a timeline entry records (stored as its value in ``incident_timeline.kind``)."""
-
-    OPENED = "opened"
-    KILL_SWITCH = "kill_switch"
-    COUNTS = "counts"
-    NOTICE = "notice"
-    REPORT = "report"
-    ATTRIBUTION = "attribution"
-    CANARY = "canary"
-    NOTE = "note"
-    FACT = "fact"
-    CLOSED = "closed"
-
-
-class NoticeStatus(StrEnum):
-    """A notice delivery's state: written ``pending``, claimed ``sending``, then ``sent`` or ``failed``
-    (a failed one is retried)."""
-
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
+from appwarden.incident.vocabulary import IncidentStatus, NoticeStatus
 
 
 class Incident(Base):

@@ -20,10 +20,10 @@ from appwarden.db.session import Database
 from appwarden.errors import InvalidInput, NotFound
 from appwarden.incident import appi
 from appwarden.incident.context import CompanyFacts, IncidentFacts
-from appwarden.incident.models import TimelineKind
 from appwarden.incident.pdf import markdown_to_pdf
 from appwarden.incident.render import render, sections
 from appwarden.incident.service import add_timeline, get_incident
+from appwarden.incident.vocabulary import TimelineKind
 from appwarden.incident.wording import fact_texts
 
 KINDS = ("preliminary", "final")

@@ -15,7 +15,8 @@ from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.events.models import SecurityEvent
 from appwarden.events.service import EventTag, record
 from appwarden.hooks import Hook
-from appwarden.incident.models import Incident, IncidentApp, IncidentStatus, TimelineEntry, TimelineKind
+from appwarden.incident.models import Incident, IncidentApp, TimelineEntry
+from appwarden.incident.vocabulary import IncidentStatus, TimelineKind
 from appwarden.marketplace.models import App
 from appwarden.platform.models import Company
 

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appwarden.db.base import Base, UTCDateTime, utcnow
-
-
-class EntryKind(StrEnum):
-    """What a ledger entry records: a page of data delivered, pseudonyms turned back into values, a
-    restricted token minted (it delivers nothing; it names the token and its purpose), or a delivery
-    made with a restricted token (raw identifying fields, carrying the token and its purpose)."""
-
-    DELIVERY = "delivery"
-    DETOKENIZE = "detokenize"
-    RESTRICTED_MINT = "restricted_mint"
-    RESTRICTED = "restricted"
 
 
 class LedgerEntry(Base):

@@ -38,7 +38,8 @@ from appwarden.ledger.chain import (
     encode_payload,
     entry_hash,
 )
-from appwarden.ledger.models import EntryKind, LedgerEntry, LedgerHead, LedgerIndex
+from appwarden.ledger.models import LedgerEntry, LedgerHead, LedgerIndex
+from appwarden.ledger.vocabulary import EntryKind
 from appwarden.marketplace.scopes import Mode
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from appwarden.db.base import utcnow
 from appwarden.marketplace import facts, service
-from appwarden.marketplace.models import LifecycleState, RestrictedPolicy
+from appwarden.marketplace.vocabulary import LifecycleState, RestrictedPolicy
 from appwarden.web.deps import AdminDep, DatabaseDep
 from appwarden.web.problems import ADMIN_AUTH, problem_responses
 from appwarden.web.text import Body

@@ -11,7 +11,6 @@ from rich.table import Table
 from appwarden.db.base import utcnow
 from appwarden.db.session import get_database
 from appwarden.marketplace import facts, service
-from appwarden.marketplace.models import LifecycleState, RestrictedPolicy
 from appwarden.marketplace.vendors import (
     create_vendor,
     get_vendor,
@@ -20,6 +19,7 @@ from appwarden.marketplace.vendors import (
     keys_of,
     revoke_key,
 )
+from appwarden.marketplace.vocabulary import LifecycleState, RestrictedPolicy
 from appwarden.terminal import out, print_json
 
 apps_app = typer.Typer(help="Marketplace apps.", no_args_is_help=True)

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from appwarden.errors import Conflict
-from appwarden.marketplace.models import LifecycleState, RestrictedPolicy
 from appwarden.marketplace.scopes import PII_FIELDS, FieldScope, Mode, parse_scope
+from appwarden.marketplace.vocabulary import LifecycleState, RestrictedPolicy
 
 S = LifecycleState
 

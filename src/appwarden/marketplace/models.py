@@ -3,41 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from functools import partial
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appwarden.db.base import Base, UTCDateTime, public_id, utcnow
-
-
-class LifecycleState(StrEnum):
-    """Where an app stands: draft → submitted → in_review → listed → restricted → delisted."""
-
-    DRAFT = "draft"
-    SUBMITTED = "submitted"
-    IN_REVIEW = "in_review"
-    LISTED = "listed"
-    RESTRICTED = "restricted"
-    DELISTED = "delisted"
-
-
-class RestrictedPolicy(StrEnum):
-    """What a restricted app may still do: receive raw identifying fields as tokens, or nothing."""
-
-    TOKEN = "token"
-    PAUSE = "pause"
-
-
-class VersionStatus(StrEnum):
-    """An app version's screening status; ``approved`` and ``rejected`` are final (frozen)."""
-
-    DRAFT = "draft"
-    SUBMITTED = "submitted"
-    IN_REVIEW = "in_review"
-    APPROVED = "approved"
-    REJECTED = "rejected"
+from appwarden.marketplace.vocabulary import LifecycleState, RestrictedPolicy, VersionStatus
 
 
 class Vendor(Base):

@@ -20,17 +20,11 @@ from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.events.service import EventTag, occurrences, record
 from appwarden.marketplace.clients import ClientApp
 from appwarden.marketplace.lifecycle import PRE_LISTING, check_transition
-from appwarden.marketplace.models import (
-    App,
-    AppVersion,
-    LifecycleState,
-    RestrictedPolicy,
-    Vendor,
-    VersionStatus,
-)
+from appwarden.marketplace.models import App, AppVersion, Vendor
 from appwarden.marketplace.scopes import FieldScope, parse_scope, parse_scopes
 from appwarden.marketplace.tiers import tier_of
 from appwarden.marketplace.vendors import VendorProfile
+from appwarden.marketplace.vocabulary import LifecycleState, RestrictedPolicy, VersionStatus
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
 

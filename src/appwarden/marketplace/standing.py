@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from appwarden.errors import NotFound
 from appwarden.marketplace import service
-from appwarden.marketplace.models import App, AppVersion, LifecycleState, RestrictedPolicy
+from appwarden.marketplace.models import App, AppVersion
 from appwarden.marketplace.vendors import VendorProfile
+from appwarden.marketplace.vocabulary import LifecycleState, RestrictedPolicy
 
 
 @dataclass(frozen=True, slots=True)

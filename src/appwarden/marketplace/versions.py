@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
-from appwarden.marketplace.models import App, AppVersion, LifecycleState, VersionStatus
+from appwarden.marketplace.models import App, AppVersion
 from appwarden.marketplace.scopes import FieldScope, parse_scope, parse_scopes
 from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.tiers import tier_of
+from appwarden.marketplace.vocabulary import LifecycleState, VersionStatus
 
 MIN_JUSTIFICATION = 20  # characters: a reason, not a word
 VOLUME_MEASURES = ("people_per_day", "requests_per_minute")

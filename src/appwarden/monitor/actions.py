@@ -33,8 +33,9 @@ from appwarden.errors import AppwardenError
 from appwarden.events.service import EventTag, record
 from appwarden.incident.killswitch import kill_switch
 from appwarden.incident.revocation import RevocationSignal
-from appwarden.marketplace.models import App, LifecycleState, RestrictedPolicy
+from appwarden.marketplace.models import App
 from appwarden.marketplace.service import transition
+from appwarden.marketplace.vocabulary import LifecycleState, RestrictedPolicy
 from appwarden.monitor import outbox, throttles
 from appwarden.monitor.models import Alert, OutboxItem, Throttle
 from appwarden.monitor.outbox import Channel

@@ -7,19 +7,13 @@ Codes and tokens are stored as SHA-256 hashes only; the plaintext exists once, i
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from functools import partial
 
 from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appwarden.db.base import Base, UTCDateTime, public_id, utcnow
-
-
-class ConnectionStatus(StrEnum):
-    ACTIVE = "active"
-    SUSPENDED = "suspended"
-    REVOKED = "revoked"
+from appwarden.oauth.vocabulary import ConnectionStatus
 
 
 class Connection(Base):

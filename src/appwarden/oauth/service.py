@@ -22,7 +22,8 @@ from appwarden.marketplace.clients import ClientApp, client_by_client_id, client
 from appwarden.marketplace.lifecycle import Access, access_in_state
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS, PII_FIELDS, RESOURCE_SCOPES, Mode, effective_scopes
 from appwarden.marketplace.service import approved_scopes_of, scopes_on_offer
-from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, Token
+from appwarden.oauth.models import AuthorizationCode, Connection, Token
+from appwarden.oauth.vocabulary import ConnectionStatus
 from appwarden.platform.accounts import Account, account
 from appwarden.platform.directory import CompanyName, company_names
 from appwarden.platform.staff import is_test_company

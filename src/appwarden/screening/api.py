@@ -20,7 +20,7 @@ from appwarden.marketplace.vendor_api import OWN_APP, VENDOR_AUTH, VendorDep
 from appwarden.marketplace.vendors import VendorProfile, profile_of
 from appwarden.platform.staff import StaffMember, staff_by_key
 from appwarden.screening import audits, review, service
-from appwarden.screening.models import Outcome
+from appwarden.screening.vocabulary import Outcome
 from appwarden.web.deps import AdminDep, DatabaseDep, SettingsDep, bearer_token, check_admin_key
 from appwarden.web.problems import ADMIN_AUTH, problem_responses
 from appwarden.web.text import Body

@@ -26,13 +26,14 @@ from appwarden.errors import Conflict, InvalidInput, Unavailable
 from appwarden.events.service import EventTag, record
 from appwarden.mail import plain_message, send_messages
 from appwarden.marketplace import standing
-from appwarden.marketplace.models import LifecycleState, RestrictedPolicy
 from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.tiers import AUDIT_INTERVAL_MONTHS
 from appwarden.marketplace.vendors import profile_of
+from appwarden.marketplace.vocabulary import LifecycleState, RestrictedPolicy
 from appwarden.oauth.service import connected_company_ids
 from appwarden.platform.staff import owner_addresses
-from appwarden.screening.models import Audit, AuditStatus
+from appwarden.screening.models import Audit
+from appwarden.screening.vocabulary import AuditStatus
 
 REMINDER_DAYS = (30, 7)
 AUDIT_ACTOR = "audit-check"

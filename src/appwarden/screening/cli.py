@@ -20,7 +20,7 @@ from appwarden.errors import InvalidInput
 from appwarden.marketplace import standing
 from appwarden.platform.staff import create_staff, set_test_company, staff_by_name
 from appwarden.screening import audits, review
-from appwarden.screening.models import Outcome
+from appwarden.screening.vocabulary import Outcome
 from appwarden.terminal import out, print_json
 
 review_app = typer.Typer(help="App review: queue, sheets, decisions.", no_args_is_help=True)

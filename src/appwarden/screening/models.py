@@ -3,40 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 from functools import partial
 
 from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appwarden.db.base import Base, UTCDateTime, public_id, utcnow
-
-
-class EvidenceKind(StrEnum):
-    SECURITY_POLICY = "security_policy"
-    PENTEST_REPORT = "pentest_report"
-    ASVS_ASSESSMENT = "asvs_assessment"
-    CERTIFICATION = "certification"
-    OTHER = "other"
-
-
-class Outcome(StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
-
-
-class ScopeVerdict(StrEnum):
-    """A reviewer's decision on one requested scope: as asked, in a weaker mode, or not at all."""
-
-    APPROVED = "approved"
-    WEAKENED = "weakened"
-    REFUSED = "refused"
-
-
-class AuditStatus(StrEnum):
-    OPEN = "open"
-    PASSED = "passed"
-    LAPSED = "lapsed"
+from appwarden.screening.vocabulary import AuditStatus
 
 
 class QuestionnaireAnswer(Base):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from appwarden.screening.models import EvidenceKind
+from appwarden.screening.vocabulary import EvidenceKind
 
 
 class Section(StrEnum):

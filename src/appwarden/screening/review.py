@@ -20,13 +20,13 @@ from appwarden.events.service import EventTag, record
 from appwarden.ledger.usage import unused_scopes
 from appwarden.marketplace import standing, versions
 from appwarden.marketplace.lifecycle import PRE_LISTING
-from appwarden.marketplace.models import LifecycleState, VersionStatus
 from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.vendors import profile_of
 from appwarden.marketplace.versions import VersionView
+from appwarden.marketplace.vocabulary import LifecycleState, VersionStatus
 from appwarden.platform.staff import StaffMember, staff_by_ids
 from appwarden.screening import audits
-from appwarden.screening.models import Outcome, ReviewDecision
+from appwarden.screening.models import ReviewDecision
 from appwarden.screening.questionnaire import missing_evidence, required_questions, reviewers_required
 from appwarden.screening.rules import (
     check_reviewer,
@@ -41,6 +41,7 @@ from appwarden.screening.service import (
     questionnaire_view,
     version_tier,
 )
+from appwarden.screening.vocabulary import Outcome
 
 UNDER_REVIEW = versions.AWAITING_REVIEW
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from appwarden.errors import Forbidden, InvalidInput
 from appwarden.marketplace.scopes import FieldScope, Mode, parse_scope
 from appwarden.platform.staff import StaffMember
-from appwarden.screening.models import ScopeVerdict
+from appwarden.screening.vocabulary import ScopeVerdict
 
 # raw → masked → token: each step reveals less; a reviewer may only move right.
 STRENGTH = {Mode.RAW: 2, Mode.MASKED: 1, Mode.TOKEN: 0}

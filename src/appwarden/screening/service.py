@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session
 from appwarden.errors import Conflict, InvalidInput
 from appwarden.events.service import EventTag, record
 from appwarden.marketplace import standing, versions
-from appwarden.marketplace.models import LifecycleState, VersionStatus
 from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.tiers import tier_of
 from appwarden.marketplace.versions import VersionView
+from appwarden.marketplace.vocabulary import LifecycleState, VersionStatus
 from appwarden.screening import evidence
-from appwarden.screening.models import EvidenceFile, EvidenceKind, QuestionnaireAnswer
+from appwarden.screening.models import EvidenceFile, QuestionnaireAnswer
 from appwarden.screening.questionnaire import BY_KEY, missing_answers, missing_evidence, required_questions
+from appwarden.screening.vocabulary import EvidenceKind
 
 MIN_ANSWER = 10  # characters
 

@@ -10,8 +10,8 @@ from pydantic import Field
 
 from appwarden.incident import service
 from appwarden.incident.killswitch import kill_switch
-from appwarden.incident.models import IncidentStatus
 from appwarden.incident.revocation import worker_signal
+from appwarden.incident.vocabulary import IncidentStatus
 from appwarden.web.deps import AdminDep, DatabaseDep
 from appwarden.web.problems import ADMIN_AUTH, problem_responses
 from appwarden.web.text import Body

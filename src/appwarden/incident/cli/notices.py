@@ -32,8 +32,8 @@ def notices_cmd(
     from appwarden.db.session import get_database
     from appwarden.incident.context import load_facts
     from appwarden.incident.delivery import delivery_log, send_notices
-    from appwarden.incident.models import NoticeStatus
     from appwarden.incident.notices import draft_notices, write_notices
+    from appwarden.incident.vocabulary import NoticeStatus
 
     settings = get_settings()
     db = get_database(settings)

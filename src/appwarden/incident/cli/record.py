@@ -85,7 +85,7 @@ def show_cmd(incident: IncidentArg, json_mode: JsonOpt = False) -> None:
 
 def render(console: Console, data: dict[str, Any]) -> None:
     """The record for people."""
-    from appwarden.incident.models import IncidentStatus  # here: the CLI starts without the ORM
+    from appwarden.incident.vocabulary import IncidentStatus
 
     status = "[green]closed[/]" if data["status"] == IncidentStatus.CLOSED else "[bold red]open[/]"
     console.print(f"[bold]{data['id']}[/] {data['title']} — {status}")

@@ -14,21 +14,21 @@ from alembic import op
 # Never import appwarden here: a migration must mean the same forever, so copy the logic it needs into
 # this file, frozen as of this revision (tests/test_migrations_frozen.py checks).
 
-revision = '0011'
-down_revision = '0010'
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('monitor_hours', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('after_revocation', sa.Integer(), server_default='0', nullable=False))
-        batch_op.add_column(sa.Column('after_kill', sa.Integer(), server_default='0', nullable=False))
-        batch_op.add_column(sa.Column('restricted_people', sa.LargeBinary(), nullable=True))
+    with op.batch_alter_table("monitor_hours", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("after_revocation", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("after_kill", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("restricted_people", sa.LargeBinary(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('monitor_hours', schema=None) as batch_op:
-        batch_op.drop_column('restricted_people')
-        batch_op.drop_column('after_kill')
-        batch_op.drop_column('after_revocation')
+    with op.batch_alter_table("monitor_hours", schema=None) as batch_op:
+        batch_op.drop_column("restricted_people")
+        batch_op.drop_column("after_kill")
+        batch_op.drop_column("after_revocation")
