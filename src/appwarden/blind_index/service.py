@@ -34,8 +34,8 @@ from appwarden.blind_index.vocabulary import FIELD_CODES, INDEXED_FIELDS
 from appwarden.config import get_settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database, driver_connection
+from appwarden.platform.customer_batches import batch_after, customer_count, rows_of
 from appwarden.platform.customer_changes import CustomerChange
-from appwarden.platform.models import Customer
 
 DIGEST_BYTES = 16
 BATCH = 20_000
@@ -121,9 +121,6 @@ def _insert(session: Session, entries: list[tuple[int, int, bytes]]) -> None:
         conn.exec_driver_sql("INSERT INTO blind_index (customer_id, field, digest) VALUES (?, ?, ?)", entries)
 
 
-_COLUMNS = (Customer.id, Customer.name, Customer.name_kana, Customer.phone, Customer.email, Customer.birthday)
-
-
 def rebuild_blind_index(
     target: Database | Session,
     *,
@@ -147,15 +144,13 @@ def rebuild_blind_index(
 
 def _rebuild(session: Session, on_progress: Progress | None, k: bytes, batch_size: int) -> int:
     written = 0
-    total = session.scalar(select(func.count()).select_from(Customer)) or 0
+    total = customer_count(session)
     session.execute(delete(BlindIndexEntry))
     conn = session.connection()
     LOOKUP_INDEX.drop(conn)
     done, last = 0, 0
     while True:
-        rows = session.execute(
-            select(*_COLUMNS).where(Customer.id > last).order_by(Customer.id).limit(batch_size)
-        ).all()
+        rows = batch_after(session, last, batch_size, INDEXED_FIELDS)
         if not rows:
             break
         entries = _entries(rows, k)
@@ -206,7 +201,7 @@ def refresh_customers(session: Session, customer_ids: Iterable[int], *, key: byt
             )
         }
         session.execute(delete(BlindIndexEntry).where(BlindIndexEntry.customer_id.in_(chunk)))
-        rows = session.execute(select(*_COLUMNS).where(Customer.id.in_(chunk))).all()
+        rows = rows_of(session, chunk, INDEXED_FIELDS)
         entries = _entries(rows, k)
         _insert(session, entries)
         written += len(entries)

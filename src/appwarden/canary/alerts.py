@@ -28,13 +28,11 @@ from appwarden.db.base import utcnow
 from appwarden.errors import InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
 from appwarden.hooks import Hook
-from appwarden.incident.models import Incident
-from appwarden.incident.service import add_timeline, incident_public_ids, open_incidents_of
+from appwarden.incident.service import add_timeline_to, incident_public_ids, open_incident_refs_of
 from appwarden.incident.vocabulary import TimelineKind
-from appwarden.marketplace.models import App
-from appwarden.marketplace.service import get_app
-from appwarden.oauth.models import Connection
-from appwarden.platform.models import Company
+from appwarden.marketplace.service import app_slugs, get_app
+from appwarden.oauth.service import connection_public_ids
+from appwarden.platform.directory import company_names
 
 Channel = Literal["smtp", "webhook"]
 Kind = Literal["mail", "sms", "call", "other"]
@@ -86,23 +84,22 @@ def find_canary(session: Session, address: str) -> Canary | None:
 
 def _names(session: Session, alert: CanaryAlert) -> dict[str, str]:
     """Public names of the alert's app, company and connection (what the timeline may show)."""
-    app = session.get(App, alert.app_id)
-    company = session.get(Company, alert.company_id)
-    conn = session.get(Connection, alert.connection_id)
-    assert app is not None and company is not None and conn is not None
-    return {"app": app.slug, "company": company.public_id, "connection": conn.public_id}
+    app = app_slugs(session, [alert.app_id])[alert.app_id]
+    company = company_names(session, [alert.company_id])[alert.company_id].public_id
+    connection = connection_public_ids(session, [alert.connection_id])[alert.connection_id]
+    return {"app": app, "company": company, "connection": connection}
 
 
-def _timeline_entry(session: Session, incident: Incident, alert: CanaryAlert, names: dict[str, str]) -> None:
+def _timeline_entry(session: Session, incident_id: int, alert: CanaryAlert, names: dict[str, str]) -> None:
     received = _iso(alert.received_at)
     text = (
         f"canary contact ({alert.kind} via {alert.channel}) at {received}: a canary issued only to "
         f"{names['app']} for company {names['company']} (connection {names['connection']}) was contacted — "
         "data delivered to that app is being used by someone (secondary damage / 二次被害)"
     )
-    add_timeline(
+    add_timeline_to(
         session,
-        incident,
+        incident_id,
         actor=f"canary-{alert.channel}",
         kind=TimelineKind.CANARY,
         text=text,
@@ -155,11 +152,11 @@ def record_hit(
     session.add(alert)
     session.flush()
     names = _names(session, alert)
-    incidents = open_incidents_of(session, canary.app_id)
+    incidents = open_incident_refs_of(session, canary.app_id)
     if incidents:
         alert.incident_id = incidents[0].id
     for incident in incidents:
-        _timeline_entry(session, incident, alert, names)
+        _timeline_entry(session, incident.id, alert, names)
     record(
         session,
         EventTag.CANARY_ALERT,
@@ -195,7 +192,7 @@ def record_hit(
     return alert
 
 
-def attach_pending_alerts(session: Session, incident: Incident, app_ids: Sequence[int]) -> int:
+def attach_pending_alerts(session: Session, incident_id: int, app_ids: Sequence[int]) -> int:
     """Give a newly opened incident the alerts about its apps that no incident has yet; returns how many."""
     pending = list(
         session.scalars(
@@ -205,14 +202,14 @@ def attach_pending_alerts(session: Session, incident: Incident, app_ids: Sequenc
         )
     )
     for i, alert in enumerate(pending):
-        alert.incident_id = incident.id
+        alert.incident_id = incident_id
         if i < ATTACH_INDIVIDUALLY:
-            _timeline_entry(session, incident, alert, _names(session, alert))
+            _timeline_entry(session, incident_id, alert, _names(session, alert))
     rest = pending[ATTACH_INDIVIDUALLY:]
     if rest:
-        add_timeline(
+        add_timeline_to(
             session,
-            incident,
+            incident_id,
             actor="canary-watch",
             kind=TimelineKind.CANARY,
             text=(
@@ -231,25 +228,25 @@ def list_alerts(
     team."""
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000", parameter="limit")
-    query = (
-        select(CanaryAlert, App.slug, Company.public_id, Connection.public_id)
-        .join(App, App.id == CanaryAlert.app_id)
-        .join(Company, Company.id == CanaryAlert.company_id)
-        .join(Connection, Connection.id == CanaryAlert.connection_id)
-        .order_by(CanaryAlert.received_at.desc(), CanaryAlert.id.desc())
-        .limit(limit)
-    )
+    query = select(CanaryAlert).order_by(CanaryAlert.received_at.desc(), CanaryAlert.id.desc()).limit(limit)
     if app_ref is not None:
         query = query.where(CanaryAlert.app_id == get_app(session, app_ref).id)
     if alert_id is not None:
         query = query.where(CanaryAlert.id == alert_id)
-    rows = session.execute(query).all()
-    incidents = incident_public_ids(session, {a.incident_id for a, *_ in rows if a.incident_id is not None})
+    rows = list(session.scalars(query))
+    incidents = incident_public_ids(session, {a.incident_id for a in rows if a.incident_id is not None})
+    slugs = app_slugs(session, {a.app_id for a in rows})
+    companies = company_names(session, {a.company_id for a in rows})
+    connections = connection_public_ids(session, {a.connection_id for a in rows})
     return [
         describe(
-            alert, app=slug, company=company, connection=conn, incident=incidents.get(alert.incident_id or 0)
+            alert,
+            app=slugs[alert.app_id],
+            company=companies[alert.company_id].public_id,
+            connection=connections[alert.connection_id],
+            incident=incidents.get(alert.incident_id or 0),
         )
-        for alert, slug, company, conn in rows
+        for alert in rows
     ]
 
 

@@ -16,7 +16,7 @@ import random
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,12 +27,13 @@ from appwarden.config import Settings
 from appwarden.db.base import utcnow
 from appwarden.errors import Conflict, InvalidInput
 from appwarden.events.service import EventTag, record
-from appwarden.marketplace.models import App
-from appwarden.marketplace.service import get_app
-from appwarden.oauth.models import Connection
-from appwarden.oauth.vocabulary import ConnectionStatus
-from appwarden.platform.models import Company, Customer, Store, StoreMembers
-from appwarden.platform.service import add_customer, get_company
+from appwarden.marketplace.service import app_slugs, get_app
+from appwarden.oauth.connections import ConnectionRef, active_connections
+from appwarden.oauth.service import connection_public_ids
+from appwarden.platform.customer_rows import real_or_among, real_or_in
+from appwarden.platform.directory import address_sample, company_names, customer_cards, store_names
+from appwarden.platform.membership import store_sizes
+from appwarden.platform.service import add_customer_to, get_company
 
 # Random draws before giving up on a value: the pool and the email space are sparse, so a handful of
 # collisions at most is expected; running out means the pool is (nearly) exhausted.
@@ -49,11 +50,9 @@ def served_to(connection_id: int, *, enabled: bool) -> ColumnElement[bool]:
 
     Every other app, company and connection never sees a canary (by listing, paging or id).
     """
-    real = Customer.is_canary.is_(False)
     if not enabled:
-        return real
-    own = select(Canary.customer_id).where(Canary.connection_id == connection_id)
-    return or_(real, Customer.id.in_(own))
+        return real_or_among(())
+    return real_or_in(select(Canary.customer_id).where(Canary.connection_id == connection_id))
 
 
 def issued_to(session: Session, connection_id: int) -> list[int]:
@@ -95,22 +94,16 @@ def _draw_email(session: Session, rng: random.Random, local: str, domain: str, i
 
 def _home_stores(session: Session, company_id: int) -> tuple[list[int], list[float]]:
     """The company's stores, weighted by membership, so canaries join where members do."""
-    rows = session.execute(
-        select(StoreMembers.store_id, StoreMembers.cardinality).where(StoreMembers.company_id == company_id)
-    ).all()
-    if rows and sum(n for _, n in rows) > 0:
-        return [sid for sid, _ in rows], [float(n) + 1.0 for _, n in rows]
-    stores = list(session.scalars(select(Store.id).where(Store.company_id == company_id)))
+    sizes = store_sizes(session, company_id)
+    if sizes and sum(sizes.values()) > 0:
+        return list(sizes), [float(n) + 1.0 for n in sizes.values()]
+    stores = [store.id for store in store_names(session, [company_id])]
     return stores, [1.0] * len(stores)
 
 
 def _company_prefecture(session: Session, company_id: int) -> str | None:
     """The prefecture most of a sample of the company's members live in (canaries live nearby too)."""
-    sample = session.scalars(
-        select(Customer.address)
-        .where(Customer.company_id == company_id, Customer.address.is_not(None))
-        .limit(50)
-    )
+    sample = address_sample(session, company_id, limit=50)
     counts: dict[str, int] = {}
     for address in sample:
         pref = prefecture_of(address)
@@ -121,7 +114,7 @@ def _company_prefecture(session: Session, company_id: int) -> str | None:
 
 def issue_canaries(
     session: Session,
-    connection: Connection,
+    connection: ConnectionRef,
     *,
     settings: Settings,
     count: int | None = None,
@@ -174,7 +167,7 @@ def issue_canaries(
 
 def _issue_one(
     session: Session,
-    connection: Connection,
+    connection: ConnectionRef,
     *,
     settings: Settings,
     rng: random.Random,
@@ -191,9 +184,9 @@ def _issue_one(
         email = _draw_email(session, rng, local, settings.canary_domain, emails)
         try:
             with session.begin_nested():  # a lost race on a unique value undoes only this canary
-                customer = add_customer(  # blind index + store_members in step, in this savepoint
+                customer_id = add_customer_to(  # blind index + store_members in step, in this savepoint
                     session,
-                    session.get_one(Company, connection.company_id),
+                    connection.company_id,
                     {
                         "home_store_id": store_id,
                         "phone": format_phone(national),
@@ -203,7 +196,7 @@ def _issue_one(
                     },
                 )
                 canary = Canary(
-                    customer_id=customer.id,
+                    customer_id=customer_id,
                     connection_id=connection.id,
                     app_id=connection.app_id,
                     company_id=connection.company_id,
@@ -233,13 +226,13 @@ def issued_count(session: Session, connection_id: int) -> int:
     )
 
 
-def connection_granted(session: Session, connection: Connection, settings: Settings, actor: str) -> None:
+def connection_granted(session: Session, connection: ConnectionRef, settings: Settings, actor: str) -> None:
     """The answer to ``oauth.service.connection_granted`` (wired by ``appwarden.wiring``)."""
     ensure_canaries(session, connection, settings=settings, actor=actor)
 
 
 def ensure_canaries(
-    session: Session, connection: Connection, *, settings: Settings, actor: str
+    session: Session, connection: ConnectionRef, *, settings: Settings, actor: str
 ) -> list[Canary]:
     """Issue canaries to a connection that has none, if the marketplace policy has them on.
 
@@ -265,40 +258,38 @@ def backfill(
             "canaries are switched off by marketplace policy (APPWARDEN_CANARY_ENABLED=false)",
             code="canaries_disabled",
         )
-    query = (
-        select(Connection, App.slug, Company.public_id)
-        .join(App, App.id == Connection.app_id)
-        .join(Company, Company.id == Connection.company_id)
-        .where(
-            Connection.status == ConnectionStatus.ACTIVE.value,
-            Connection.id.not_in(select(Canary.connection_id)),
-        )
-        .order_by(Connection.id)
+    connections = active_connections(
+        session,
+        app_id=None if app_ref is None else get_app(session, app_ref).id,
+        company_id=None if company_ref is None else get_company(session, company_ref).id,
+        excluding=select(Canary.connection_id),
     )
-    if app_ref is not None:
-        query = query.where(Connection.app_id == get_app(session, app_ref).id)
-    if company_ref is not None:
-        query = query.where(Connection.company_id == get_company(session, company_ref).id)
+    slugs = app_slugs(session, {c.app_id for c in connections})
+    companies = company_names(session, {c.company_id for c in connections})
     out: list[dict[str, Any]] = []
-    for conn, slug, company in session.execute(query).all():
+    for conn in connections:
         made = issue_canaries(session, conn, settings=settings, actor=actor)
-        out.append({"connection": conn.public_id, "app": slug, "company": company, "issued": len(made)})
+        out.append(
+            {
+                "connection": conn.public_id,
+                "app": slugs[conn.app_id],
+                "company": companies[conn.company_id].public_id,
+                "issued": len(made),
+            }
+        )
     return out
 
 
 def list_canaries(session: Session, *, app_ref: str | None = None) -> list[dict[str, Any]]:
     """Every canary with its values (synthetic, so safe to show security admins) and whose it is."""
-    query = (
-        select(Canary, Customer, App.slug, Company.public_id, Connection.public_id, Store.public_id)
-        .join(Customer, Customer.id == Canary.customer_id)
-        .join(App, App.id == Canary.app_id)
-        .join(Company, Company.id == Canary.company_id)
-        .join(Connection, Connection.id == Canary.connection_id)
-        .join(Store, Store.id == Customer.home_store_id)
-        .order_by(Canary.issued_at, Canary.customer_id)
-    )
+    query = select(Canary).order_by(Canary.issued_at, Canary.customer_id)
     if app_ref is not None:
         query = query.where(Canary.app_id == get_app(session, app_ref).id)
+    canaries = list(session.scalars(query))
+    cards = customer_cards(session, {c.customer_id for c in canaries})
+    slugs = app_slugs(session, {c.app_id for c in canaries})
+    companies = company_names(session, {c.company_id for c in canaries})
+    connections = connection_public_ids(session, {c.connection_id for c in canaries})
     alerts = dict(
         session.execute(
             select(CanaryAlert.canary_customer_id, func.count()).group_by(CanaryAlert.canary_customer_id)
@@ -306,18 +297,19 @@ def list_canaries(session: Session, *, app_ref: str | None = None) -> list[dict[
     )
     return [
         {
-            "customer": cust.public_id,
-            "app": slug,
-            "company": company,
-            "connection": conn,
-            "store": store,
-            "name": cust.name,
-            "name_kana": cust.name_kana,
-            "phone": cust.phone,
+            "customer": cards[canary.customer_id].public_id,
+            "app": slugs[canary.app_id],
+            "company": companies[canary.company_id].public_id,
+            "connection": connections[canary.connection_id],
+            "store": cards[canary.customer_id].home_store,
+            "name": cards[canary.customer_id].name,
+            "name_kana": cards[canary.customer_id].name_kana,
+            "phone": cards[canary.customer_id].phone,
             "phone_e164": canary.phone,
             "email": canary.email,
             "issued_at": canary.issued_at.isoformat(),
             "alerts": int(alerts.get(canary.customer_id, 0)),
         }
-        for canary, cust, slug, company, conn, store in session.execute(query).all()
+        for canary in canaries
+        if canary.customer_id in cards
     ]

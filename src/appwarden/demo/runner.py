@@ -42,6 +42,7 @@ from appwarden.demo.traffic import (
     run_parallel,
 )
 from appwarden.marketplace import service as marketplace
+from appwarden.marketplace import standing
 from appwarden.monitor.policy import Mode, MonitorPolicy
 from appwarden.monitor.runtime import Monitor, monitor_of
 from appwarden.platform import service as platform
@@ -103,7 +104,9 @@ def _build_and_drive(
             )
             credentials[legacy.slug] = Credentials(reg.app.client_id, reg.client_secret)
             # Its first audit is due at once, as for every app listed before screening (migration 0007).
-            audits.schedule(session, reg.app, None, actor="demo", now=utcnow())
+            audits.schedule(
+                session, standing.standing_of(session, reg.app.id), None, actor="demo", now=utcnow()
+            )
         for i, company_id in enumerate(built.company_ids):
             company = session.get(Company, company_id)
             assert company is not None

@@ -22,6 +22,7 @@ from appwarden.db.session import Database
 from appwarden.demo.catalog import AppSpec
 from appwarden.demo.traffic import Credentials, DemoError
 from appwarden.marketplace import service as marketplace
+from appwarden.marketplace import standing
 from appwarden.marketplace.scopes import FieldScope, parse_scope
 from appwarden.marketplace.tiers import tier_of
 from appwarden.marketplace.vendors import create_vendor
@@ -228,9 +229,7 @@ def lapse_one_audit(db: Database, settings: Settings, slug: str, *, now: datetim
     """The app's audit was due yesterday and nobody passed it: the periodic check restricts it (and tells
     its companies when mail is configured). Returns the apps the check restricted."""
     with db.session() as session:
-        audits.schedule(
-            session, marketplace.get_app(session, slug), now - timedelta(days=1), actor="demo", now=now
-        )
+        audits.schedule(session, standing.find(session, slug), now - timedelta(days=1), actor="demo", now=now)
     return list(audits.run(db, settings, now=now).restricted)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from appwarden.events.models import SecurityEvent
@@ -89,41 +91,105 @@ def record(
     return event
 
 
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A recorded security event as readers see it: a copy of its row."""
+
+    id: int
+    tag: str  # an ``EventTag`` value (older rows may hold a tag retired since)
+    occurred_at: datetime
+    actor: str | None
+    app_id: int | None
+    company_id: int | None
+    data: Mapping[str, Any]
+
+
+def _event(row: SecurityEvent) -> Event:
+    return Event(
+        row.id, row.tag, row.occurred_at, row.actor, row.app_id, row.company_id, dict(row.data or {})
+    )
+
+
 def history(
     session: Session, *, app_id: int | None = None, company_id: int | None = None, limit: int = 200
-) -> list[SecurityEvent]:
+) -> list[Event]:
     """Newest-first events, optionally for one app or company."""
     query = select(SecurityEvent).order_by(SecurityEvent.id.desc()).limit(limit)
     if app_id is not None:
         query = query.where(SecurityEvent.app_id == app_id)
     if company_id is not None:
         query = query.where(SecurityEvent.company_id == company_id)
-    return list(session.scalars(query))
+    return [_event(row) for row in session.scalars(query)]
 
 
-def occurrences(session: Session, tag: EventTag, *, app_id: int) -> list[SecurityEvent]:
+def occurrences(session: Session, tag: EventTag, *, app_id: int) -> list[Event]:
     """Every event of one tag about one app, oldest first (e.g. its scope approvals)."""
     query = (
         select(SecurityEvent)
         .where(SecurityEvent.tag == tag.value, SecurityEvent.app_id == app_id)
         .order_by(SecurityEvent.occurred_at, SecurityEvent.id)
     )
-    return list(session.scalars(query))
+    return [_event(row) for row in session.scalars(query)]
 
 
 def occurrences_by_app(
     session: Session, tag: EventTag, *, app_ids: Collection[int]
-) -> dict[int, list[SecurityEvent]]:
+) -> dict[int, list[Event]]:
     """:func:`occurrences` for several apps in one query: ``{app id: events oldest first}`` (every app
     answered, an empty list when it has none)."""
-    found: dict[int, list[SecurityEvent]] = {app_id: [] for app_id in app_ids}
+    found: dict[int, list[Event]] = {app_id: [] for app_id in app_ids}
     if found:
         query = (
             select(SecurityEvent)
             .where(SecurityEvent.tag == tag.value, SecurityEvent.app_id.in_(list(found)))
             .order_by(SecurityEvent.occurred_at, SecurityEvent.id)
         )
-        for event in session.scalars(query):
-            if event.app_id is not None:  # always, by the filter; None never indexes an app
-                found[event.app_id].append(event)
+        for row in session.scalars(query):
+            if row.app_id is not None:  # always, by the filter; None never indexes an app
+                found[row.app_id].append(_event(row))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Events of one tag about some apps since a time, counted: ``count`` sums each row's ``data.count``
+    (a row may stand for many occurrences, e.g. capped refusal rows), ``rows`` counts the rows."""
+
+    count: int
+    rows: int
+    first_at: datetime | None
+    last_at: datetime | None
+    by_company: dict[int, int]  # company id -> summed count
+    recent: list[Event]  # newest first
+
+
+def tally(
+    session: Session, tag: EventTag, *, app_ids: Collection[int], since: datetime, samples: int = 5
+) -> Tally:
+    """Count ``tag``'s events about ``app_ids`` from ``since`` on, per company, with the newest few."""
+    where = (
+        SecurityEvent.tag == tag.value,
+        SecurityEvent.app_id.in_(list(app_ids)),
+        SecurityEvent.occurred_at >= since,
+    )
+    calls = func.coalesce(func.sum(SecurityEvent.data["count"].as_integer()), 0)
+    total, rows, first, last = session.execute(
+        select(calls, func.count(SecurityEvent.id), func.min(SecurityEvent.occurred_at),
+               func.max(SecurityEvent.occurred_at)).where(*where)
+    ).one()  # fmt: skip
+    by_company = session.execute(
+        select(SecurityEvent.company_id, calls)
+        .where(*where, SecurityEvent.company_id.is_not(None))
+        .group_by(SecurityEvent.company_id)
+    ).all()
+    recent = session.scalars(
+        select(SecurityEvent).where(*where).order_by(SecurityEvent.id.desc()).limit(samples)
+    )
+    return Tally(
+        count=int(total),
+        rows=int(rows),
+        first_at=first,
+        last_at=last,
+        by_company={int(company): int(n) for company, n in by_company},
+        recent=[_event(row) for row in recent],
+    )

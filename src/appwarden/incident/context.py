@@ -20,8 +20,9 @@ from appwarden.incident.models import Incident, IncidentApp, TimelineEntry
 from appwarden.incident.service import get_incident
 from appwarden.incident.vocabulary import TimelineKind
 from appwarden.incident.wording import kill_switch_summary
-from appwarden.marketplace.models import App, Vendor
-from appwarden.platform.models import Company, Store
+from appwarden.marketplace.standing import standings
+from appwarden.marketplace.vendors import profile_of
+from appwarden.platform.directory import company_contacts, store_contacts
 
 # Timeline kinds that are the platform's own containment actions (what "the platform did").
 ACTION_KINDS = (TimelineKind.KILL_SWITCH, TimelineKind.OPENED)
@@ -161,23 +162,26 @@ def _checkpoint(db: Database, incident: str) -> CheckpointFacts:
 
 
 def _apps(session: Session, incident: Incident) -> list[AppFacts]:
-    rows = session.execute(
-        select(App, Vendor, IncidentApp.killed_at)
-        .join(IncidentApp, IncidentApp.app_id == App.id)
-        .outerjoin(Vendor, Vendor.id == App.vendor_id)
-        .where(IncidentApp.incident_id == incident.id)
-        .order_by(App.slug)
-    ).all()
-    return [
-        AppFacts(
-            slug=app.slug,
-            name=app.name,
-            vendor=vendor.name if vendor else None,
-            vendor_email=vendor.contact_email if vendor else None,
-            killed_at=killed_at,
+    killed = dict(
+        session.execute(
+            select(IncidentApp.app_id, IncidentApp.killed_at).where(IncidentApp.incident_id == incident.id)
+        ).all()
+    )
+    apps = sorted(standings(session, list(killed)).values(), key=lambda app: app.slug)
+    vendors = {app.vendor_id: profile_of(session, app.vendor_id) for app in apps if app.vendor_id is not None}
+    facts = []
+    for app in apps:
+        vendor = vendors.get(app.vendor_id) if app.vendor_id is not None else None
+        facts.append(
+            AppFacts(
+                slug=app.slug,
+                name=app.name,
+                vendor=vendor.name if vendor else None,
+                vendor_email=vendor.contact_email if vendor else None,
+                killed_at=killed[app.id],
+            )
         )
-        for app, vendor, killed_at in rows
-    ]
+    return facts
 
 
 def _actions(session: Session, incident: Incident) -> list[Action]:
@@ -197,13 +201,8 @@ def _companies(session: Session, blast: Mapping[str, Any]) -> list[CompanyFacts]
     if not affected:
         return []
     ids = [c["id"] for c in affected]
-    companies = {c.public_id: c for c in session.scalars(select(Company).where(Company.public_id.in_(ids)))}
-    store_ids = [s["id"] for c in affected for s in c.get("stores", [])]
-    stores = (
-        {s.public_id: s for s in session.scalars(select(Store).where(Store.public_id.in_(store_ids)))}
-        if store_ids
-        else {}
-    )
+    companies = company_contacts(session, ids)
+    stores = store_contacts(session, [s["id"] for c in affected for s in c.get("stores", [])])
     out: list[CompanyFacts] = []
     for entry in affected:
         company = companies.get(entry["id"])

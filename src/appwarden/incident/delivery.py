@@ -25,7 +25,7 @@ from appwarden.incident.notices import NoticeDraft, notice_recipients
 from appwarden.incident.service import add_timeline, get_incident
 from appwarden.incident.vocabulary import NoticeStatus, TimelineKind
 from appwarden.mail import SmtpTarget, connect, parse_smtp_url
-from appwarden.platform.models import Company, Store
+from appwarden.platform.directory import company_contacts, company_names, store_contacts
 
 NO_EMAIL = (
     "neither the company nor its affected stores have an email address on file "
@@ -128,16 +128,16 @@ def delivery_log(db: Database, incident: str) -> list[dict[str, Any]]:
     """Every notice delivery of the incident, by company."""
     with db.session() as session:
         inc = get_incident(session, incident)
-        rows = session.execute(
-            select(NoticeDelivery, Company.public_id, Company.name)
-            .join(Company, Company.id == NoticeDelivery.company_id)
-            .where(NoticeDelivery.incident_id == inc.id)
-            .order_by(Company.name, Company.public_id)
-        ).all()
+        deliveries = list(session.scalars(select(NoticeDelivery).where(NoticeDelivery.incident_id == inc.id)))
+        names = company_names(session, {row.company_id for row in deliveries})
+        rows = sorted(
+            ((row, names[row.company_id]) for row in deliveries),
+            key=lambda pair: (pair[1].name, pair[1].public_id),
+        )
         return [
             {
-                "company": public_id,
-                "company_name": name,
+                "company": company.public_id,
+                "company_name": company.name,
                 "recipient": row.recipient,
                 "status": row.status,
                 "attempts": row.attempts,
@@ -145,7 +145,7 @@ def delivery_log(db: Database, incident: str) -> list[dict[str, Any]]:
                 "message_id": row.message_id,
                 "sent_at": row.sent_at.isoformat() if row.sent_at else None,
             }
-            for row, public_id, name in rows
+            for row, company in rows
         ]
 
 
@@ -153,14 +153,8 @@ def _ensure_rows(db: Database, incident: str, drafts: list[NoticeDraft]) -> dict
     """A ``pending`` row per draft unless one exists (insert-if-absent, safe against a concurrent run)."""
     with db.session() as session:
         inc = get_incident(session, incident)
-        companies: dict[str, int] = {
-            public_id: company_id
-            for public_id, company_id in session.execute(
-                select(Company.public_id, Company.id).where(
-                    Company.public_id.in_([d.company.id for d in drafts])
-                )
-            )
-        }
+        contacts = company_contacts(session, [d.company.id for d in drafts])
+        companies = {public_id: contact.id for public_id, contact in contacts.items()}
         values = [
             {
                 "incident_id": inc.id,
@@ -194,9 +188,9 @@ def _current_recipient(db: Database, draft: NoticeDraft) -> str | None:
     as one ``To`` value: the company's address, else its affected stores' (``notice_recipients``)."""
     stores = [s["id"] for s in draft.company.stores]
     with db.session() as session:
-        company = session.scalar(select(Company.email).where(Company.public_id == draft.company.id))
-        rows = session.execute(select(Store.public_id, Store.email).where(Store.public_id.in_(stores)))
-        emails = {public_id: email for public_id, email in rows}
+        found = company_contacts(session, [draft.company.id]).get(draft.company.id)
+        company = found.email if found else None
+        emails = {public_id: contact.email for public_id, contact in store_contacts(session, stores).items()}
     return ", ".join(notice_recipients(company, [emails.get(s) for s in stores])) or None
 
 

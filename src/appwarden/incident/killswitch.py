@@ -11,9 +11,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from appwarden.db.base import utcnow
@@ -26,13 +26,10 @@ from appwarden.incident.service import add_timeline, open_incident, open_inciden
 from appwarden.incident.vocabulary import TimelineKind
 from appwarden.incident.wording import KILL_SWITCH_CODE, SEED_QUESTIONS, seed_fact
 from appwarden.incident.wording import SEED_UNKNOWNS as SEED_UNKNOWNS  # every new incident's open questions
-from appwarden.marketplace.models import App
-from appwarden.marketplace.service import get_app, transition
+from appwarden.marketplace.standing import AppStanding, find, transition
 from appwarden.marketplace.vocabulary import LifecycleState
-from appwarden.oauth.models import AuthorizationCode, Connection, Token
-from appwarden.oauth.restricted import revoke_for_apps as revoke_restricted
-from appwarden.oauth.vocabulary import ConnectionStatus
-from appwarden.platform.models import Company
+from appwarden.oauth.cutoff import cut_off
+from appwarden.platform.directory import company_names
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +82,7 @@ def kill_switch(
         raise InvalidInput("a reason is required (--reason)", parameter="reason")
     now = utcnow()
     with db.session() as session:  # any error below rolls every change back
-        rows = [get_app(session, ref) for ref in refs]  # NotFound(app_not_found) before any write
+        rows = [find(session, ref) for ref in refs]  # NotFound(app_not_found) before any write
         _refuse_if_already_cut_off(session, rows)
         incident = open_incident(session, apps=rows, reason=reason, actor=actor, title=title)
         incident.opened_at = incident.aware_at = now
@@ -93,51 +90,18 @@ def kill_switch(
         slugs = [a.slug for a in rows]
         cause = f"kill switch: {incident.public_id}"
         for app in rows:
-            transition(session, app, LifecycleState.DELISTED, actor=actor, reason=cause, now=now)
-        # Access and refresh token live in one row: revoking the row ends both.
-        refreshable = session.scalar(
-            select(func.count(Token.id)).where(
-                Token.app_id.in_(ids),
-                Token.revoked_at.is_(None),
-                Token.refresh_token_hash.is_not(None),
-                Token.rotated_at.is_(None),
-                Token.refresh_expires_at > now,
-            )
-        )
-        revoked = _rowcount(
-            session.execute(
-                update(Token).where(Token.app_id.in_(ids), Token.revoked_at.is_(None)).values(revoked_at=now)
-            )
-        )
-        # Restricted tokens die with their access tokens already (their lookup reads the parent's
-        # revocation); marking them too keeps the rows truthful.
-        revoke_restricted(session, ids, now)
-        codes = _rowcount(
-            session.execute(
-                update(AuthorizationCode)
-                .where(AuthorizationCode.app_id.in_(ids), AuthorizationCode.used_at.is_(None))
-                .values(used_at=now)
-            )
-        )
-        connections = session.execute(
-            select(Connection.id, Connection.app_id, Connection.company_id, Company.public_id)
-            .join(Company, Company.id == Connection.company_id)
-            .where(Connection.app_id.in_(ids), Connection.status == ConnectionStatus.ACTIVE.value)
-            .order_by(Connection.id)
-        ).all()
-        session.execute(
-            update(Connection)
-            .where(Connection.id.in_([c[0] for c in connections]))
-            .values(status=ConnectionStatus.SUSPENDED.value, updated_at=now)
-        )
-        for conn_id, app_id, company_id, _ in connections:
+            transition(session, app.id, LifecycleState.DELISTED, actor=actor, reason=cause, now=now)
+        cut = cut_off(session, ids, now)
+        revoked, refreshable, connections = cut.tokens_revoked, cut.refresh_tokens_revoked, cut.connections
+        names = company_names(session, {c.company_id for c in connections})
+        for connection in connections:
             record(
                 session,
                 EventTag.CONNECTION_SUSPENDED,
                 actor=actor,
-                app_id=app_id,
-                company_id=company_id,
-                connection_id=conn_id,
+                app_id=connection.app_id,
+                company_id=connection.company_id,
+                connection_id=connection.id,
                 reason=cause,
             )
         for app in rows:  # one event per app with the count, not one per token (there may be thousands)
@@ -147,17 +111,17 @@ def kill_switch(
             .where(IncidentApp.incident_id == incident.id, IncidentApp.app_id.in_(ids))
             .values(killed_at=now)
         )
-        companies = sorted({c[3] for c in connections})
+        companies = sorted({names[c.company_id].public_id for c in connections})
         counts = {
             "tokens_revoked": revoked,
-            "refresh_tokens_revoked": refreshable or 0,
-            "codes_invalidated": codes,
+            "refresh_tokens_revoked": refreshable,
+            "codes_invalidated": cut.codes_invalidated,
             "connections_suspended": len(connections),
             "companies": len(companies),
         }
         text = (
             f"kill switch: {', '.join(slugs)} delisted; {revoked} access tokens "
-            f"({refreshable or 0} with live refresh tokens) revoked; {len(connections)} connections "
+            f"({refreshable} with live refresh tokens) revoked; {len(connections)} connections "
             f"of {len(companies)} companies suspended"
         )
         add_timeline(
@@ -176,8 +140,8 @@ def kill_switch(
             apps=slugs,
             opened_at=now,
             tokens_revoked=revoked,
-            refresh_tokens_revoked=refreshable or 0,
-            codes_invalidated=codes,
+            refresh_tokens_revoked=refreshable,
+            codes_invalidated=cut.codes_invalidated,
             connections_suspended=len(connections),
             companies=companies,
         )
@@ -187,7 +151,7 @@ def kill_switch(
     return result
 
 
-def _refuse_if_already_cut_off(session: Session, apps: Sequence[App]) -> None:
+def _refuse_if_already_cut_off(session: Session, apps: Sequence[AppStanding]) -> None:
     """An app that an open incident already cut off gets no second incident: the operator adds to the
     open one. An app relisted while its incident is open is cut off again (the kill switch never refuses
     to stop a live app)."""
@@ -221,8 +185,3 @@ def _checkpoint(db: Database, incident: str, actor: str) -> dict[str, Any] | Non
         "hash": published.checkpoint.hash_hex,
         "file": str(published.path),
     }
-
-
-def _rowcount(result: Any) -> int:
-    """Rows an UPDATE matched (a CursorResult; typed loosely by SQLAlchemy)."""
-    return int(cast(CursorResult[Any], result).rowcount)

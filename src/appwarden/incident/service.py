@@ -5,28 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.db.base import utcnow
 from appwarden.errors import Conflict, InvalidInput, NotFound
-from appwarden.events.models import SecurityEvent
-from appwarden.events.service import EventTag, record
+from appwarden.events.service import EventTag, record, tally
 from appwarden.hooks import Hook
 from appwarden.incident.models import Incident, IncidentApp, TimelineEntry
 from appwarden.incident.vocabulary import IncidentStatus, TimelineKind
-from appwarden.marketplace.models import App
-from appwarden.platform.models import Company
+from appwarden.marketplace.standing import AppStanding, standings
+from appwarden.platform.directory import company_names
 
 # Announced in the opener's transaction after an incident and its first timeline entry exist:
 # ``(session, incident, app ids)``.
-incident_opened: Hook[[Session, Incident, list[int]]] = Hook("incident opened")
+incident_opened: Hook[[Session, int, list[int]]] = Hook("incident opened")  # (session, incident id, app ids)
 
 
 def open_incident(
-    session: Session, *, apps: Sequence[App], reason: str, actor: str, title: str | None = None
+    session: Session, *, apps: Sequence[AppStanding], reason: str, actor: str, title: str | None = None
 ) -> Incident:
     """Create an open incident about ``apps`` with its first timeline entry (no side effects on apps)."""
     if not apps:
@@ -52,7 +51,7 @@ def open_incident(
     )
     # Canary contacts raised before anyone opened an incident are evidence for this one (二次被害):
     # the canary package answers this announcement (``appwarden.wiring``).
-    incident_opened(session, incident, [a.id for a in apps])
+    incident_opened(session, incident.id, [a.id for a in apps])
     return incident
 
 
@@ -66,6 +65,18 @@ def open_incidents_of(session: Session, app_id: int) -> list[Incident]:
             .order_by(Incident.opened_at.desc(), Incident.id.desc())
         )
     )
+
+
+class IncidentRef(NamedTuple):
+    """An incident as a package that adds to it sees it: internal and public id."""
+
+    id: int
+    public_id: str
+
+
+def open_incident_refs_of(session: Session, app_id: int) -> list[IncidentRef]:
+    """The app's open incidents, newest first."""
+    return [IncidentRef(incident.id, incident.public_id) for incident in open_incidents_of(session, app_id)]
 
 
 def incident_public_ids(session: Session, incident_ids: Collection[int]) -> dict[int, str]:
@@ -100,6 +111,19 @@ def add_timeline(
     return entry
 
 
+def add_timeline_to(
+    session: Session, incident_id: int, *, actor: str, kind: TimelineKind, text: str, **data: Any
+) -> None:
+    """:func:`add_timeline` for a package that holds the incident's internal id only (the canary watch,
+    answering :data:`incident_opened` or finding the open incidents of an app)."""
+    session.add(
+        TimelineEntry(
+            incident_id=incident_id, actor=actor, kind=TimelineKind(kind).value, text=text, data=data
+        )
+    )
+    session.flush()
+
+
 def get_incident(session: Session, ref: str) -> Incident:
     """Find an incident by its public id (``inc_…``)."""
     incident = session.scalar(select(Incident).where(Incident.public_id == ref))
@@ -108,15 +132,10 @@ def get_incident(session: Session, ref: str) -> Incident:
     return incident
 
 
-def incident_apps(session: Session, incident: Incident) -> list[App]:
+def incident_apps(session: Session, incident: Incident) -> list[AppStanding]:
     """The apps an incident concerns, by slug."""
-    query = (
-        select(App)
-        .join(IncidentApp, IncidentApp.app_id == App.id)
-        .where(IncidentApp.incident_id == incident.id)
-        .order_by(App.slug)
-    )
-    return list(session.scalars(query))
+    ids = session.scalars(select(IncidentApp.app_id).where(IncidentApp.incident_id == incident.id))
+    return sorted(standings(session, list(ids)).values(), key=lambda app: app.slug)
 
 
 def timeline(session: Session, incident: Incident) -> list[TimelineEntry]:
@@ -226,32 +245,19 @@ def refused_calls(session: Session, incident: Incident, *, samples: int = 5) -> 
     """Calls refused from the incident's apps since it opened (``broker:call:refused``; ``count`` sums
     the calls each capped row stands for)."""
     app_ids = [a.id for a in incident_apps(session, incident)]
-    where = (
-        SecurityEvent.tag == EventTag.CALL_REFUSED.value,
-        SecurityEvent.app_id.in_(app_ids),
-        SecurityEvent.occurred_at >= incident.opened_at,
+    refused = tally(
+        session, EventTag.CALL_REFUSED, app_ids=app_ids, since=incident.opened_at, samples=samples
     )
-    calls = func.coalesce(func.sum(SecurityEvent.data["count"].as_integer()), 0)
-    total, rows, first, last = session.execute(
-        select(calls, func.count(SecurityEvent.id), func.min(SecurityEvent.occurred_at),
-               func.max(SecurityEvent.occurred_at)).where(*where)
-    ).one()  # fmt: skip
-    by_company = session.execute(
-        select(Company.public_id, calls)
-        .join(Company, Company.id == SecurityEvent.company_id)
-        .where(*where)
-        .group_by(Company.public_id)
-        .order_by(Company.public_id)
-    ).all()
-    recent = session.scalars(
-        select(SecurityEvent).where(*where).order_by(SecurityEvent.id.desc()).limit(samples)
-    )
+    names = company_names(session, refused.by_company)
     return {
-        "count": int(total),
-        "rows": int(rows),
-        "first_at": _iso(first),
-        "last_at": _iso(last),
-        "by_company": {co: int(n) for co, n in by_company},
+        "count": refused.count,
+        "rows": refused.rows,
+        "first_at": _iso(refused.first_at),
+        "last_at": _iso(refused.last_at),
+        "by_company": {
+            names[co].public_id: n
+            for co, n in sorted(refused.by_company.items(), key=lambda i: names[i[0]].public_id)
+        },
         "recent": [
             {
                 "at": _iso(e.occurred_at),
@@ -261,7 +267,7 @@ def refused_calls(session: Session, incident: Incident, *, samples: int = 5) -> 
                 "token_id": e.data.get("token_id"),
                 "count": e.data.get("count", 1),
             }
-            for e in recent
+            for e in refused.recent
         ],
     }
 

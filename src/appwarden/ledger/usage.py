@@ -32,12 +32,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from appwarden.events.models import SecurityEvent
-from appwarden.events.service import EventTag, occurrences, occurrences_by_app
+from appwarden.events.service import Event, EventTag, occurrences, occurrences_by_app
 from appwarden.ledger.models import LedgerIndex
-from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import FieldScope, parse_scope
-from appwarden.marketplace.service import app_slugs, get_app
+from appwarden.marketplace.standing import AppStanding, find, standings
 
 DAYS = 90
 
@@ -110,17 +108,16 @@ def last_deliveries(session: Session, app_id: int) -> dict[tuple[str, str], date
 
 def scope_usage(session: Session, app_id: int, *, now: datetime, days: int = DAYS) -> list[ScopeUsage]:
     """Every scope the app is approved for, in approval order, with its usage status as of ``now``."""
-    slug = app_slugs(session, [app_id]).get(app_id)
-    if slug is None:
+    app = standings(session, [app_id]).get(app_id)
+    if app is None:
         return []
-    app = get_app(session, slug)
     approvals = occurrences(session, EventTag.APP_SCOPE_APPROVED, app_id=app_id)
     return _usage(app, approvals, last_deliveries(session, app_id), now=now, days=days)
 
 
 def _usage(
-    app: App,
-    approvals: Iterable[SecurityEvent],
+    app: AppStanding,
+    approvals: Iterable[Event],
     last: dict[tuple[str, str], datetime],
     *,
     now: datetime,
@@ -140,7 +137,7 @@ def _usage(
 
 
 def unused_of_apps(
-    session: Session, apps: Sequence[App], *, now: datetime, days: int = DAYS
+    session: Session, apps: Sequence[AppStanding], *, now: datetime, days: int = DAYS
 ) -> dict[int, list[str]]:
     """:func:`unused_scopes` of several apps in two queries (their index rows grouped, their approval
     events), for views that list every app."""
@@ -165,7 +162,9 @@ def unused_of_apps(
     }
 
 
-def unused_scopes_fact(session: Session, apps: Sequence[App], now: datetime) -> dict[int, dict[str, Any]]:
+def unused_scopes_fact(
+    session: Session, apps: Sequence[AppStanding], now: datetime
+) -> dict[int, dict[str, Any]]:
     """The ``unused_scopes`` shown on each app (``apps show``, ``GET /admin/apps/{slug}``): an answer to
     ``marketplace.facts.app_facts``, registered by ``appwarden.wiring``."""
     unused = unused_of_apps(session, apps, now=now)
@@ -180,7 +179,7 @@ def unused_scopes(session: Session, app_id: int, *, now: datetime, days: int = D
 
 def unused_report(session: Session, slug: str, *, now: datetime, days: int = DAYS) -> dict[str, Any]:
     """The JSON of ``appwarden ledger unused APP`` and ``GET /admin/ledger/unused/{app}``."""
-    app = get_app(session, slug)  # 404 app_not_found for an unknown slug or client id
+    app = find(session, slug)  # 404 app_not_found for an unknown slug or client id
     usage = scope_usage(session, app.id, now=now, days=days)
     return {
         "app": app.slug,

@@ -22,10 +22,11 @@ from sqlalchemy.orm import Session
 from appwarden.hooks import Question
 from appwarden.marketplace.models import App, Vendor
 from appwarden.marketplace.service import app_summary
+from appwarden.marketplace.standing import AppStanding, standing
 
 Facts = Mapping[int, Mapping[str, Any]]  # app id -> {fact key: JSON value}
 
-app_facts: Question[[Session, Sequence[App], datetime], Facts] = Question("app facts")
+app_facts: Question[[Session, Sequence[AppStanding], datetime], Facts] = Question("app facts")
 
 RISK = "risk"  # the fact app lists are ordered by: {"score": float, "parts": {...}}
 
@@ -35,7 +36,8 @@ def gather(session: Session, apps: Sequence[App], now: datetime) -> dict[int, di
     merged: dict[int, dict[str, Any]] = {app.id: {} for app in apps}
     if not apps:
         return merged
-    for answer, facts in zip(app_facts.registered(), app_facts(session, apps, now), strict=True):
+    asked = [standing(app) for app in apps]  # answers get frozen copies, never the rows
+    for answer, facts in zip(app_facts.registered(), app_facts(session, asked, now), strict=True):
         for app in apps:
             if app.id not in facts:
                 raise RuntimeError(f"{answer.__qualname__} gave no facts about app {app.slug!r}")

@@ -35,6 +35,8 @@ class AppStanding:
     restricted_policy: str  # a ``RestrictedPolicy``; what it means only while restricted
     grandfathered: bool  # listed without screening: unreviewed until its first audit
     approved_version: int | None  # the version in force
+    approved_scopes: tuple[str, ...]  # of the version in force, as review approved them
+    created_at: datetime
 
     @property
     def policy_in_force(self) -> str | None:
@@ -42,7 +44,8 @@ class AppStanding:
         return self.restricted_policy if self.listing_state == LifecycleState.RESTRICTED else None
 
 
-def _standing(app: App) -> AppStanding:
+def standing(app: App) -> AppStanding:
+    """The standing of an app row this package read (for the marketplace's own modules)."""
     return AppStanding(
         id=app.id,
         slug=app.slug,
@@ -52,6 +55,8 @@ def _standing(app: App) -> AppStanding:
         restricted_policy=app.restricted_policy,
         grandfathered=bool(app.grandfathered),
         approved_version=app.approved_version,
+        approved_scopes=tuple(str(scope) for scope in app.approved_scopes),
+        created_at=app.created_at,
     )
 
 
@@ -65,17 +70,17 @@ def _row(session: Session, app_id: int) -> App:
 
 def find(session: Session, ref: str) -> AppStanding:
     """The app with this slug or client id; 404 ``app_not_found``."""
-    return _standing(service.get_app(session, ref))
+    return standing(service.get_app(session, ref))
 
 
 def of_vendor(session: Session, vendor: VendorProfile, slug: str) -> AppStanding:
     """The vendor's own app ``slug``; another vendor's app is 404 ``app_not_found`` like a missing one."""
-    return _standing(service.vendor_app(session, vendor, slug))
+    return standing(service.vendor_app(session, vendor, slug))
 
 
 def standing_of(session: Session, app_id: int) -> AppStanding:
     """The app with this internal id (an id another package recorded); 404 ``app_not_found``."""
-    return _standing(_row(session, app_id))
+    return standing(_row(session, app_id))
 
 
 def standings(session: Session, app_ids: Collection[int]) -> dict[int, AppStanding]:
@@ -83,7 +88,7 @@ def standings(session: Session, app_ids: Collection[int]) -> dict[int, AppStandi
     if not app_ids:
         return {}
     rows = session.scalars(select(App).where(App.id.in_(list(app_ids))))
-    return {app.id: _standing(app) for app in rows}
+    return {app.id: standing(app) for app in rows}
 
 
 def summary(session: Session, app_id: int, vendor: VendorProfile | None = None) -> dict[str, object]:
@@ -113,7 +118,7 @@ def transition(
     lifecycle forbids the move); its new standing."""
     app = _row(session, app_id)
     service.transition(session, app, target, actor=actor, reason=reason, now=now, policy=policy)
-    return _standing(app)
+    return standing(app)
 
 
 def relist(
@@ -123,7 +128,7 @@ def relist(
     passed); its new standing."""
     app = _row(session, app_id)
     service.relist_app(session, app, actor=actor, reason=reason, now=now)
-    return _standing(app)
+    return standing(app)
 
 
 def put_in_force(
@@ -136,7 +141,7 @@ def put_in_force(
         raise NotFound(f"no app version {version_id}", code="version_not_found")
     app = _row(session, version.app_id)
     service.put_version_in_force(session, app, version, approved, actor=actor, now=now)
-    return _standing(app)
+    return standing(app)
 
 
 def end_grandfathering(session: Session, app_id: int) -> AppStanding:
@@ -144,4 +149,4 @@ def end_grandfathering(session: Session, app_id: int) -> AppStanding:
     as unreviewed, and its access tokens no longer keep raw identifying fields."""
     app = _row(session, app_id)
     app.grandfathered = False
-    return _standing(app)
+    return standing(app)

@@ -33,8 +33,7 @@ from appwarden.errors import AppwardenError
 from appwarden.events.service import EventTag, record
 from appwarden.incident.killswitch import kill_switch
 from appwarden.incident.revocation import RevocationSignal
-from appwarden.marketplace.models import App
-from appwarden.marketplace.service import transition
+from appwarden.marketplace.standing import AppStanding, standing_of, transition
 from appwarden.marketplace.vocabulary import LifecycleState, RestrictedPolicy
 from appwarden.monitor import outbox, throttles
 from appwarden.monitor.models import Alert, OutboxItem, Throttle
@@ -76,7 +75,7 @@ def decide(policy: MonitorPolicy, detector: Detector, severity: Severity, prior:
     return Decision(mode, step, why)
 
 
-def standing_action(session: Session, alert: Alert, policy: MonitorPolicy, app: App) -> Action | None:
+def standing_action(session: Session, alert: Alert, policy: MonitorPolicy, app: AppStanding) -> Action | None:
     """The strongest action still in force from the app's other alerts in the escalation window."""
     since = alert.raised_at - timedelta(hours=policy.escalate_within_hours)
     rows = session.execute(
@@ -115,8 +114,8 @@ def act(db: Database, settings: Settings, policy: MonitorPolicy, item_id: int, *
         item = session.get(OutboxItem, item_id)
         assert item is not None
         alert = session.get(Alert, item.alert_id)
-        app = session.get(App, alert.app_id) if alert is not None else None
-        assert alert is not None and app is not None
+        assert alert is not None
+        app = standing_of(session, alert.app_id)
         decision = decide(
             policy,
             Detector(alert.detector),
@@ -182,7 +181,7 @@ def act(db: Database, settings: Settings, policy: MonitorPolicy, item_id: int, *
 
 
 def _restrict(
-    session: Session, alert: Alert, app: App, policy: MonitorPolicy, decision: Decision, now: datetime
+    session: Session, alert: Alert, app: AppStanding, policy: MonitorPolicy, decision: Decision, now: datetime
 ) -> str:
     previous = app.listing_state
     if previous == LifecycleState.DELISTED.value:
@@ -190,7 +189,7 @@ def _restrict(
     try:
         transition(
             session,
-            app,
+            app.id,
             LifecycleState.RESTRICTED,
             actor=ACTOR,
             reason=f"monitor: alert {alert.public_id} ({alert.detector}, {alert.severity})",

@@ -24,7 +24,7 @@ def list_(
 ) -> None:
     """Alerts, newest first (open ones unless --state says otherwise)."""
     from appwarden.db.base import utcnow
-    from appwarden.marketplace.service import get_app
+    from appwarden.marketplace.standing import find
     from appwarden.monitor import service
     from appwarden.monitor.risk import risk_scores
 
@@ -37,7 +37,7 @@ def list_(
             print_json(rows)
             return
         # The table shows each app's risk beside its alerts: one score per app listed, not per alert.
-        apps = [get_app(session, slug) for slug in sorted({row["alert"]["app"] for row in rows})]
+        apps = [find(session, slug) for slug in sorted({row["alert"]["app"] for row in rows})]
         scores = risk_scores(session, apps, utcnow())
         risk = {app.slug: scores[app.id].score for app in apps}
     columns = ("id", "raised", "detector", "severity", "app", "risk", "company", "observed", "acknowledged")

@@ -34,8 +34,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from appwarden.ledger.exposure import PeopleHeld, people_held
-from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import PII_FIELDS, FieldScope, Mode, parse_scope
+from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.tiers import tier_of
 from appwarden.monitor.policy import Severity
 from appwarden.monitor.service import open_alert_counts
@@ -129,7 +129,7 @@ def combine(parts: dict[str, dict[str, Any]]) -> RiskScore:
 
 def risk_scores(
     session: Session,
-    apps: Sequence[App],
+    apps: Sequence[AppStanding],
     now: datetime,
     *,
     obligations: ObligationSource = no_obligations,
@@ -155,7 +155,7 @@ def risk_scores(
     }
 
 
-def risk_fact(session: Session, apps: Sequence[App], now: datetime) -> dict[int, dict[str, Any]]:
+def risk_fact(session: Session, apps: Sequence[AppStanding], now: datetime) -> dict[int, dict[str, Any]]:
     """Each app's ``risk`` for its views: an answer to ``marketplace.facts.app_facts``, registered by
     ``appwarden.wiring``."""
     return {app_id: {"risk": score.to_dict()} for app_id, score in risk_scores(session, apps, now).items()}

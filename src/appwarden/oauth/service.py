@@ -22,6 +22,7 @@ from appwarden.marketplace.clients import ClientApp, client_by_client_id, client
 from appwarden.marketplace.lifecycle import Access, access_in_state
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS, PII_FIELDS, RESOURCE_SCOPES, Mode, effective_scopes
 from appwarden.marketplace.service import approved_scopes_of, scopes_on_offer
+from appwarden.oauth.connections import ConnectionRef, ref
 from appwarden.oauth.models import AuthorizationCode, Connection, Token
 from appwarden.oauth.vocabulary import ConnectionStatus
 from appwarden.platform.accounts import Account, account
@@ -51,7 +52,7 @@ def family_for_code(code: AuthorizationCode) -> str:
 
 # Announced in the consent's transaction when an owner approves a connection (new or re-approved):
 # ``(session, connection, settings, actor)``.
-connection_granted: Hook[[Session, Connection, Settings, str]] = Hook("connection granted")
+connection_granted: Hook[[Session, ConnectionRef, Settings, str]] = Hook("connection granted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,7 @@ class OAuthStore:
             app_version=version,
         )
         if settings is not None:
-            connection_granted(self.session, conn, settings, user.username)
+            connection_granted(self.session, ref(conn), settings, user.username)
         return conn
 
     # -- authorisation codes -------------------------------------------------------------------

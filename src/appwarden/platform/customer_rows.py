@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.orm import Session
 
 from appwarden.platform.models import Customer
@@ -56,6 +56,11 @@ def real_or_among(canaries: Collection[int]) -> ColumnElement[bool]:
     the canaries it may see as ids (the broker's listing, for one page) instead of a subquery."""
     real = Customer.is_canary.is_(False)
     return or_(real, Customer.id.in_(list(canaries))) if canaries else real
+
+
+def real_or_in(ids: Select[Any]) -> ColumnElement[bool]:
+    """The predicate "no canary, or one whose id the subquery ``ids`` gives" over customers."""
+    return or_(Customer.is_canary.is_(False), Customer.id.in_(ids))
 
 
 def customer_rows(

@@ -87,3 +87,74 @@ def home_stores(session: Session, customer_ids: Collection[int]) -> dict[int, st
         )
         found.update((cid, public) for cid, public in session.execute(query))
     return found
+
+
+class Contact(NamedTuple):
+    """A company or store as a notice addresses it: ids, name and e-mail address (None when unset)."""
+
+    id: int
+    public_id: str
+    name: str
+    email: str | None
+
+
+def company_contacts(session: Session, public_ids: Collection[str]) -> dict[str, Contact]:
+    """``{public id: contact}`` for those of ``public_ids`` that are companies."""
+    if not public_ids:
+        return {}
+    query = select(Company.id, Company.public_id, Company.name, Company.email).where(
+        Company.public_id.in_(list(public_ids))
+    )
+    return {row[1]: Contact(*row) for row in session.execute(query)}
+
+
+def store_contacts(session: Session, public_ids: Collection[str]) -> dict[str, Contact]:
+    """``{public id: contact}`` for those of ``public_ids`` that are stores."""
+    ids = sorted(public_ids)
+    found: dict[str, Contact] = {}
+    for start in range(0, len(ids), _CHUNK):
+        query = select(Store.id, Store.public_id, Store.name, Store.email).where(
+            Store.public_id.in_(ids[start : start + _CHUNK])
+        )
+        found.update((row[1], Contact(*row)) for row in session.execute(query))
+    return found
+
+
+def address_sample(session: Session, company_id: int, limit: int = 50) -> list[str]:
+    """Up to ``limit`` of the company's members' addresses (e.g. where most of them live)."""
+    query = select(Customer.address).where(Customer.company_id == company_id, Customer.address.is_not(None))
+    return [str(a) for a in session.scalars(query.limit(limit))]
+
+
+class CustomerCard(NamedTuple):
+    """Who a customer is on screen: public id, name, kana, phone, e-mail and the home store's public id."""
+
+    id: int
+    public_id: str
+    name: str | None
+    name_kana: str | None
+    phone: str | None
+    email: str | None
+    home_store: str
+
+
+def customer_cards(session: Session, customer_ids: Collection[int]) -> dict[int, CustomerCard]:
+    """``{customer id: card}`` for a few customers (canaries, a person a request names)."""
+    ids = sorted(customer_ids)
+    found: dict[int, CustomerCard] = {}
+    for start in range(0, len(ids), _CHUNK):
+        query = (
+            select(
+                Customer.id,
+                Customer.public_id,
+                Customer.name,
+                Customer.name_kana,
+                Customer.phone,
+                Customer.email,
+                Store.public_id,
+            )
+            .join(Store, Store.id == Customer.home_store_id)
+            .where(Customer.id.in_(ids[start : start + _CHUNK]))
+        )
+        found.update((row[0], CustomerCard(*row)) for row in session.execute(query))
+    return found

@@ -125,3 +125,11 @@ def members_of_stores(session: Session, store_ids: Collection[int]) -> BitMap:
 def members_of_companies(session: Session, company_ids: Collection[int]) -> BitMap:
     """Every member of ``company_ids`` (the union of their stores' members)."""
     return store_membership(session, company_ids).everyone()
+
+
+def store_sizes(session: Session, company_id: int) -> dict[int, int]:
+    """``{store id: members}`` of the company's stores that have a membership row."""
+    query = select(StoreMembers.store_id, StoreMembers.cardinality).where(
+        StoreMembers.company_id == company_id
+    )
+    return {int(store): int(n) for store, n in session.execute(query)}

@@ -117,6 +117,16 @@ def add_customers(session: Session, company: Company, rows: Iterable[Mapping[str
     return len(_insert_customers(session, company, rows))
 
 
+def add_customer_to(session: Session, company_id: int, values: Mapping[str, Any]) -> int:
+    """One customer of the company with this id, inserted as :func:`add_customers` does; returns its
+    internal id (404 ``company_not_found`` for no such company)."""
+    company = session.get(Company, company_id)
+    if company is None:
+        raise NotFound(f"no company {company_id}", code="company_not_found")
+    (customer_id,) = _insert_customers(session, company, [values])
+    return customer_id
+
+
 def add_customer(session: Session, company: Company, values: Mapping[str, Any]) -> Customer:
     """One customer of ``company``, inserted as :func:`add_customers` does; returns it."""
     (customer_id,) = _insert_customers(session, company, [values])

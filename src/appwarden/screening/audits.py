@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -37,20 +37,6 @@ from appwarden.screening.vocabulary import AuditStatus
 
 REMINDER_DAYS = (30, 7)
 AUDIT_ACTOR = "audit-check"
-
-
-class AuditedApp(Protocol):
-    """What the audits read of an app they are handed: the marketplace's ``AppStanding``, or anything
-    that answers these three (the monitor's risk score hands over the apps the app views ask about)."""
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def grandfathered(self) -> bool: ...
-
-    @property
-    def approved_version(self) -> int | None: ...
 
 
 class Step(StrEnum):
@@ -87,12 +73,14 @@ def steps_due(audit: Audit, now: datetime) -> list[Step]:
     return steps
 
 
-def open_audit(session: Session, app: AuditedApp) -> Audit | None:
+def open_audit(session: Session, app: AppStanding) -> Audit | None:
     query = select(Audit).where(Audit.app_id == app.id, Audit.status == AuditStatus.OPEN.value)
     return session.scalar(query.order_by(Audit.id.desc()).limit(1))
 
 
-def schedule_next(session: Session, app: AuditedApp, *, tier: int, now: datetime, actor: str) -> Audit | None:
+def schedule_next(
+    session: Session, app: AppStanding, *, tier: int, now: datetime, actor: str
+) -> Audit | None:
     """After an approval or a passed audit: close any open audit, open the next by the tier."""
     current = open_audit(session, app)
     if current is not None:
@@ -106,7 +94,7 @@ def schedule_next(session: Session, app: AuditedApp, *, tier: int, now: datetime
     return audit
 
 
-def schedule(session: Session, app: AuditedApp, due: datetime | None, *, actor: str, now: datetime) -> Audit:
+def schedule(session: Session, app: AppStanding, due: datetime | None, *, actor: str, now: datetime) -> Audit:
     """``audits schedule``: set the open audit's due date (None: due at once); open one if none."""
     if due is not None and due.tzinfo is None:
         raise InvalidInput("the due date needs a time zone", code="invalid_date")
@@ -186,7 +174,7 @@ class Posture:
     days_overdue: int | None  # None when not overdue or due at once with no date
 
 
-def postures(session: Session, apps: Sequence[AuditedApp], now: datetime) -> dict[int, Posture]:
+def postures(session: Session, apps: Sequence[AppStanding], now: datetime) -> dict[int, Posture]:
     """Each app's :class:`Posture` (one query for every app's open audits). A grandfathered app with
     no audit yet is overdue: its first audit is due at once (issue 11)."""
     ids = [app.id for app in apps]
