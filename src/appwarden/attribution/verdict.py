@@ -26,6 +26,8 @@ from typing import Any
 
 from pyroaring import BitMap
 
+from appwarden.marketplace.scopes import Mode
+
 Grants = Mapping[tuple[str, str], BitMap]  # (field, mode) → people, already limited to the matched ones
 
 MIN_MATCHED = 3  # fewer platform people than this is no basis for a verdict
@@ -78,12 +80,12 @@ class Verdict:
 def _revealing(grants: Grants, name: str, kind: str) -> BitMap:
     """People whose ``name`` field the grants delivered in a mode that explains a ``kind`` cell."""
     empty = BitMap()
-    raw = grants.get((name, "raw"), empty)
+    raw = grants.get((name, Mode.RAW.value), empty)
     if kind == "full":
         return raw
     if kind == "masked":
-        return raw | grants.get((name, "masked"), empty)
-    return grants.get((name, "token"), empty)
+        return raw | grants.get((name, Mode.MASKED.value), empty)
+    return grants.get((name, Mode.TOKEN.value), empty)
 
 
 def explained_by(matched: BitMap, cells: Mapping[str, Mapping[str, BitMap]], grants: Grants) -> BitMap:

@@ -14,7 +14,7 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from appwarden.marketplace.scopes import PII_FIELDS, FieldScope, parse_scope
+from appwarden.marketplace.scopes import PII_FIELDS, FieldScope, Mode, parse_scope
 
 Session = MutableMapping[str, Any]
 
@@ -123,7 +123,7 @@ def consent_items(scope: str, disclosure: dict[str, Any] | None = None) -> list[
             label_ja, label_en = FIELD_LABELS[parsed.field]
             mode_ja, mode_en = MODE_LABELS[parsed.mode.value]
             restricted_only = bool(disclosure.get("raw_by_restricted_token_only")) and (
-                parsed.mode.value == "raw" and parsed.field in PII_FIELDS
+                parsed.mode is Mode.RAW and parsed.field in PII_FIELDS
             )
         else:
             key = str(parsed)

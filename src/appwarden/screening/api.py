@@ -18,6 +18,7 @@ from appwarden.marketplace import standing, versions
 from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.vendor_api import OWN_APP, VENDOR_AUTH, VendorDep
 from appwarden.marketplace.vendors import VendorProfile, profile_of
+from appwarden.marketplace.vocabulary import VersionStatus
 from appwarden.platform.staff import StaffMember, staff_by_key
 from appwarden.screening import audits, review, service
 from appwarden.screening.vocabulary import Outcome
@@ -118,7 +119,9 @@ def vendor_view(session: Session, app: AppStanding, vendor: VendorProfile) -> di
     return {
         "app": standing.summary(session, app.id, vendor),
         "version": versions.version_summary(version),
-        "missing": service.missing_for_submission(session, version) if version.status == "draft" else [],
+        "missing": service.missing_for_submission(session, version)
+        if version.status == VersionStatus.DRAFT
+        else [],
         "questionnaire": service.questionnaire_view(session, version),
         "evidence": service.evidence_view(session, version),
         "review": review.outcome_for_vendor(session, version),
