@@ -15,6 +15,7 @@ import pytest
 from appwarden.charts import Bar, bar_chart, hbar_chart
 from appwarden.errors import InvalidInput
 from appwarden.ledger.activity import MAX_BUCKETS, Bucket, deliveries
+from appwarden.ledger.exposure import received_by_company
 from appwarden.ledger.service import record_delivery
 from appwarden.ledger.vocabulary import EntryKind
 from conftest import World
@@ -102,3 +103,20 @@ def test_horizontal_chart_has_one_row_per_bar_with_its_value() -> None:
     assert texts == ["株式会社A", "20,311", "B & C", "812"]
     widths = [float(r.get("width", "")) for r in root.findall(f"{SVG}rect")]
     assert widths[0] > widths[1] > 0
+
+
+def test_received_by_company_counts_distinct_people_per_field_and_mode(world: World) -> None:
+    _deliver(world, "invoice-plus", 0, [0, 1, 2], T0)
+    _deliver(world, "invoice-plus", 0, [1, 2, 3], T0 + timedelta(hours=5))  # two again, one new
+    _deliver(world, "invoice-plus", 1, [0], T0 + timedelta(hours=1))
+    app_id = world.apps["invoice-plus"][0]
+    first, second = world.tenants[0].company.id, world.tenants[1].company.id
+    with world.db.session() as session:
+        rows = received_by_company(session, app_id)
+        only_second = received_by_company(session, app_id, company_id=second)
+    by_company = {(r.company_id, r.field, r.mode): r for r in rows}
+    assert by_company[(first, "name", "raw")].people == 4
+    assert by_company[(first, "name", "raw")].first_at == T0
+    assert by_company[(first, "name", "raw")].last_at == T0 + timedelta(hours=5)
+    assert by_company[(second, "name", "raw")].people == 1
+    assert [(r.company_id, r.people) for r in only_second] == [(second, 1)]

@@ -8,7 +8,8 @@ own session (one snapshot for everything they read):
 - :func:`holdings_of` — which apps received which of a set of people, per company, field and mode
   (attribution's evidence);
 - :func:`delivery_stream` — the apps' deliveries in ledger order (attribution's copy window);
-- :func:`people_held` — how many distinct people each app holds, and how many of them raw (risk).
+- :func:`people_held` — how many distinct people each app holds, and how many of them raw (risk);
+- :func:`received_by_company` — an app's people per company, field and mode, as counts (its page).
 
 Bitmap rows are read as plain-column tuples, on PostgreSQL in binary format (:func:`blob_rows`).
 """
@@ -194,3 +195,33 @@ def people_held(session: Session, app_ids: Collection[int]) -> dict[int, PeopleH
             if mode == Mode.RAW and field_name in PII_FIELDS:
                 raw[app_id] |= people
     return {app_id: PeopleHeld(held=len(held[app_id]), raw=len(raw[app_id])) for app_id in app_ids}
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What one app received of one field in one mode in one company: distinct people, and when it
+    first and last received any of them (the app page's "people held per field and per company")."""
+
+    company_id: int
+    field: str
+    mode: str  # a ``Mode`` value
+    people: int
+    first_at: datetime
+    last_at: datetime
+
+
+def received_by_company(session: Session, app_id: int, company_id: int | None = None) -> list[Received]:
+    """The app's index rows as counts (no bitmap is read), by company, field and mode; optionally of
+    one company only (a store owner's view of the app)."""
+    query = select(
+        LedgerIndex.company_id,
+        LedgerIndex.field,
+        LedgerIndex.mode,
+        LedgerIndex.cardinality,
+        LedgerIndex.first_at,
+        LedgerIndex.last_at,
+    ).where(LedgerIndex.app_id == app_id)
+    if company_id is not None:
+        query = query.where(LedgerIndex.company_id == company_id)
+    query = query.order_by(LedgerIndex.company_id, LedgerIndex.field, LedgerIndex.mode)
+    return [Received(*row) for row in session.execute(query)]
