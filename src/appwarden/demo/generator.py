@@ -2,33 +2,28 @@
 
 Faker ja_JP supplies the vocabulary once (family and given names with kana and romaji, prefectures,
 cities, towns, buildings); numpy draws every per-person choice as index arrays, so 170,000 customers
-take a few seconds. Rows go in with executemany in large batches, with their ids passed explicitly
-(the database is fresh), so transactions can point at customers without reading them back.
+take a few seconds. The platform's bulk loader (``platform.bulk``) writes them, as columns linked by
+position, in large executemany batches, and rebuilds the derived indexes in the same transaction.
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from faker import Faker
 from faker.providers.address.ja_JP import Provider as AddressProvider
 from faker.providers.person.ja_JP import Provider as PersonProvider
-from sqlalchemy import Table, insert, text
-from sqlalchemy.orm import Session
 
+from appwarden.db.base import public_id
 from appwarden.db.session import Database
 from appwarden.demo.catalog import Plan
+from appwarden.platform import bulk
+from appwarden.platform.bulk import CustomerColumns, NewCompany, NewProduct, NewStore, TransactionColumns
 from appwarden.platform.customer_changes import Progress
-from appwarden.platform.models import Company, Customer, Product, Store, Transaction
-from appwarden.platform.service import customers_loaded
 
-# Core executemany (not the ORM bulk path, which falls back to a statement per row when some
-# values are None).
-BATCH = 20_000
 # Shares of members who gave each optional field (phones and emails are the ones the incident is about).
 SHARE = {"phone": 0.85, "email": 0.62, "address": 0.7, "birthday": 0.8, "gender": 0.92}
 RANKS = np.array(["regular", "silver", "gold", "platinum"], dtype=object)
@@ -47,8 +42,6 @@ PRODUCTS: tuple[tuple[str, int], ...] = (
     ("チーズケーキ", 480), ("サンドイッチ", 580), ("オレンジジュース", 380), ("季節のタルト", 620),
     ("焼き菓子セット", 1500), ("ドリップバッグ 5袋", 900), ("オリジナルマグ", 1800), ("ギフトカード", 3000),
 )  # fmt: skip
-CUSTOMERS = cast(Table, Customer.__table__)
-TRANSACTIONS = cast(Table, Transaction.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +84,9 @@ def company_sizes(plan: Plan, rng: np.random.Generator) -> tuple[np.ndarray, np.
 
 
 def build_platform(db: Database, plan: Plan, *, indexing: Progress | None = None) -> Built:
-    """Generate and insert the whole platform in one transaction (all or nothing), derived indexes
-    (store bitmaps, blind index) included; ``indexing(done, total)`` follows the blind-index rebuild."""
+    """Generate the whole platform and load it in one transaction (all or nothing) through
+    ``platform.bulk``, derived indexes (store bitmaps, blind index) included; ``indexing(done, total)``
+    follows the blind-index rebuild."""
     rng = np.random.default_rng(plan.seed)
     fake = Faker("ja_JP")
     fake.seed_instance(plan.seed)
@@ -104,45 +98,47 @@ def build_platform(db: Database, plan: Plan, *, indexing: Progress | None = None
     prefectures = np.array(AddressProvider.prefectures, dtype=object)
     company_pref = rng.integers(len(prefectures), size=plan.companies)
 
+    companies = _companies(fake, plan.companies)
+    stores = _stores(fake, companies, stores_per)
+    cust = _customers(rng, sizes, exact_phones, store_company, company_pref, prefectures)
+    sales = _transactions(rng, cust)
+    products = _products(plan.seed, len(companies), store_company)
     with db.session() as session:
-        companies, names = _insert_companies(session, fake, plan.companies)
-        store_ids = _insert_stores(session, fake, companies, store_company, stores_per)
-        cust = _customers(rng, sizes, exact_phones, store_company, company_pref, prefectures)
-        cust["company_id"] = np.array([c.id for c in companies])[cust["company"]]
-        cust["home_store_id"] = store_ids[cust["store"]]
-        n = _insert_customers(session, cust)
-        tx = _insert_transactions(session, rng, cust, store_ids, np.array([c.id for c in companies]))
-        _insert_products(session, plan.seed, companies, store_ids, store_company)
-        _advance_sequences(session)
-        # Core executemany goes around the platform's per-row write paths: rebuild the derived indexes.
-        customers_loaded(session, [c.id for c in companies], progress=indexing)
+        loaded = bulk.load(
+            session,
+            companies=companies,
+            stores=stores,
+            customers=_customer_columns(cust),
+            transactions=sales,
+            products=products,
+            progress=indexing,
+        )
     return Built(
-        company_ids=[c.id for c in companies],
+        company_ids=loaded.company_ids,
         company_public_ids=[c.public_id for c in companies],
-        company_names=names,
+        company_names=[c.name for c in companies],
         store_company=store_company,
-        customers=n,
-        transactions=tx,
+        customers=loaded.customers,
+        transactions=loaded.transactions,
     )
 
 
-def _insert_companies(session: Session, fake: Faker, count: int) -> tuple[list[Company], list[str]]:
+def _companies(fake: Faker, count: int) -> list[NewCompany]:
     names: list[str] = []
     for _ in range(count):
         names.append(fake.unique.company())
-    companies = [
-        Company(name=name, email=f"info@{fake.unique.domain_word()}.co.jp" if i % 7 else None)
+    return [
+        NewCompany(
+            public_id=public_id("co"),
+            name=name,
+            email=f"info@{fake.unique.domain_word()}.co.jp" if i % 7 else None,
+        )
         for i, name in enumerate(names)
     ]
-    session.add_all(companies)
-    session.flush()
-    return companies, names
 
 
-def _insert_stores(
-    session: Session, fake: Faker, companies: list[Company], store_company: np.ndarray, stores_per: np.ndarray
-) -> np.ndarray:
-    stores: list[Store] = []
+def _stores(fake: Faker, companies: list[NewCompany], stores_per: np.ndarray) -> list[NewStore]:
+    stores: list[NewStore] = []
     for c, company in enumerate(companies):
         brand = company.name.replace("株式会社", "").replace("有限会社", "").replace("合同会社", "").strip()
         for s in range(int(stores_per[c])):
@@ -151,32 +147,25 @@ def _insert_stores(
             email = (
                 None if fake.random.random() < 0.15 else f"store{s + 1}@{company.public_id[3:11].lower()}.jp"
             )
-            stores.append(Store(company_id=company.id, name=f"{brand} {town}店", email=email))
-    session.add_all(stores)
-    session.flush()
-    return np.array([s.id for s in stores], dtype=np.int64)
+            stores.append(NewStore(company=c, name=f"{brand} {town}店", email=email))
+    return stores
 
 
-def _insert_products(
-    session: Session, seed: int, companies: list[Company], store_ids: np.ndarray, store_company: np.ndarray
-) -> int:
+def _products(seed: int, companies: int, store_company: np.ndarray) -> list[NewProduct]:
     """Each company's catalogue: 6 to 10 items sold at all its stores, and one item only its first store
     sells. A generator of its own, so adding products moved none of the people or sales drawn before."""
     rng = np.random.default_rng([seed, 6])
-    rows: list[dict[str, Any]] = []
-    for c, company in enumerate(companies):
+    rows: list[NewProduct] = []
+    for c in range(companies):
         picks = rng.choice(len(PRODUCTS), size=int(rng.integers(6, 11)), replace=False)
         factors = rng.uniform(0.9, 1.1, size=picks.size)
         for pick, factor in zip(picks.tolist(), factors.tolist(), strict=True):
             name, base = PRODUCTS[pick]
             price = int(round(base * factor, -1))
-            rows.append({"company_id": company.id, "store_id": None, "name": name, "price": price})
-        first_store = int(store_ids[np.flatnonzero(store_company == c)[0]])
-        rows.append(
-            {"company_id": company.id, "store_id": first_store, "name": "店舗限定ブレンド", "price": 520}
-        )
-    session.execute(insert(Product), rows)
-    return len(rows)
+            rows.append(NewProduct(company=c, store=None, name=name, price=price))
+        first_store = int(np.flatnonzero(store_company == c)[0])
+        rows.append(NewProduct(company=c, store=first_store, name="店舗限定ブレンド", price=520))
+    return rows
 
 
 def _customers(
@@ -284,82 +273,36 @@ def _customers(
     }
 
 
-def _ids(prefix: str, n: int) -> list[str]:
-    # The same shape as appwarden.db.base.public_id, drawn in one go from the OS CSPRNG.
-    return [f"{prefix}_{secrets.token_urlsafe(12)}" for _ in range(n)]
+def _customer_columns(cust: dict[str, Any]) -> CustomerColumns:
+    """The generated customers as the bulk loader takes them (plain lists: read once per row)."""
+    return CustomerColumns(
+        company=cust["company"],
+        home_store=cust["store"],
+        name=cust["name"],
+        name_kana=cust["name_kana"],
+        phone=cust["phone"],
+        email=cust["email"],
+        address=cust["address"],
+        birthday=cust["birthday"],
+        gender=cust["gender"],
+        points=cust["points"],
+        rank=cust["rank"].tolist(),
+    )
 
 
-def _insert_customers(session: Session, cust: dict[str, Any]) -> int:
-    n = len(cust["name"])
-    public = _ids("cus", n)
-    now = datetime.now(UTC)
-    cols = ("name", "name_kana", "phone", "email", "address", "birthday", "gender")
-    company_id, store_id = cust["company_id"].tolist(), cust["home_store_id"].tolist()
-    points, rank = cust["points"].tolist(), cust["rank"].tolist()
-    for start in range(0, n, BATCH):
-        rows = [
-            {
-                "id": i + 1,
-                "public_id": public[i],
-                "company_id": company_id[i],
-                "home_store_id": store_id[i],
-                **{c: cust[c][i] for c in cols},
-                "points": points[i],
-                "rank": rank[i],
-                "is_canary": False,
-                "updated_at": now,
-            }
-            for i in range(start, min(n, start + BATCH))
-        ]
-        session.execute(insert(CUSTOMERS), rows)
-    return n
-
-
-def _insert_transactions(
-    session: Session,
-    rng: np.random.Generator,
-    cust: dict[str, Any],
-    store_ids: np.ndarray,
-    company_ids: np.ndarray,
-) -> int:
+def _transactions(rng: np.random.Generator, cust: dict[str, Any]) -> TransactionColumns:
+    """About 0.6 sales per member over 120 days; one in five is to no member, at the same stores."""
     n_customers = len(cust["name"])
     n = int(n_customers * TRANSACTIONS_PER_CUSTOMER)
     who = rng.integers(n_customers, size=n)
     member = rng.random(n) >= NON_MEMBER_SALES
-    # Non-member sales happen at the same stores; they just carry no customer.
-    store = cust["store"][who]
-    company = company_ids[cust["company"][who]]
     amount = (np.round(rng.lognormal(mean=7.6, sigma=0.7, size=n) / 10) * 10).astype(np.int64) + 100
     end = datetime(2026, 1, 5, 12, tzinfo=UTC)
     seconds = np.sort(rng.integers(0, 120 * 86400, size=n))[::-1]
-    public = _ids("txn", n)
-    who_l, member_l, store_l = who.tolist(), member.tolist(), store_ids[store].tolist()
-    company_l, amount_l, seconds_l = company.tolist(), amount.tolist(), seconds.tolist()
-    for start in range(0, n, BATCH):
-        rows = [
-            {
-                "id": i + 1,
-                "public_id": public[i],
-                "company_id": company_l[i],
-                "store_id": store_l[i],
-                "customer_id": who_l[i] + 1 if member_l[i] else None,
-                "amount": amount_l[i],
-                "occurred_at": end - timedelta(seconds=seconds_l[i]),
-            }
-            for i in range(start, min(n, start + BATCH))
-        ]
-        session.execute(insert(TRANSACTIONS), rows)
-    return n
-
-
-def _advance_sequences(session: Session) -> None:
-    """Ids were passed explicitly; on PostgreSQL move the serial sequences past them."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    for table in ("customers", "transactions"):
-        session.execute(
-            text(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"
-            )
-        )
+    return TransactionColumns(
+        company=cust["company"][who],
+        store=cust["store"][who],
+        customer=np.where(member, who, -1),
+        amount=amount,
+        occurred_at=[end - timedelta(seconds=s) for s in seconds.tolist()],
+    )

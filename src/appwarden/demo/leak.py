@@ -14,16 +14,14 @@ import os
 from pathlib import Path
 
 from pyroaring import BitMap
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.demo.catalog import INVOICE_PLUS
 from appwarden.ledger import service as ledger
-from appwarden.marketplace.models import App
-from appwarden.platform.models import Customer, Store
+from appwarden.marketplace.service import app_id_of
+from appwarden.platform.census import contact_rows
 
 HEADER = ("顧客名", "電話番号", "登録店舗")
-CHUNK = 20_000
 
 
 def leak_path(data_dir: Path, slug: str = INVOICE_PLUS) -> Path:
@@ -45,10 +43,10 @@ def write_leak(session: Session, data_dir: Path, slug: str = INVOICE_PLUS) -> Pa
     Phones are written as the vendor stored them, digits only; rows in the vendor's (id) order. The file is
     written to a temporary name and renamed, so a reader never sees half a dump.
     """
-    app = session.scalar(select(App).where(App.slug == slug))
-    if app is None:
+    app_id = app_id_of(session, slug)
+    if app_id is None:
         return None
-    people = received(session, app.id)
+    people = received(session, app_id)
     if not people:
         return None
     path = leak_path(data_dir, slug)
@@ -57,16 +55,10 @@ def write_leak(session: Session, data_dir: Path, slug: str = INVOICE_PLUS) -> Pa
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(HEADER)
-    for start in range(0, len(ids), CHUNK):
-        rows = session.execute(
-            select(Customer.name, Customer.phone, Store.name)
-            .join(Store, Store.id == Customer.home_store_id)
-            .where(Customer.id.in_(ids[start : start + CHUNK]))
-            .order_by(Customer.id)
-        )
-        writer.writerows(
-            (name, "" if phone is None else phone.replace("-", ""), store) for name, phone, store in rows
-        )
+    writer.writerows(
+        (name, "" if phone is None else phone.replace("-", ""), store)
+        for name, phone, store in contact_rows(session, ids)
+    )
     tmp = path.with_suffix(".tmp")
     # cp932 is what "Shift_JIS" means in practice on Japanese Windows; a character it lacks is replaced.
     tmp.write_bytes(buffer.getvalue().encode("cp932", errors="replace"))

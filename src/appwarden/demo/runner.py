@@ -11,7 +11,6 @@ from functools import partial
 from typing import Any
 
 from rich.progress import Progress
-from sqlalchemy import func, select
 
 from appwarden.app import create_app
 from appwarden.config import Settings
@@ -45,8 +44,8 @@ from appwarden.marketplace import service as marketplace
 from appwarden.marketplace import standing
 from appwarden.monitor.policy import Mode, MonitorPolicy
 from appwarden.monitor.runtime import Monitor, monitor_of
+from appwarden.platform import census
 from appwarden.platform import service as platform
-from appwarden.platform.models import Company, Customer, Transaction
 from appwarden.screening import audits
 from appwarden.terminal import stderr
 
@@ -107,9 +106,8 @@ def _build_and_drive(
             audits.schedule(
                 session, standing.standing_of(session, reg.app.id), None, actor="demo", now=utcnow()
             )
-        for i, company_id in enumerate(built.company_ids):
-            company = session.get(Company, company_id)
-            assert company is not None
+        for i, company_public_id in enumerate(built.company_public_ids):
+            company = platform.get_company(session, company_public_id)
             username, password = f"owner{i + 1:02d}", secrets.token_urlsafe(12)
             platform.create_user(session, username, password, role="company_owner", company=company)
             logins.append(
@@ -121,18 +119,8 @@ def _build_and_drive(
                     "password": password,
                 }
             )
-        customers_of: dict[int, int] = {
-            c: n
-            for c, n in session.execute(
-                select(Customer.company_id, func.count()).group_by(Customer.company_id)
-            )
-        }
-        sales_of: dict[int, int] = {
-            c: n
-            for c, n in session.execute(
-                select(Transaction.company_id, func.count()).group_by(Transaction.company_id)
-            )
-        }
+        customers_of = census.customers_per_company(session)
+        sales_of = census.transactions_per_company(session)
 
     def expected_rows(company: int, slug: str, untick: tuple[str, ...]) -> int:
         spec, company_id = APPS_BY_SLUG[slug], built.company_ids[company]

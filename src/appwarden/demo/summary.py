@@ -8,81 +8,69 @@ import numpy as np
 from pyroaring import BitMap
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from appwarden.canary.models import Canary
+from appwarden.canary.lookup import canary_ids
 from appwarden.demo.catalog import APPS, APPS_BY_SLUG, INVOICE_PLUS
+from appwarden.ledger import census as ledger_census
 from appwarden.ledger import service as ledger
-from appwarden.ledger.models import LedgerEntry, LedgerHead, LedgerIndex
+from appwarden.ledger.usage import last_deliveries
 from appwarden.marketplace import service as marketplace
-from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS
 from appwarden.monitor import outbox
 from appwarden.monitor import service as monitor_service
-from appwarden.platform.models import Company, Customer, Store
+from appwarden.platform import census as platform_census
 
 
 def app_summaries(session: Session) -> list[dict[str, Any]]:
     """Per demo app: companies it received data from, distinct home stores of the people it received,
     and distinct people per field across modes (``ledger.service.persons``). Canaries are delivered and
     recorded like anyone, but they are nobody: they are taken out of every count."""
-    ids, homes = _home_stores(session)
-    canaries = BitMap(session.scalars(select(Canary.customer_id)))
+    ids, homes = platform_census.home_stores_by_id(session)
+    canaries = canary_ids(session)
     out: list[dict[str, Any]] = []
     for spec in APPS:
-        app = session.scalar(select(App).where(App.slug == spec.slug))
-        if app is None:
+        app_id = marketplace.app_id_of(session, spec.slug)
+        if app_id is None:
             continue
-        companies = session.scalar(
-            select(func.count(distinct(LedgerEntry.company_id))).where(LedgerEntry.app_id == app.id)
-        )
-        keys = session.execute(
-            select(LedgerIndex.field, LedgerIndex.mode).where(LedgerIndex.app_id == app.id).distinct()
-        ).all()
+        companies = ledger_census.companies_served(session, app_id)
+        keys = _index_keys(session, app_id)
         everyone = BitMap()
         fields: dict[str, int] = {}
         for field in CUSTOMER_FIELDS:  # in the canonical order
             people = BitMap()
             for f, mode in keys:
                 if f == field:
-                    people |= ledger.persons(session, app_id=app.id, field=field, mode=mode)
+                    people |= ledger.persons(session, app_id=app_id, field=field, mode=mode)
             people -= canaries
             if people:
                 fields[field] = len(people)
                 everyone |= people
         received = np.array(everyone.to_array(), dtype=np.int64)
         stores = int(np.unique(homes[np.searchsorted(ids, received)]).size) if received.size else 0
-        out.append({"slug": spec.slug, "companies": int(companies or 0), "stores": stores, "fields": fields})
+        out.append({"slug": spec.slug, "companies": companies, "stores": stores, "fields": fields})
     return out
 
 
-def _home_stores(session: Session) -> tuple[np.ndarray, np.ndarray]:
-    """Every customer's (id, home store id), sorted by id, for vectorised lookups."""
-    rows = session.execute(select(Customer.id, Customer.home_store_id).order_by(Customer.id)).all()
-    if not rows:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    arr = np.array(rows, dtype=np.int64)
-    return arr[:, 0], arr[:, 1]
+def _index_keys(session: Session, app_id: int) -> list[tuple[str, str]]:
+    """Every (field, mode) the ledger index holds deliveries of for ``app_id``."""
+    return list(last_deliveries(session, app_id))
 
 
 def ledger_state(session: Session) -> dict[str, Any]:
     """How many entries the ledger holds and the hash at its head."""
-    entries = session.scalar(select(func.count()).select_from(LedgerEntry)) or 0
-    head = session.scalar(select(LedgerHead.hash).order_by(LedgerHead.id).limit(1))
-    return {"entries": int(entries), "head": head}
+    state = ledger_census.ledger_state(session)
+    return {"entries": state.entries, "head": state.head}
 
 
 def platform_counts(session: Session) -> dict[str, int]:
     """Companies, stores and (real) customers on the platform; canaries are counted apart."""
+    counts = platform_census.platform_counts(session)
     return {
-        "customers": int(
-            session.scalar(select(func.count()).select_from(Customer).where(Customer.is_canary.is_(False)))
-            or 0
-        ),
-        "canaries": int(session.scalar(select(func.count()).select_from(Canary)) or 0),
-        "companies": int(session.scalar(select(func.count()).select_from(Company)) or 0),
-        "stores": int(session.scalar(select(func.count()).select_from(Store)) or 0),
+        "customers": counts.customers,
+        "canaries": len(canary_ids(session)),  # one canary per customer id (its primary key)
+        "companies": counts.companies,
+        "stores": counts.stores,
     }
 
 
@@ -164,10 +152,8 @@ RAW_IDENTITY = ("name", "phone")
 def received(session: Session, app_id: int) -> dict[str, int]:
     """Distinct people ``app_id`` has received so far, per the ledger index (canaries left out): in any
     field and mode, and with a raw name or phone."""
-    canaries = BitMap(session.scalars(select(Canary.customer_id)))
-    keys = session.execute(
-        select(LedgerIndex.field, LedgerIndex.mode).where(LedgerIndex.app_id == app_id).distinct()
-    ).all()
+    canaries = canary_ids(session)
+    keys = _index_keys(session, app_id)
     anyone, raw = BitMap(), BitMap()
     for field, mode in keys:
         people = ledger.persons(session, app_id=app_id, field=field, mode=mode)
