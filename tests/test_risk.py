@@ -79,7 +79,7 @@ def test_the_list_follows_raw_people_held_and_open_alerts(
         assert list(row["risk"]["parts"]) == PARTS and all(
             "factor" in p for p in row["risk"]["parts"].values()
         )
-        assert row["risk"]["parts"]["obligations"] == {"factor": 1.0, "overdue": 0}  # issue 14: none yet
+        assert row["risk"]["parts"]["obligations"] == {"factor": 1.0, "overdue": 0}  # nothing held yet
     assert rows[0]["risk"]["parts"]["sensitivity"]["most_sensitive"] == "customers.name:raw"
 
     # loyalty-stamp holds 24 people (masked names, points): it passes booking-go, which holds nobody.
@@ -145,7 +145,9 @@ def test_an_overdue_audit_raises_the_score(world: World, capsys: pytest.CaptureF
     after = scores(world, now + timedelta(days=31))["booking-go"]
     assert before.parts["audit"]["overdue"] is False and before.parts["audit"]["factor"] == 1.0
     assert after.parts["audit"]["overdue"] is True and after.parts["audit"]["days_overdue"] == 1
-    assert after.score == pytest.approx(before.score * risk.OVERDUE_AUDIT, abs=0.01)
+    # 31 days on, the six e-mails are also past the default 30-day retention: one company overdue.
+    assert after.parts["obligations"] == {"factor": 1.5, "overdue": 1}
+    assert after.score == pytest.approx(before.score * risk.OVERDUE_AUDIT * 1.5, abs=0.01)
     assert after.parts["audit"]["audit_tier"] == 2
 
     # A grandfathered app (listed before screening) is unreviewed and its first audit due at once.
@@ -218,7 +220,7 @@ def test_admin_api_lists_apps_riskiest_first_with_the_old_keys_kept(
         summary = marketplace.app_summary(marketplace.get_app(session, "loyalty-stamp"), session=session)
     assert list(rows[0])[: len(summary)] == list(summary)  # additive: the existing keys, in their order
     assert {k: rows[0][k] for k in summary} == summary
-    assert list(rows[0])[len(summary) :] == ["risk", "unused_scopes"]
+    assert list(rows[0])[len(summary) :] == ["risk", "unused_scopes", "holdings"]
     assert client.get("/admin/apps").status_code == 401
 
 

@@ -24,6 +24,7 @@ from appwarden.monitor import canary as monitor_canary
 from appwarden.monitor import probing as monitor_probing
 from appwarden.monitor.risk import risk_fact
 from appwarden.oauth import service as oauth_service
+from appwarden.obligations.service import holdings_fact
 from appwarden.platform import customer_changes
 from conftest import World
 
@@ -33,7 +34,7 @@ EXPECTED = {
     "connection granted": [canary_service.connection_granted],
     "incident opened": [canary_alerts.attach_pending_alerts],
     "canary contacted": [monitor_canary.canary_contacted],
-    "app facts": [risk_fact, unused_scopes_fact],  # a Question: the app views' risk, unused scopes
+    "app facts": [risk_fact, unused_scopes_fact, holdings_fact],  # a Question: the app views' facts
     "token reused": [monitor_probing.token_reused],
 }
 

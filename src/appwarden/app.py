@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from appwarden.marketplace.vendor_api import router as vendor_router
     from appwarden.monitor.api import router as monitor_router
     from appwarden.oauth.api import router as oauth_router
+    from appwarden.obligations.api import router as obligations_router
     from appwarden.screening.api import audits_router, reviews_router
     from appwarden.screening.api import vendor_router as screening_vendor_router
 
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(restricted_router)
     app.include_router(marketplace_router)
     app.include_router(ledger_router)
+    app.include_router(obligations_router)
     app.include_router(incident_router)
     app.include_router(canary_router)
     app.include_router(attribution_router)

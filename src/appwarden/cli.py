@@ -106,6 +106,7 @@ def _register() -> None:
     from appwarden.ledger.cli import ledger_app
     from appwarden.marketplace.cli import apps_app, vendors_app
     from appwarden.monitor.cli import alerts_app
+    from appwarden.obligations.cli import holdings
     from appwarden.screening.cli import audits_app, companies_app, review_app, reviewers_app
 
     app.add_typer(apps_app, name="apps")
@@ -120,6 +121,7 @@ def _register() -> None:
     app.add_typer(alerts_app, name="alerts")
     app.command("demo")(demo)
     app.command("attribute")(attribute)
+    app.command("holdings")(holdings)
 
 
 _register()

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         description="Add X-Worker-Pid to responses (bench/kill_switch.py only: it discloses worker PIDs).",
     )
 
+    # Vendor obligations: how long a vendor may keep a field after its latest delivery, unless it
+    # accepted another period for that field in review (issue 14; Amazon's DPP sets 30 days).
+    retention_default_days: int = Field(default=30, ge=1, le=3650)
+
     # Canary records (marketplace policy): on by default; issued per (app, company) connection.
     canary_enabled: bool = Field(default=True, description="Mix canary customers into app responses.")
     canaries_per_connection: int = Field(default=3, ge=0, le=50)

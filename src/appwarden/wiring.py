@@ -9,9 +9,10 @@ writes must be answered in the same transaction by a package above the writer:
 - a canary contact (``canary.alerts.canary_contacted``) joins the monitor's alert stream (``monitor``);
 - a refused token reuse (``oauth.service.token_reused``) raises the monitor's ``probing`` alert.
 
-Two answers fill the marketplace's app views (``marketplace.facts.app_facts``, a question, not a
-write): the monitor's risk score (``monitor.risk.risk_fact``) and the ledger's unused scopes
-(``ledger.usage.unused_scopes_fact``); every app list is ordered by the risk.
+Three answers fill the marketplace's app views (``marketplace.facts.app_facts``, a question, not a
+write): the monitor's risk score (``monitor.risk.risk_fact``), the ledger's unused scopes
+(``ledger.usage.unused_scopes_fact``) and what the vendor may still hold
+(``obligations.service.holdings_fact``); every app list is ordered by the risk.
 
 The monitor's yardstick, ``monitor.declarations.declared_volume_source``, is a slot to be registered
 here once the marketplace's declarations exist (issue 11); until then it answers the settings' defaults.
@@ -38,6 +39,7 @@ from appwarden.monitor.declarations import from_marketplace as declarations_from
 from appwarden.monitor.probing import token_reused as monitor_token_reused
 from appwarden.monitor.risk import risk_fact
 from appwarden.oauth.service import connection_granted, token_reused
+from appwarden.obligations.service import holdings_fact
 from appwarden.platform.customer_changes import on_customers_changed
 
 
@@ -51,3 +53,4 @@ def wire() -> None:
     declared_volume_source.register(declarations_from_marketplace)
     app_facts.register(risk_fact)
     app_facts.register(unused_scopes_fact)
+    app_facts.register(holdings_fact)

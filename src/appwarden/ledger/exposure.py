@@ -9,14 +9,16 @@ own session (one snapshot for everything they read):
   (attribution's evidence);
 - :func:`delivery_stream` — the apps' deliveries in ledger order (attribution's copy window);
 - :func:`people_held` — how many distinct people each app holds, and how many of them raw (risk);
-- :func:`received_by_company` — an app's people per company, field and mode, as counts (its page).
+- :func:`received_by_company` — an app's people per company, field and mode, as counts (its page);
+- :func:`received_per_app` and :func:`received_after` — each app's people, all of them or those delivered
+  after a cutoff per field (what a vendor may still hold under its retention).
 
 Bitmap rows are read as plain-column tuples, on PostgreSQL in binary format (:func:`blob_rows`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -225,3 +227,46 @@ def received_by_company(session: Session, app_id: int, company_id: int | None = 
         query = query.where(LedgerIndex.company_id == company_id)
     query = query.order_by(LedgerIndex.company_id, LedgerIndex.field, LedgerIndex.mode)
     return [Received(*row) for row in session.execute(query)]
+
+
+def received_per_app(session: Session, app_ids: Collection[int]) -> dict[int, PerCompany]:
+    """:func:`received_indexed` kept apart per app: ``{app id: {company id: {(field, mode): people}}}``
+    (every app answered, empty when it received nothing)."""
+    found: dict[int, PerCompany] = {app_id: {} for app_id in app_ids}
+    if found:
+        query = select(
+            LedgerIndex.app_id,
+            LedgerIndex.company_id,
+            LedgerIndex.field,
+            LedgerIndex.mode,
+            LedgerIndex.bitmap,
+        ).where(LedgerIndex.app_id.in_(list(found)))
+        for app_id, company_id, field_name, mode, blob in blob_stream(session.connection(), query):
+            _or_into(found[app_id], company_id, (field_name, mode), BitMap.deserialize(bytes(blob)))
+    return found
+
+
+def received_after(session: Session, app_id: int, cutoffs: Mapping[str, datetime]) -> PerCompany:
+    """What the app received of each field in ``cutoffs`` in deliveries recorded after that field's
+    cutoff, per company and (field, mode): the people whose latest delivery of the field is newer than
+    the cutoff (retention: a vendor may still hold them). One pass over the entries after the oldest
+    cutoff; fields not in ``cutoffs`` are not read."""
+    if not cutoffs:
+        return {}
+    query = (
+        select(LedgerEntry.recorded_at, LedgerEntry.company_id, LedgerEntry.payload)
+        .where(
+            LedgerEntry.app_id == app_id,
+            LedgerEntry.recorded_at > min(cutoffs.values()),
+            LedgerEntry.kind.in_(sorted(KINDS)),
+        )
+        .order_by(LedgerEntry.seq)
+        .execution_options(yield_per=2000)
+    )
+    per_company: PerCompany = {}
+    for recorded_at, company_id, payload in session.execute(query):
+        for key, raw in iter_payload(bytes(payload)):
+            cutoff = cutoffs.get(key[0])
+            if cutoff is not None and recorded_at > cutoff:
+                _or_into(per_company, company_id, key, BitMap.deserialize(bytes(raw)))
+    return per_company

@@ -150,3 +150,8 @@ def end_grandfathering(session: Session, app_id: int) -> AppStanding:
     app = _row(session, app_id)
     app.grandfathered = False
     return standing(app)
+
+
+def all_standings(session: Session) -> list[AppStanding]:
+    """Every app's standing, by slug."""
+    return [standing(app) for app in session.scalars(select(App).order_by(App.slug))]

@@ -14,10 +14,10 @@ why each weight is what it is. In short:
   (grandfathered or not yet approved): nobody has checked the vendor's security.
 - ``alerts``: ``1 + min(5, Σ open alerts × severity weight)`` (low 0.1, medium 0.25, high 0.5,
   critical 2.0: a canary contact is proof).
-- ``obligations``: ``1 + min(2, 0.5 × overdue obligations)``. Vendor obligations (retention, erasure,
-  APPI provision records) are issue 14 and do not exist yet: :func:`no_obligations` answers 0 for every
-  app, so this factor is 1 today. Pass ``obligations=`` (or register the source in ``wiring`` once it
-  exists) to fill it.
+- ``obligations``: ``1 + min(2, 0.5 × overdue obligations)``, an overdue obligation being a company
+  whose people the vendor still holds past the retention it accepted, or after the company's connection
+  ended (``obligations.service.overdue_obligations``, from the ledger). Pass ``obligations=`` to
+  count otherwise.
 
 The score is an answer to ``marketplace.facts.app_facts`` (:func:`risk_fact`), so every app list shows
 it and is ordered by it.
@@ -39,6 +39,7 @@ from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.tiers import tier_of
 from appwarden.monitor.policy import Severity
 from appwarden.monitor.service import open_alert_counts
+from appwarden.obligations.service import overdue_obligations
 from appwarden.screening.audits import Posture, postures
 
 # What one person's field is worth to someone who would misuse it, by how the app may receive it.
@@ -59,11 +60,6 @@ OBLIGATIONS_CAP = 2.0
 
 # (session, app ids, now) -> {app id: overdue obligations}; apps left out have none.
 ObligationSource = Callable[[Session, Collection[int], datetime], Mapping[int, int]]
-
-
-def no_obligations(session: Session, app_ids: Collection[int], now: datetime) -> Mapping[int, int]:
-    """The obligations source until vendor obligations exist (issue 14): nobody owes anything yet."""
-    return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +128,7 @@ def risk_scores(
     apps: Sequence[AppStanding],
     now: datetime,
     *,
-    obligations: ObligationSource = no_obligations,
+    obligations: ObligationSource = overdue_obligations,
 ) -> dict[int, RiskScore]:
     """Each app's :class:`RiskScore` as of ``now``: four queries whatever the number of apps (the
     ledger's index, open audits, open alerts, obligations)."""

@@ -51,3 +51,12 @@ def active_connections(
     if excluding is not None:
         query = query.where(Connection.id.not_in(excluding))
     return [ConnectionRef(*row) for row in session.execute(query.order_by(Connection.id))]
+
+
+def ended_company_ids(session: Session, app_id: int) -> set[int]:
+    """The companies whose connection to the app has ended (revoked by the owner or the platform). A
+    suspended connection (the kill switch's) has not ended: it may be approved again."""
+    query = select(Connection.company_id).where(
+        Connection.app_id == app_id, Connection.status == ConnectionStatus.REVOKED.value
+    )
+    return set(session.scalars(query))

@@ -1,0 +1,1 @@
+"""Vendor obligations: what each vendor may still hold, and what it should no longer hold."""
