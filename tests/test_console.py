@@ -319,3 +319,11 @@ def test_docs_are_served_from_local_assets(client: TestClient) -> None:
     bundle = client.get("/docs/assets/swagger-ui-bundle.js")
     assert bundle.status_code == 200 and "SwaggerUIBundle" in bundle.text[:200_000]
     assert client.get("/docs/assets/swagger-ui.css").status_code == 200
+
+
+def test_serve_help_promises_the_console_and_the_docs(capsys: pytest.CaptureFixture[str]) -> None:
+    from appwarden.cli import run
+
+    assert run(["serve", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "/console" in text and "/docs" in text

@@ -274,6 +274,7 @@ def test_suspended_app_cannot_be_authorised(
     client: TestClient, world: World, admin_headers: dict[str, str]
 ) -> None:
     from appwarden.marketplace import service as marketplace
+
     with world.db.session() as session:
         app = marketplace.get_app(session, "invoice-plus")
         marketplace.suspend_app(session, app, actor="test")

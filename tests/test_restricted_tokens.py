@@ -147,8 +147,14 @@ def test_expiry_with_an_injected_clock(
         ctx = authenticate(session, str(token["access_token"]))
         body = RestrictedTokenIn(customers=[rows[0]["id"]], fields=["name"], purpose=PURPOSE, expires_in=300)
         minted = mint_restricted(
-            session, world.db, settings, ctx, body,
-            monitor=monitor_of(client.app), request_id="req_clock", now=issued,
+            session,
+            world.db,
+            settings,
+            ctx,
+            body,
+            monitor=monitor_of(client.app),
+            request_id="req_clock",
+            now=issued,
         )
     bearer_rt = str(minted["restricted_token"])
     assert minted["expires_at"] == (issued + timedelta(seconds=300)).isoformat()

@@ -106,12 +106,24 @@ def test_grandfathered_apps_are_unreviewed_and_due_at_once(
 ) -> None:
     capsys.readouterr()
     # The operator's direct listing (``apps register``) is how apps came before screening existed.
-    assert run(
-        [
-            "apps", "register", "--slug", "legacy-books", "--name", "Legacy Books", "--redirect-uri",
-            "https://legacy-books.example/cb", "--scopes", "customers.name:raw customers.phone:raw", "--json",
-        ]
-    ) == 0
+    assert (
+        run(
+            [
+                "apps",
+                "register",
+                "--slug",
+                "legacy-books",
+                "--name",
+                "Legacy Books",
+                "--redirect-uri",
+                "https://legacy-books.example/cb",
+                "--scopes",
+                "customers.name:raw customers.phone:raw",
+                "--json",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert run(["apps", "show", "legacy-books", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from appwarden.errors import InvalidInput, NotFound
 from appwarden.platform.models import User
 from appwarden.platform.roles import Role
-from appwarden.platform.service import authenticate_user, create_user
+from appwarden.platform.service import authenticate_user, create_user, hash_password
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,4 +53,15 @@ def create_vendor_member(session: Session, username: str, password: str, *, vend
     user = create_user(session, username, password, role=Role.VENDOR)
     user.vendor_affiliation = vendor
     session.flush()
+    return _account(user)
+
+
+def set_password(session: Session, username: str, password: str) -> Account:
+    """Give an existing account a new password (argon2id); 404 ``user_not_found`` for no such user."""
+    if len(password) < 8:
+        raise InvalidInput("password must be at least 8 characters")
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user {username!r}", code="user_not_found")
+    user.password_hash = hash_password(password)
     return _account(user)
