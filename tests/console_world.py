@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -35,7 +36,7 @@ class ConsoleWorld:
         return self.world.db
 
     # username -> password, one per role (owner0 and owner1 are two companies' store owners)
-    logins = {
+    logins: ClassVar[dict[str, str]] = {
         "owner0": OWNER_PASSWORD,
         "owner1": OWNER_PASSWORD,
         "secadmin": PASSWORD,

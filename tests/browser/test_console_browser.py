@@ -10,8 +10,8 @@ import httpx
 import pytest
 from playwright.sync_api import ConsoleMessage, Page
 
-from console_world import PASSWORD, ConsoleWorld
 from conftest import OWNER_PASSWORD
+from console_world import PASSWORD, ConsoleWorld
 
 from .conftest import screenshot
 
@@ -121,7 +121,9 @@ def test_the_csrf_token_is_enforced(server: str, new_page: NewPage, console_worl
     assert page.locator(f"#row-{conn}").get_attribute("class") == "status-active"
 
 
-def test_disconnect_revokes_the_app_at_once(server: str, new_page: NewPage, console_world: ConsoleWorld) -> None:
+def test_disconnect_revokes_the_app_at_once(
+    server: str, new_page: NewPage, console_world: ConsoleWorld
+) -> None:
     page = new_page()
     sign_in(page, server, "owner0", OWNER_PASSWORD)
     conn = console_world.connections[("invoice-plus", 0)]
