@@ -4,6 +4,7 @@ security headers, role and tenant boundaries, the store owner's disconnect, lang
 from __future__ import annotations
 
 import re
+import time
 
 import pyotp
 import pytest
@@ -300,13 +301,25 @@ def test_a_security_admin_can_turn_on_totp_and_then_needs_a_code(
     bad = fresh.post("/console/login/totp", data={"csrf_token": form_token(totp_page.text), "code": "123456"})
     assert bad.status_code == 401
     assert [e.data["reason"] for e in events(cw.db, "user:session:login-failed")] == ["bad_totp"]
+    # The code that turned TOTP on is spent: the next step's code (accepted ± one step) signs in, once.
+    spent = fresh.post("/console/login/totp", data={"csrf_token": form_token(totp_page.text), "code": code})
+    assert spent.status_code == 401
+    following = pyotp.TOTP(secret[1]).at(time.time() + 30)
     good = fresh.post(
         "/console/login/totp",
-        data={"csrf_token": form_token(totp_page.text), "code": pyotp.TOTP(secret[1]).now()},
+        data={"csrf_token": form_token(totp_page.text), "code": following},
         follow_redirects=False,
     )
     assert good.status_code == 303 and good.headers["location"] == "/console/security"
     assert fresh.get("/console/security").status_code == 200
+    replayed = TestClient(client.app, base_url="http://testserver")
+    token = form_token(replayed.get("/console/login").text)
+    replayed.post("/console/login", data={"username": "secadmin", "password": PASSWORD, "csrf_token": token})
+    again = replayed.post(
+        "/console/login/totp",
+        data={"csrf_token": form_token(replayed.get("/console/login/totp").text), "code": following},
+    )
+    assert again.status_code == 401  # the same code never signs in twice
     logins = [e for e in events(cw.db, "user:session:login") if e.actor == "secadmin"]
     assert [e.data["factors"] for e in logins] == ["password", "password+totp"]
 

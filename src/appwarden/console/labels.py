@@ -52,8 +52,12 @@ LISTING_STATES = {
 }
 
 
-def grant_rows(scopes: Iterable[str]) -> list[dict[str, object]]:
-    """One row per granted scope: ``label`` and ``mode`` (message ids), ``pii`` and the scope itself."""
+def grant_rows(
+    scopes: Iterable[str], *, raw_by_restricted_token_only: bool = False
+) -> list[dict[str, object]]:
+    """One row per granted scope: ``label`` and ``mode`` (message ids), ``pii``, the scope itself, and
+    ``restricted`` when a raw identifying field comes only through restricted tokens (ordinary calls
+    get it masked: the broker's rule, ``broker.auth.ordinary_modes``)."""
     rows: list[dict[str, object]] = []
     for scope in scopes:
         parsed = parse_scope(scope)
@@ -65,9 +69,21 @@ def grant_rows(scopes: Iterable[str]) -> list[dict[str, object]]:
                     "mode": MODES[parsed.mode.value],
                     "mode_key": parsed.mode.value,
                     "pii": parsed.field in PII_FIELDS,
+                    "restricted": raw_by_restricted_token_only
+                    and parsed.field in PII_FIELDS
+                    and parsed.mode.value == "raw",
                 }
             )
         else:
             label = RESOURCES.get(str(parsed), str(parsed))
-            rows.append({"scope": scope, "label": label, "mode": READ_ONLY, "mode_key": "read", "pii": False})
+            rows.append(
+                {
+                    "scope": scope,
+                    "label": label,
+                    "mode": READ_ONLY,
+                    "mode_key": "read",
+                    "pii": False,
+                    "restricted": False,
+                }
+            )
     return rows

@@ -33,7 +33,7 @@ class Row:
 def _row(conn: ConnectionView) -> Row:
     return Row(
         conn,
-        grant_rows(conn.granted),
+        grant_rows(conn.granted, raw_by_restricted_token_only=conn.raw_by_restricted_token_only),
         CONNECTION_STATUSES.get(conn.status, conn.status),
         conn.status != "revoked",
     )

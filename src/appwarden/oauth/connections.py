@@ -21,6 +21,7 @@ from appwarden.events.service import EventTag, record
 from appwarden.marketplace.clients import client_by_id
 from appwarden.marketplace.scopes import effective_scopes
 from appwarden.marketplace.service import approved_scopes_of, scopes_on_offer
+from appwarden.marketplace.vendors import profile_of
 from appwarden.oauth.models import AuthorizationCode, Connection, ConnectionStatus, RestrictedToken, Token
 from appwarden.platform.accounts import account
 
@@ -41,6 +42,10 @@ class ConnectionView:
     granted_by: str | None  # the owner's username
     created_at: datetime
     updated_at: datetime
+    vendor: str | None = None  # the vendor's name
+    # Raw identifying fields reach the app only through restricted tokens (every app but one listed
+    # before screening, ``broker.auth.ordinary_modes``): an ordinary call gets them masked.
+    raw_by_restricted_token_only: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,7 @@ def _view(session: Session, conn: Connection) -> ConnectionView:
     if approved is None:
         approved = scopes_on_offer(session, app)[0]
     who = account(session, conn.granted_by_user_id) if conn.granted_by_user_id is not None else None
+    vendor = profile_of(session, app.vendor_id) if app.vendor_id is not None else None
     return ConnectionView(
         public_id=conn.public_id,
         company_id=conn.company_id,
@@ -74,6 +80,8 @@ def _view(session: Session, conn: Connection) -> ConnectionView:
         granted_by=who.username if who else None,
         created_at=conn.created_at,
         updated_at=conn.updated_at,
+        vendor=vendor.name if vendor else None,
+        raw_by_restricted_token_only=not app.grandfathered,
     )
 
 

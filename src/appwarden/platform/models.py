@@ -57,6 +57,8 @@ class User(Base):
     # A security admin's TOTP secret (RFC 6238), sealed with a key derived from the master key
     # (``platform.totp``); None while the second factor is off. Set only once a code has confirmed it.
     totp_secret: Mapped[str | None] = mapped_column(String(200))
+    # The 30 s step of the last code accepted: a code is good once (RFC 6238 §5.2), never replayed.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -13,6 +13,8 @@ import binascii
 import hashlib
 import hmac
 import os
+import time
+from datetime import UTC, datetime
 
 import pyotp
 from cryptography.exceptions import InvalidTag
@@ -58,15 +60,26 @@ def provisioning_uri(secret: str, username: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER)
 
 
-def code_matches(secret: str, code: str) -> bool:
-    """Whether ``code`` is the secret's current code (± one 30 s step)."""
+def matching_step(secret: str, code: str, *, at: float | None = None) -> int | None:
+    """The 30 s time step (± one) whose code ``code`` is, or None."""
     code = code.strip().replace(" ", "")
     if not (code.isdigit() and len(code) == 6) or not 16 <= len(secret) <= 64:
-        return False
+        return None
+    totp = pyotp.TOTP(secret)
+    now = time.time() if at is None else at
     try:
-        return pyotp.TOTP(secret).verify(code, valid_window=VALID_WINDOW)
+        for offset in range(-VALID_WINDOW, VALID_WINDOW + 1):
+            moment = now + offset * totp.interval
+            if hmac.compare_digest(totp.at(moment), code):
+                return int(totp.timecode(datetime.fromtimestamp(moment, UTC)))
     except (ValueError, binascii.Error):  # not base32: a tampered form, never a match
-        return False
+        return None
+    return None
+
+
+def code_matches(secret: str, code: str) -> bool:
+    """Whether ``code`` is the secret's current code (± one 30 s step)."""
+    return matching_step(secret, code) is not None
 
 
 def _user(session: Session, user_id: int) -> User:
@@ -88,15 +101,23 @@ def enable(session: Session, user_id: int, secret: str, code: str, *, key: bytes
     user = _user(session, user_id)
     if user.role != Role.SECURITY_ADMIN:
         raise InvalidInput("only security admins can turn on TOTP", code="totp_not_available")
-    if not code_matches(secret, code):
+    step = matching_step(secret, code)
+    if step is None:
         raise InvalidInput("the code does not match the secret", code="totp_code_invalid")
     user.totp_secret = _seal(key, user.id, secret)
+    user.totp_last_step = step  # the enrolling code does not also sign in
 
 
 def verify(session: Session, user_id: int, code: str, *, key: bytes) -> bool:
-    """Whether ``code`` is the user's current TOTP code (False when TOTP is off or the seal is wrong)."""
-    stored = session.scalar(select(User.totp_secret).where(User.id == user_id))
-    if stored is None:
+    """Whether ``code`` is the user's current TOTP code and was not accepted before (a code seen once
+    is refused after, so one read over a shoulder or from a log does not sign in twice). False when TOTP
+    is off or the seal is wrong."""
+    user = session.get(User, user_id)
+    if user is None or user.totp_secret is None:
         return False
-    secret = _open(key, user_id, stored)
-    return secret is not None and code_matches(secret, code)
+    secret = _open(key, user_id, user.totp_secret)
+    step = None if secret is None else matching_step(secret, code)
+    if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
+        return False
+    user.totp_last_step = step
+    return True
