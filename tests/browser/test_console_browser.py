@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Page
+from playwright.sync_api import ConsoleMessage, Page, Route
 
 from conftest import OWNER_PASSWORD
 from console_world import PASSWORD, ConsoleWorld
@@ -147,3 +147,25 @@ def test_disconnect_revokes_the_app_at_once(
     assert httpx.get(f"{server}/v1/customers", headers=bearer).status_code == 401
     other = {"Authorization": f"Bearer {console_world.tokens[('invoice-plus', 1)]}"}
     assert httpx.get(f"{server}/v1/customers", headers=other).status_code == 200
+
+
+def test_docs_render_offline(server: str, new_page: NewPage) -> None:
+    """/docs draws Swagger UI with every request to another origin refused (as offline)."""
+    page = new_page()
+    elsewhere: list[str] = []
+
+    def only_local(route: Route) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.context.route("**/*", only_local)
+    page.goto(f"{server}/docs")
+    title = page.locator(".swagger-ui .info .title")
+    title.wait_for()
+    assert title.inner_text().startswith("appwarden")
+    assert page.locator(".opblock").count() > 10  # the operations were drawn from /openapi.json
+    screenshot(page, "docs", full_page=False)
+    assert elsewhere == []
