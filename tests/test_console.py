@@ -340,3 +340,22 @@ def test_serve_help_promises_the_console_and_the_docs(capsys: pytest.CaptureFixt
     assert run(["serve", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "/console" in text and "/docs" in text
+
+
+def test_login_returns_to_the_asked_console_page_and_nowhere_else(
+    client: TestClient, cw: ConsoleWorld
+) -> None:
+    mine = f"/console/apps/{cw.connections[('invoice-plus', 0)]}"
+    for target, lands in (
+        (mine, mine),
+        ("//evil.example/x", "/console/apps"),
+        ("https://evil.example", "/console/apps"),
+    ):
+        fresh = TestClient(client.app, base_url="http://testserver")
+        token = form_token(fresh.get("/console/login").text)
+        response = fresh.post(
+            "/console/login",
+            data={"username": "owner0", "password": cw.logins["owner0"], "csrf_token": token, "next": target},
+            follow_redirects=False,
+        )
+        assert response.headers["location"] == lands, target
