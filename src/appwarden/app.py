@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from appwarden import __version__, logs, wiring
 from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database, get_database
-from appwarden.web import problems
+from appwarden.web import api_docs, problems
 from appwarden.web.auth_first import AuthFirst
 from appwarden.web.body_limit import BodyLimit
 from appwarden.web.deps import check_admin_key
@@ -63,6 +63,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         version=__version__,
         description="Data API for marketplace apps, OAuth 2.0 server and the security team's admin API.",
         lifespan=_lifespan,
+        docs_url=None,  # served by web.api_docs from vendored assets: no CDN, works offline
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db or get_database(settings)
@@ -141,6 +143,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(screening_vendor_router)
     app.include_router(reviews_router)
     app.include_router(audits_router)
+
+    from appwarden.console.api import install as install_console
+
+    install_console(app)  # the web console: its routes, static files and security headers
+    api_docs.install(app)
 
     app.add_middleware(RequestLog)  # outermost: its line covers every answer, 413s and 500s included
 

@@ -46,7 +46,9 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Serve the data API, OAuth server, admin API and console; one JSON log line per request on stderr."""
+    """Serve the data API (/v1), the OAuth server, the admin and vendor APIs, the web console (/console,
+    Japanese and English, one login per person) and the API docs (/docs, offline); one JSON log line
+    per request on stderr."""
     import os
 
     import uvicorn

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(
         default=900, ge=1, description="The window failed logins are counted over, and the longest lock-out."
     )
+    # Web console sessions (server-side rows; the cookie holds only a random id).
+    console_session_idle_seconds: int = Field(
+        default=1800, ge=60, description="A console session unused this long ends (seconds)."
+    )
+    console_session_max_seconds: int = Field(
+        default=12 * 3600, ge=60, description="A console session ends this long after login, used or not."
+    )
 
     # Ledger checkpoints (issue 9): Ed25519-signed heads of the ledger, kept outside the database.
     checkpoint_dir: Path | None = Field(

@@ -5,6 +5,7 @@ It sits above every package because it names them all; only Alembic's environmen
 
 from appwarden.blind_index import models as blind_index_models
 from appwarden.canary import models as canary_models
+from appwarden.console import models as console_models
 from appwarden.events import models as events_models
 from appwarden.incident import models as incident_models
 from appwarden.ledger import models as ledger_models
@@ -17,6 +18,7 @@ from appwarden.screening import models as screening_models
 __all__ = [
     "blind_index_models",
     "canary_models",
+    "console_models",
     "events_models",
     "incident_models",
     "ledger_models",

@@ -19,6 +19,7 @@ from appwarden.db.session import Database
 from appwarden.demo import replay
 from appwarden.demo import summary as summaries
 from appwarden.demo.catalog import APPS, APPS_BY_SLUG, INVOICE_PLUS, Connect, Plan
+from appwarden.demo.console_logins import console_logins
 from appwarden.demo.fresh import fresh_database
 from appwarden.demo.generator import build_platform
 from appwarden.demo.leak import write_leak
@@ -231,6 +232,7 @@ def _build_and_drive(
                 result["guarded"] = summaries.guarded_report(session, replayed)
     result["base_url"] = settings.base_url
     result["admin_api_key"] = settings.admin_key
+    result["console_logins"] = console_logins(db, logins[0], f"{settings.base_url}/console")
     return result
 
 

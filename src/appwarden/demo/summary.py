@@ -142,6 +142,15 @@ def render(summary: dict[str, Any], console: Console) -> None:
     for login in summary["logins"]:
         logins.add_row(login["company"], login["company_id"], login["username"], login["password"])
     console.print(logins)
+    if summary.get("console_logins"):
+        people = Table(
+            title=f"Console logins, one per role (demo data only): {summary['console_logins'][0]['url']}"
+        )
+        for column in ("role", "of", "username", "password"):
+            people.add_column(column)
+        for login in summary["console_logins"]:
+            people.add_row(login["role"], login["of"], login["username"], login["password"])
+        console.print(people)
     console.print(f"admin API key: {summary['admin_api_key']}")
     console.print(f"built in {summary['elapsed_seconds']:.1f} s")
 

@@ -53,6 +53,8 @@ class EventTag(StrEnum):
     USER_LOGIN = "user:session:login"
     USER_LOGIN_FAILED = "user:session:login-failed"
     USER_LOGIN_THROTTLED = "user:session:login-throttled"
+    USER_LOGOUT = "user:session:logout"
+    USER_TOTP_ENABLED = "user:totp:enabled"
     DETOKENIZE = "broker:token:detokenized"
     RESTRICTED_TOKEN_MINTED = "broker:restricted-token:minted"
     CALL_REFUSED = "broker:call:refused"

@@ -36,6 +36,7 @@ from appwarden.oauth.pages import (
 )
 from appwarden.oauth.server import AppwardenServer, build_server, metadata
 from appwarden.platform.accounts import Account, authenticate
+from appwarden.platform.roles import Role
 from appwarden.platform.staff import is_test_company
 from appwarden.web.login_throttle import Lockout, LoginThrottle
 from appwarden.web.problems import PROBLEM_CONTENT
@@ -150,7 +151,7 @@ def _oauth_error(error: OAuth2Error) -> HttpResponse:
 def current_owner(server: AppwardenServer, session: Session) -> Account | None:
     user_id = session.get("user_id")
     user = server.store.user(user_id) if isinstance(user_id, int) else None
-    if user is None or user.role != "company_owner" or user.company_id is None:
+    if user is None or user.role != Role.STORE_OWNER or user.company_id is None:
         return None
     return user
 
@@ -238,7 +239,7 @@ async def login_submit(request: Request) -> Response:
             )
             return lockout
         user = authenticate(server.session, username, form.get("password", ""))
-        if user is None or user.role != "company_owner" or user.company_id is None:
+        if user is None or user.role != Role.STORE_OWNER or user.company_id is None:
             reason = "bad_credentials" if user is None else "not_company_owner"
             throttle.failed(username, address)
             record(

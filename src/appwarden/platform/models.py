@@ -46,13 +46,19 @@ class User(Base):
     public_id: Mapped[str] = mapped_column(String(40), unique=True, default=partial(public_id, "usr"))
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(30))  # company_owner | security_admin | reviewer | vendor
+    role: Mapped[str] = mapped_column(String(30))  # a platform.roles.Role value
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
     email: Mapped[str | None] = mapped_column(String(320))
     # Staff (reviewer, security admin) API key for /admin/reviews: SHA-256 only, shown once.
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     # The vendor (public id) a staff member works for or declared a conflict with: never its reviewer.
+    # For a vendor's person (role vendor), the vendor it works for: the console shows it only that one.
     vendor_affiliation: Mapped[str | None] = mapped_column(String(40))
+    # A security admin's TOTP secret (RFC 6238), sealed with a key derived from the master key
+    # (``platform.totp``); None while the second factor is off. Set only once a code has confirmed it.
+    totp_secret: Mapped[str | None] = mapped_column(String(200))
+    # The 30 s step of the last code accepted: a code is good once (RFC 6238 §5.2), never replayed.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

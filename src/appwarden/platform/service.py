@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 from appwarden.errors import Conflict, InvalidInput, NotFound
 from appwarden.platform.customer_changes import CustomerChange, Progress, notify
 from appwarden.platform.models import Company, Customer, Store, User
+from appwarden.platform.roles import Role
 from appwarden.platform.store_members import MEMBERSHIP_FIELDS, rebuild_store_members, refresh_store_members
 
-ROLES = frozenset({"company_owner", "security_admin", "reviewer", "vendor"})
+ROLES = frozenset(Role)
 _hasher = PasswordHasher()
 
 
@@ -47,7 +48,7 @@ def create_user(
     """A console user. Company owners belong to exactly one company."""
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}")
-    if role == "company_owner" and company is None:
+    if role == Role.STORE_OWNER and company is None:
         raise InvalidInput("a company owner needs a company")
     if len(password) < 8:
         raise InvalidInput("password must be at least 8 characters")

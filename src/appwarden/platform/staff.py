@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from appwarden.errors import InvalidInput, NotFound
 from appwarden.platform.models import Company, User
+from appwarden.platform.roles import STAFF_ROLES, Role
 from appwarden.platform.service import create_user
 
-STAFF_ROLES = frozenset({"reviewer", "security_admin"})
 KEY_PREFIX = "sk_"
 
 
@@ -110,7 +110,7 @@ def owner_addresses(session: Session, company_ids: Collection[int]) -> dict[int,
     for company in session.scalars(select(Company).where(Company.id.in_(list(company_ids)))):
         out[company.id] = (company.name, [company.email] if company.email else [])
     owners = select(User.company_id, User.email).where(
-        User.company_id.in_(list(company_ids)), User.role == "company_owner", User.email.is_not(None)
+        User.company_id.in_(list(company_ids)), User.role == Role.STORE_OWNER.value, User.email.is_not(None)
     )
     for company_id, email in session.execute(owners):
         if company_id in out and email and email not in out[company_id][1]:
