@@ -108,7 +108,7 @@ def _register() -> None:
     from appwarden.ledger.cli import ledger_app
     from appwarden.marketplace.cli import apps_app, vendors_app
     from appwarden.monitor.cli import alerts_app
-    from appwarden.obligations.cli import holdings
+    from appwarden.obligations.cli import holdings, records_app
     from appwarden.screening.cli import audits_app, companies_app, review_app, reviewers_app
 
     app.add_typer(apps_app, name="apps")
@@ -124,6 +124,7 @@ def _register() -> None:
     app.command("demo")(demo)
     app.command("attribute")(attribute)
     app.command("holdings")(holdings)
+    app.add_typer(records_app, name="records")
 
 
 _register()

@@ -152,6 +152,16 @@ def occurrences_by_app(
     return found
 
 
+def occurrences_for_company(session: Session, tags: Collection[EventTag], *, company_id: int) -> list[Event]:
+    """Every event of ``tags`` about one company, oldest first (e.g. its owners' consents)."""
+    query = (
+        select(SecurityEvent)
+        .where(SecurityEvent.tag.in_([t.value for t in tags]), SecurityEvent.company_id == company_id)
+        .order_by(SecurityEvent.occurred_at, SecurityEvent.id)
+    )
+    return [_event(row) for row in session.scalars(query)]
+
+
 @dataclass(frozen=True, slots=True)
 class Tally:
     """Events of one tag about some apps since a time, counted: ``count`` sums each row's ``data.count``

@@ -18,51 +18,56 @@ from appwarden.platform.directory import company_id_of, company_names, customer_
 
 
 def who_has(db: Database, customer_public_id: str) -> list[dict[str, Any]]:
+    """:func:`who_has_in` in a session of its own."""
+    with db.sessionmaker() as session:
+        return who_has_in(session, customer_public_id)
+
+
+def who_has_in(session: Session, customer_public_id: str) -> list[dict[str, Any]]:
     """Every app, field and mode the customer's data went to, with first/last time and entry count.
 
     The index narrows the scan to the (app, field, mode) keys whose bitmap holds the person; only those
     apps' entries in the customer's company are then read to get the times and counts.
     """
-    with db.sessionmaker() as session:
-        customer = customer_of(session, customer_public_id)
-        if customer is None:
-            raise NotFound(f"no customer {customer_public_id!r}", code="customer_not_found")
-        wanted: dict[int, set[Key]] = {}
-        index_rows = session.execute(
-            select(LedgerIndex.app_id, LedgerIndex.field, LedgerIndex.mode, LedgerIndex.bitmap).where(
-                LedgerIndex.company_id == customer.company_id
-            )
+    customer = customer_of(session, customer_public_id)
+    if customer is None:
+        raise NotFound(f"no customer {customer_public_id!r}", code="customer_not_found")
+    wanted: dict[int, set[Key]] = {}
+    index_rows = session.execute(
+        select(LedgerIndex.app_id, LedgerIndex.field, LedgerIndex.mode, LedgerIndex.bitmap).where(
+            LedgerIndex.company_id == customer.company_id
         )
-        for app_id, field, mode, blob in index_rows:
-            if customer.id in BitMap.deserialize(blob):
-                wanted.setdefault(app_id, set()).add((field, mode))
-        if not wanted:
-            return []
-        slugs = app_slugs(session, list(wanted))
-        found: dict[tuple[int, str, str], dict[str, Any]] = {}
-        scan = (
-            select(LedgerEntry.app_id, LedgerEntry.recorded_at, LedgerEntry.payload)
-            .where(LedgerEntry.company_id == customer.company_id, LedgerEntry.app_id.in_(list(wanted)))
-            .order_by(LedgerEntry.seq)
-            .execution_options(yield_per=1000)
-        )
-        for app_id, recorded_at, payload in session.execute(scan):
-            keys = wanted[app_id]
-            for key, raw in iter_payload(payload):
-                if key in keys and customer.id in BitMap.deserialize(bytes(raw)):
-                    item = found.setdefault(
-                        (app_id, *key),
-                        {
-                            "app": slugs.get(app_id, str(app_id)),
-                            "field": key[0],
-                            "mode": key[1],
-                            "first_at": recorded_at,
-                            "last_at": recorded_at,
-                            "entries": 0,
-                        },
-                    )
-                    item["last_at"] = recorded_at
-                    item["entries"] += 1
+    )
+    for app_id, field, mode, blob in index_rows:
+        if customer.id in BitMap.deserialize(blob):
+            wanted.setdefault(app_id, set()).add((field, mode))
+    if not wanted:
+        return []
+    slugs = app_slugs(session, list(wanted))
+    found: dict[tuple[int, str, str], dict[str, Any]] = {}
+    scan = (
+        select(LedgerEntry.app_id, LedgerEntry.recorded_at, LedgerEntry.payload)
+        .where(LedgerEntry.company_id == customer.company_id, LedgerEntry.app_id.in_(list(wanted)))
+        .order_by(LedgerEntry.seq)
+        .execution_options(yield_per=1000)
+    )
+    for app_id, recorded_at, payload in session.execute(scan):
+        keys = wanted[app_id]
+        for key, raw in iter_payload(payload):
+            if key in keys and customer.id in BitMap.deserialize(bytes(raw)):
+                item = found.setdefault(
+                    (app_id, *key),
+                    {
+                        "app": slugs.get(app_id, str(app_id)),
+                        "field": key[0],
+                        "mode": key[1],
+                        "first_at": recorded_at,
+                        "last_at": recorded_at,
+                        "entries": 0,
+                    },
+                )
+                item["last_at"] = recorded_at
+                item["entries"] += 1
     return sorted(found.values(), key=lambda item: (item["app"], item["field"], item["mode"]))
 
 

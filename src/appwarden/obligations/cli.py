@@ -1,13 +1,18 @@
-"""``appwarden holdings``: what each vendor may still hold, and what it should no longer hold."""
+"""``appwarden holdings`` (what each vendor may still hold, and what it should no longer hold) and
+``appwarden records provision|person`` (APPI records of provision to third parties)."""
 
 from __future__ import annotations
 
+import sys
+from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from appwarden.db.session import get_database
+from appwarden.errors import InvalidInput
 from appwarden.terminal import out, print_json
 
 
@@ -42,3 +47,110 @@ def holdings(
     console.print(table)
     if not rows:
         console.print("no app holds any customer's data (raw or masked) according to the ledger")
+
+
+records_app = typer.Typer(
+    help="APPI records of provision to third parties (第三者提供の記録, 法29条), from the ledger.",
+    no_args_is_help=True,
+)
+
+
+def _day(text: str | None, default: date, option: str) -> date:
+    if text is None:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{option} must be a date YYYY-MM-DD, not {text!r}", parameter=option) from None
+
+
+@records_app.command("provision")
+def provision_cmd(
+    company: Annotated[str, typer.Option("--company", help="The company (co_… or name).")],
+    since: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD, Japan time (default 3 years ago).")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD (default today).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or pdf.")] = "csv",
+    people: Annotated[bool, typer.Option("--people", help="One row per person (csv, json).")] = False,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Write to this file (pdf needs it).")] = None,
+    json_mode: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+) -> None:
+    """The company's records of provision: per app and day, the recipient (the app's vendor), the data
+    items, the people (count; the list with --people), the date and the consent on record."""
+    from appwarden.db.base import utcnow
+    from appwarden.incident.appi import JST
+    from appwarden.obligations.provision import to_csv, to_markdown
+    from appwarden.obligations.service import provision
+
+    if fmt not in ("csv", "pdf"):
+        raise InvalidInput(f"unknown format {fmt!r} (choose csv or pdf)", parameter="format")
+    if fmt == "pdf" and out_path is None:
+        raise InvalidInput("--format pdf needs --out FILE (a PDF is not printed to the terminal)")
+    today = utcnow().astimezone(JST).date()
+    first = _day(since, today.replace(year=today.year - 3), "--from")
+    last = _day(until, today, "--to")
+    with get_database().session() as session:
+        company_id, records = provision(
+            session, company_ref=company, since=first, until=last, with_people=people
+        )
+    if json_mode:
+        print_json(
+            {
+                "company": company_id,
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+                "records": [
+                    r.to_dict() | ({"customers": list(r.customers)} if people else {}) for r in records
+                ],
+            }
+        )
+        return
+    if fmt == "pdf":
+        from appwarden.incident.pdf import markdown_to_pdf
+
+        assert out_path is not None
+        markdown = to_markdown(records, company=company_id, since=first, until=last)
+        out_path.write_bytes(markdown_to_pdf(markdown, title=f"第三者提供の記録 {company_id}"))
+        out(False).print(f"wrote {out_path} ({len(records)} records)")
+        return
+    text = to_csv(records, with_people=people)
+    if out_path is not None:
+        out_path.write_text(text, encoding="utf-8")
+        out(False).print(f"wrote {out_path} ({len(records)} records)")
+        return
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+@records_app.command("person")
+def person_cmd(
+    customer: Annotated[
+        str, typer.Argument(metavar="CUSTOMER", help="Customer id (cus_…), phone or e-mail.")
+    ],
+    json_mode: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+) -> None:
+    """For a person's disclosure request: every recipient, field and period their data went to."""
+    from appwarden.obligations.service import person_records
+
+    with get_database().session() as session:
+        rows = person_records(session, customer)
+    if json_mode:
+        print_json(rows)
+        return
+    table = Table("customer", "recipient", "app", "field", "mode", "from (UTC)", "to (UTC)", "entries")
+    for row in rows:
+        table.add_row(
+            row["customer"],
+            row["recipient"],
+            row["app"],
+            row["field"],
+            row["mode"],
+            row["from"][:19],
+            row["to"][:19],
+            str(row["entries"]),
+        )
+    console = out(False)
+    console.print(table)
+    if not rows:
+        console.print("no app received this person's data according to the ledger")

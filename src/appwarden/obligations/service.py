@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from appwarden.blind_index.service import digest_raw, lookup
 from appwarden.config import get_settings
+from appwarden.errors import InvalidInput, NotFound
+from appwarden.incident.appi import JST
+from appwarden.ledger.queries import who_has_in
 from appwarden.marketplace import standing
 from appwarden.marketplace.standing import AppStanding
+from appwarden.marketplace.vendors import profile_of
 from appwarden.obligations.holdings import AppHoldings, HoldingRow, app_holdings
+from appwarden.obligations.provision import ProvisionRecord, provision_records
+from appwarden.platform.directory import customer_cards, customer_of
 from appwarden.platform.service import get_company
 
 
@@ -54,3 +61,64 @@ def overdue_obligations(session: Session, app_ids: Collection[int], now: datetim
     the risk score's ``obligations`` count (``monitor.risk``)."""
     apps = list(standing.standings(session, app_ids).values())
     return {app_id: h.companies_past_retention for app_id, h in holdings_of_apps(session, apps, now).items()}
+
+
+def provision(
+    session: Session, *, company_ref: str, since: date, until: date, with_people: bool = False
+) -> tuple[str, list[ProvisionRecord]]:
+    """The company's public id and its records of provision for the Japan-time days ``since`` to
+    ``until`` inclusive; 404 ``company_not_found``, 400 ``invalid_range``."""
+    if until < since:
+        raise InvalidInput("--to is before --from", code="invalid_range")
+    company = get_company(session, company_ref)
+    start = datetime.combine(since, time(), JST)
+    end = datetime.combine(until + timedelta(days=1), time(), JST)
+    return company.public_id, provision_records(
+        session, company.id, since=start, until=end, with_people=with_people
+    )
+
+
+def person_records(session: Session, ref: str) -> list[dict[str, Any]]:
+    """Every recipient, field and period of one person's data (a disclosure request for the records of
+    provision): ``ref`` is a platform customer id (``cus_…``), a phone number or an e-mail address,
+    found through the blind index (normalised: any common spelling). A phone or address may match
+    customers of several companies: each is answered. 404 ``customer_not_found`` when none matches."""
+    ids = _customers_by(session, ref)
+    if not ids:
+        raise NotFound("no customer has this id, phone number or e-mail address", code="customer_not_found")
+    cards = customer_cards(session, ids)
+    apps = {a.slug: a for a in standing.all_standings(session)}
+    out: list[dict[str, Any]] = []
+    for customer_id in sorted(cards):
+        card = cards[customer_id]
+        received = who_has_in(session, card.public_id)
+        for item in received:
+            app = apps.get(item["app"])
+            vendor = profile_of(session, app.vendor_id) if app and app.vendor_id is not None else None
+            out.append(
+                {
+                    "customer": card.public_id,
+                    "recipient": vendor.name if vendor else (app.name if app else item["app"]),
+                    "app": item["app"],
+                    "field": item["field"],
+                    "mode": item["mode"],
+                    "from": item["first_at"].isoformat(),
+                    "to": item["last_at"].isoformat(),
+                    "entries": item["entries"],
+                }
+            )
+    return out
+
+
+def _customers_by(session: Session, ref: str) -> list[int]:
+    ref = ref.strip()
+    if ref.startswith("cus_"):
+        found = customer_of(session, ref)
+        return [found.id] if found else []
+    field = "email" if "@" in ref else "phone"
+    digests = [d for d in digest_raw(field, [ref]) if d is not None]
+    if not digests:
+        raise InvalidInput(
+            f"{ref!r} is not a customer id, phone number or e-mail address", parameter="customer"
+        )
+    return sorted({i for ids in lookup(session, field, digests).values() for i in ids})
