@@ -71,7 +71,9 @@ def restricted_events(db: Database) -> list[SecurityEvent]:
 
 
 @pytest.mark.parametrize("username", ["reviewer1", "owner0", "vendor-a-dev"])
-def test_other_roles_get_403_on_every_security_page(client: TestClient, cw: ConsoleWorld, username: str) -> None:
+def test_other_roles_get_403_on_every_security_page(
+    client: TestClient, cw: ConsoleWorld, username: str
+) -> None:
     assert sign_in(client, username, cw.logins[username]) == 303
     company = cw.world.tenants[0].company.public_id
     for path in [*PAGES, f"/console/security/companies/{company}/events"]:
@@ -102,6 +104,8 @@ def test_the_overview_shows_the_services_figures(client: TestClient, cw: Console
     shown = re.findall(r'data-testid="risk-([^"]+)">([0-9.]+)<', html)
     assert shown == [(v["slug"], f"{v['risk']['score']:.2f}") for v in views]
     assert len(shown) == 5
+    vendor_row = re.search(r'<tr data-slug="vendor-a-app">.*?</tr>', html, re.S)
+    assert vendor_row is not None and "<td>Vendor A</td>" in vendor_row.group(0)
     # The chart: 48 hourly bars, each the ledger's entries and people of its hour.
     assert bars(html) == [(a.entries, a.people) for a in hourly]
     assert len(hourly) == 48 and sum(a.entries for a in hourly) == 4
@@ -118,7 +122,9 @@ def test_the_app_page_shows_the_services_figures(client: TestClient, cw: Console
     app_id = cw.world.apps["invoice-plus"][0]
     now = utcnow()
     with cw.db.session() as session:
-        daily = deliveries(session, since=now - timedelta(days=29), until=now, bucket=Bucket.DAY, app_id=app_id)
+        daily = deliveries(
+            session, since=now - timedelta(days=29), until=now, bucket=Bucket.DAY, app_id=app_id
+        )
         received = received_by_company(session, app_id)
         view = facts.app_view(session, marketplace.get_app(session, "invoice-plus"), now)
     assert bars(html) == [(a.entries, a.people) for a in daily]
@@ -150,7 +156,9 @@ def test_restrict_needs_the_csrf_token(client: TestClient, cw: ConsoleWorld) -> 
     admin(client, cw)
     url = "/console/security/apps/invoice-plus/restrict"
     assert client.post(url, data={"policy": "pause", "reason": "x"}).status_code == 403
-    assert client.post(url, data={"policy": "pause", "reason": "x", "csrf_token": "forged"}).status_code == 403
+    assert (
+        client.post(url, data={"policy": "pause", "reason": "x", "csrf_token": "forged"}).status_code == 403
+    )
     assert restricted_events(cw.db) == []
     with cw.db.session() as session:
         assert standing.find(session, "invoice-plus").listing_state == "listed"
@@ -177,9 +185,12 @@ def test_restrict_is_recorded_with_the_persons_name_and_cuts_the_app_off(
     assert "The app is restricted." in page and 'data-testid="relist-form"' in page
     assert "app:listing:restricted" in page  # its lifecycle history
     # Relist: a reason is required, then it is recorded with the person's name too.
-    assert client.post(
-        "/console/security/apps/invoice-plus/relist", data={"csrf_token": csrf, "reason": " "}
-    ).status_code == 422
+    assert (
+        client.post(
+            "/console/security/apps/invoice-plus/relist", data={"csrf_token": csrf, "reason": " "}
+        ).status_code
+        == 422
+    )
     relisted = client.post(
         "/console/security/apps/invoice-plus/relist",
         data={"csrf_token": csrf, "reason": "audit passed"},

@@ -107,7 +107,9 @@ def app_context(request: Request, session: Session, app: AppStanding) -> dict[st
     view = facts.app_view(session, marketplace.get_app(session, app.slug), now)
     events = history(session, app_id=app.id)
     lifecycle = [e for e in events if e.tag.startswith(LIFECYCLE_PREFIX)]
-    daily = deliveries(session, since=now - timedelta(days=DAYS - 1), until=now, bucket=Bucket.DAY, app_id=app.id)
+    daily = deliveries(
+        session, since=now - timedelta(days=DAYS - 1), until=now, bucket=Bucket.DAY, app_id=app.id
+    )
     alerts = monitor.describe(
         session, monitor.list_alerts(session, app_ref=app.slug, state=monitor.AlertState.ALL)
     )

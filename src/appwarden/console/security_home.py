@@ -14,7 +14,7 @@ customers, nothing names them), so there is no per-person history here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -31,9 +31,10 @@ from appwarden.db.base import utcnow
 from appwarden.errors import NotFound
 from appwarden.events.service import Event, history
 from appwarden.incident import service as incidents
-from appwarden.ledger.activity import Activity, Bucket, deliveries
-from appwarden.marketplace import facts
+from appwarden.ledger.activity import Activity, deliveries
+from appwarden.marketplace import facts, standing
 from appwarden.marketplace import service as marketplace
+from appwarden.marketplace.vendors import profile_of
 from appwarden.monitor import service as monitor
 from appwarden.platform import totp
 from appwarden.platform.directory import company_id_of, company_names
@@ -94,6 +95,21 @@ def activity_chart(lang: str, activity: list[Activity], *, hourly: bool, label: 
     return bar_chart(bars, label=label, label_every=6 if hourly else 5)
 
 
+def vendor_names(session: Session) -> dict[str, str]:
+    """``{app slug: its vendor's name}`` for the apps that have a vendor (the app list's summaries do
+    not name it)."""
+    names: dict[int, str] = {}
+    found = {}
+    for app in standing.all_standings(session):
+        if app.vendor_id is None:
+            continue
+        if app.vendor_id not in names:
+            profile = profile_of(session, app.vendor_id)
+            names[app.vendor_id] = profile.name if profile else ""
+        found[app.slug] = names[app.vendor_id]
+    return found
+
+
 @router.get("")
 def dashboard(request: Request) -> Response:
     """The security team's overview: apps by risk, open alerts and incidents, deliveries per hour."""
@@ -103,6 +119,7 @@ def dashboard(request: Request) -> Response:
         who = signed_in(request, session, Role.SECURITY_ADMIN)
         has_totp = totp.enabled(session, who.account.id)
         apps = facts.app_views(session, marketplace.list_apps(session), now)
+        vendors = vendor_names(session)
         alerts = monitor.describe(session, monitor.list_alerts(session, state=monitor.AlertState.OPEN))
         open_incidents = [
             incidents.summary(session, i) for i in incidents.list_incidents(session, status="open")
@@ -122,12 +139,11 @@ def dashboard(request: Request) -> Response:
         chart=chart,
         total=sum(a.entries for a in hourly),
         states=LISTING_STATES,
+        vendors=vendors,
     )
 
 
-def _history_page(
-    request: Request, *, app: str | None, company: str | None, fixed_company: bool
-) -> Response:
+def _history_page(request: Request, *, app: str | None, company: str | None, fixed_company: bool) -> Response:
     with db_of(request).session() as session:
         who = signed_in(request, session, Role.SECURITY_ADMIN)
         app_id = marketplace.app_id_of(session, app) if app else None
@@ -136,11 +152,7 @@ def _history_page(
         if fixed_company and company_id is None:
             # The error page shows an uncatalogued code's detail: give it in the visitor's language.
             raise NotFound(i18n.gettext(lang_of(request), NO_COMPANY), code="security_company_not_found")
-        found = (
-            []
-            if unknown
-            else history(session, app_id=app_id, company_id=company_id, limit=EVENTS_SHOWN)
-        )
+        found = [] if unknown else history(session, app_id=app_id, company_id=company_id, limit=EVENTS_SHOWN)
         rows = event_rows(session, found)
         company_name = company_names(session, [company_id]).get(company_id) if company_id else None
         app_choices = sorted(marketplace.app_slugs(session).values())

@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appwarden.marketplace.scopes import effective_scopes
 from appwarden.marketplace.clients import client_by_id
+from appwarden.marketplace.scopes import effective_scopes
 from appwarden.marketplace.service import approved_scopes_of, scopes_on_offer
 from appwarden.oauth.models import Connection
 from appwarden.platform.directory import company_names
