@@ -15,11 +15,16 @@ from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.events.models import SecurityEvent
 from appwarden.events.service import EventTag, history, record
+from appwarden.incident import service as incidents
 from appwarden.ledger.activity import Bucket, deliveries
 from appwarden.ledger.exposure import received_by_company
 from appwarden.marketplace import facts, standing
 from appwarden.marketplace import service as marketplace
 from appwarden.marketplace.vocabulary import LifecycleState
+from appwarden.monitor import service as monitor
+from appwarden.monitor.policy import Detector, Severity
+from appwarden.monitor.service import Finding
+from appwarden.obligations.service import holdings
 from console_world import ConsoleWorld, build_console_world, form_token, sign_in
 
 PAGES = [
@@ -138,6 +143,18 @@ def test_the_app_page_shows_the_services_figures(client: TestClient, cw: Console
         for r in received
         for company in [next(t.company.public_id for t in cw.world.tenants if t.company.id == r.company_id)]
     )
+    # Beside each field held as a value, what the vendor may and should no longer hold of it.
+    with cw.db.session() as session:
+        owed = holdings(session, app_ref="invoice-plus", now=utcnow())
+    pairs = re.findall(
+        r'data-key="([^"]+):(?:raw|masked)">.*?'
+        r'<td class="may">(\d+)</td>\s*<td class="should-not">(\d+)</td>',
+        html,
+        re.S,
+    )
+    assert owed and sorted(pairs) == sorted(
+        (f"{h.company}:{h.field}", str(h.may_hold), str(h.should_not_hold)) for h in owed
+    )
     # Both companies' connections, with a link to each company's history.
     for tenant in cw.world.tenants:
         assert f"/console/security/companies/{tenant.company.public_id}/events" in html
@@ -249,3 +266,37 @@ def test_the_history_pages_filter_by_app_and_company(client: TestClient, cw: Con
     assert tags("/console/security/events") == [e.tag for e in everything]
     unknown = client.get("/console/security/events?app=no-such-app")
     assert "No such app or company" in unknown.text and tags("/console/security/events?app=nope") == []
+
+
+def test_open_alerts_and_incidents_are_those_the_services_list(client: TestClient, cw: ConsoleWorld) -> None:
+    now = utcnow()
+    invoice, loyalty = cw.world.apps["invoice-plus"][0], cw.world.apps["loyalty-stamp"][0]
+    company = cw.world.tenants[0].company
+    with cw.db.session() as session:
+        raised = []
+        for app_id, detector in ((invoice, Detector.UNUSUAL_HOURS), (loyalty, Detector.MIRROR)):
+            finding = Finding(
+                detector, Severity.HIGH, app_id, company.id, {"calls": 9}, {"calls": 1},
+                now - timedelta(hours=1), now, ledger_entries=[],
+            )  # fmt: skip
+            outcome, alert = monitor.raise_alert(session, finding, cap=10, now=now)
+            assert outcome is monitor.Outcome.RAISED and alert is not None
+            raised.append(alert.public_id)
+        monitor.acknowledge(session, raised[1], actor="secadmin")  # no longer open
+        opened = incidents.open_incident(
+            session, apps=[standing.find(session, "invoice-plus")], reason="night pulls", actor="secadmin"
+        ).public_id
+    admin(client, cw)
+    html = client.get("/console/security").text
+    with cw.db.session() as session:
+        open_alerts = [a.public_id for a in monitor.list_alerts(session, state="open")]
+        open_incidents = [i.public_id for i in incidents.list_incidents(session, status="open")]
+    assert open_alerts == [raised[0]] and open_incidents == [opened]
+    overview = re.search(r'data-testid="alerts">.*?</table>', html, re.S)
+    assert overview is not None
+    assert re.findall(r"<code>(alr_[^<]*)</code>", overview.group(0)) == open_alerts
+    assert f"<code>{opened}</code>" in html and "(1)" in html
+    # The app's page lists its alerts, acknowledged too (with who acknowledged them).
+    page = client.get("/console/security/apps/loyalty-stamp").text
+    assert f"<code>{raised[1]}</code>" in page and f"<code>{raised[0]}</code>" not in page
+    assert "secadmin · " in page
