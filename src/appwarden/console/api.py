@@ -191,15 +191,6 @@ def switch_language(
     return response
 
 
-@router.get("/security")
-def security_home(request: Request) -> Response:
-    """The security admin's landing page (its other pages come later)."""
-    with db_of(request).session() as session:
-        who = signed_in(request, session, Role.SECURITY_ADMIN)
-        has_totp = totp.enabled(session, who.account.id)
-    return page(request, "security_home.html", who=who, has_totp=has_totp)
-
-
 @router.get("/account/totp")
 def totp_setup(request: Request) -> Response:
     """Turn on TOTP: a new secret to enter in an authenticator, and a code to prove it."""
@@ -267,11 +258,15 @@ def not_found(request: Request, rest: str) -> Response:
 def install(app: FastAPI) -> None:
     """The console's routes, static files and security headers on ``app``."""
     from appwarden.console.owner import router as owner_router
+    from appwarden.console.security_apps import router as security_apps_router
+    from appwarden.console.security_home import router as security_home_router
     from appwarden.console.vendor import router as vendor_router
 
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(router)
     app.include_router(owner_router)
     app.include_router(vendor_router)
+    app.include_router(security_home_router)
+    app.include_router(security_apps_router)
     app.include_router(catch_all)
     app.add_middleware(security.ConsoleHeaders, https=security.https(app.state.settings))

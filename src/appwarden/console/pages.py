@@ -41,6 +41,7 @@ NAV: dict[Role, list[tuple[str | None, str]]] = {
     Role.SECURITY_ADMIN: [
         ("/console/security", N_("Overview")),
         ("/console/account/totp", N_("Two-step sign-in")),
+        ("/console/security/events", N_("Security events")),
         (None, N_("Apps")),
         (None, N_("Incidents")),
         (None, N_("Alerts")),
