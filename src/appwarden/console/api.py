@@ -267,11 +267,13 @@ def not_found(request: Request, rest: str) -> Response:
 def install(app: FastAPI) -> None:
     """The console's routes, static files and security headers on ``app``."""
     from appwarden.console.owner import router as owner_router
+    from appwarden.console.owner_incidents import router as owner_incidents_router
     from appwarden.console.vendor import router as vendor_router
 
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(router)
     app.include_router(owner_router)
+    app.include_router(owner_incidents_router)
     app.include_router(vendor_router)
     app.include_router(catch_all)
     app.add_middleware(security.ConsoleHeaders, https=security.https(app.state.settings))
