@@ -95,15 +95,10 @@ def search_field(query: str) -> str:
     return "email" if "@" in query else "phone"
 
 
-def who_has_customer(
-    db: Database, session: Session, who_name: str, company_id: int, query: str
-) -> list[Found]:
-    """The company's customers whose phone or e-mail is ``query`` (normalised and looked up through the
-    blind index: no plaintext is compared), each with the apps that received its data.
-
-    A customer of another company is dropped exactly like one that does not exist. The search is a
-    security event (``user:customer:looked-up``) naming the field and the customers found, never the
-    value searched for."""
+def customers_matching(session: Session, company_id: int, query: str) -> list[CustomerCard]:
+    """The company's customers whose phone or e-mail is ``query``, normalised and looked up through the
+    blind index (no plaintext is compared). A customer of another company is dropped exactly like one
+    that does not exist."""
     query = query.strip()[:MAX_QUERY]
     field = search_field(query)
     (digest,) = digest_raw(field, [query]) if query else (None,)
@@ -113,16 +108,27 @@ def who_has_customer(
         for card in customer_cards(session, ids).values()
         if (ref := customer_of(session, card.public_id)) is not None and ref.company_id == company_id
     ]
-    found = [Found(card, who_has(db, card.public_id)) for card in sorted(cards, key=lambda c: c.public_id)]
-    record(
-        session,
-        EventTag.USER_CUSTOMER_LOOKED_UP,
-        actor=who_name,
-        company_id=company_id,
-        field=field,
-        customers=[f.card.public_id for f in found],
-        via="console",
-    )
+    return sorted(cards, key=lambda c: c.public_id)
+
+
+def who_has_customer(db: Database, who_name: str, company_id: int, query: str) -> list[Found]:
+    """:func:`customers_matching`, each with the apps that received its data (``ledger.queries.who_has``).
+
+    The search is a security event (``user:customer:looked-up``) naming the field and the customers
+    found, never the value searched for. Each read runs in its own session (SQLite allows one writer)."""
+    with db.session() as session:
+        cards = customers_matching(session, company_id, query)
+    found = [Found(card, who_has(db, card.public_id)) for card in cards]
+    with db.session() as session:
+        record(
+            session,
+            EventTag.USER_CUSTOMER_LOOKED_UP,
+            actor=who_name,
+            company_id=company_id,
+            field=search_field(query.strip()),
+            customers=[f.card.public_id for f in found],
+            via="console",
+        )
     return found
 
 

@@ -119,9 +119,9 @@ def who_has_search(request: Request, query: str = Form(""), csrf_token: str = Fo
     with db.session() as session:
         who = signed_in(request, session, Role.STORE_OWNER)
         check_csrf(request, who, csrf_token)
-        assert who.account.company_id is not None
-        found = who_has_customer(db, session, who.username, who.account.company_id, query)
-        rows = [(f.card, delivery_rows(f)) for f in found]
+    assert who.account.company_id is not None
+    found = who_has_customer(db, who.username, who.account.company_id, query)
+    rows = [(f.card, delivery_rows(f)) for f in found]
     return page(
         request,
         "owner_who_has.html",
