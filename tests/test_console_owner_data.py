@@ -35,7 +35,8 @@ CONTACT = "security@appwarden.example"
 class FakeSmtp:
     """Stands in for the SMTP server at the edge: keeps what it is handed."""
 
-    sent: list[EmailMessage] = []
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
 
     def send_message(self, message: EmailMessage) -> None:
         self.sent.append(message)
@@ -66,7 +67,7 @@ def incident_with_notice(cw: ConsoleWorld, db: Database) -> str:
     """An incident about invoice-plus, its notices sent (to companies 0 and 1)."""
     ref = incident_for(cw.world, "invoice-plus")
     drafts = draft_notices(load_facts(db, ref), contact=CONTACT)
-    send_notices(
+    report = send_notices(
         db,
         drafts,
         incident=ref,
@@ -75,6 +76,7 @@ def incident_with_notice(cw: ConsoleWorld, db: Database) -> str:
         actor="test",
         connector=lambda target: FakeSmtp(),  # type: ignore[arg-type,return-value]
     )
+    assert len(report.sent) == 2
     return ref
 
 
