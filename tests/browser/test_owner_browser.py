@@ -40,14 +40,13 @@ class FakeSmtp:
 
 def traffic(server: str, cw: ConsoleWorld) -> None:
     """Real calls to the data API by invoice-plus for company 0, and earlier deliveries for the chart."""
+    t0 = cw.world.tenants[0]
+    for days, people in ((17, 7), (9, 12), (3, 4)):  # oldest first, as the ledger records them
+        at = utcnow() - timedelta(days=days)
+        deliver(cw.world, "invoice-plus", t0, {("name", "raw"): range(people)}, at=at)
     bearer = {"Authorization": f"Bearer {cw.tokens[('invoice-plus', 0)]}"}
     for _ in range(2):
         assert httpx.get(f"{server}/v1/customers", headers=bearer).status_code == 200
-    t0 = cw.world.tenants[0]
-    for days, people in ((3, 4), (9, 12), (17, 7)):
-        deliver(
-            cw.world, "invoice-plus", t0, {("name", "raw"): range(people)}, at=utcnow() - timedelta(days=days)
-        )
 
 
 def test_owner_sees_what_an_app_took_with_its_chart(
