@@ -199,6 +199,9 @@ def test_report_draft_downloads_for_the_company_and_is_recorded(
     with db.session() as session:
         entries = [e for e in timeline(session, get_incident(session, ref)) if e.kind == "report"]
         assert [(e.actor, e.data["companies"]) for e in entries] == [("owner0", [company])]
+    pdf = client.get(f"/console/reports/{ref}/download?kind=final&lang=ja&format=pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-")
     assert client.get(f"/console/reports/{ref}/download?kind=nope").status_code == 422
     assert client.get(f"/console/reports/{ref}/download?format=json").status_code == 422
 

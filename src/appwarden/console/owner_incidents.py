@@ -82,13 +82,13 @@ def report_download(
 ) -> Response:
     """One report draft for the owner's company (recorded on the incident's timeline with the owner's
     name, as the CLI and the admin API record theirs)."""
-    check_kind_lang(kind=kind, lang=lang)
-    if format not in DOWNLOADS:
-        raise InvalidInput(f"unknown format {format!r} (choose md or pdf)")
     db = db_of(request)
     with db.session() as session:
         who = signed_in(request, session, Role.STORE_OWNER)
         assert who.account.company_id is not None
+        check_kind_lang(kind=kind, lang=lang)  # before the blast radius is computed
+        if format not in DOWNLOADS:
+            raise InvalidInput(f"unknown format {format!r} (choose md or pdf)")
         found = incident_concerning(session, who.account.company_id, incident)
         company = company_ref(session, who.account.company_id)
     facts = load_facts(db, found.incident)
