@@ -168,8 +168,11 @@ def test_a_company_without_the_notice_gets_not_found(
     client: TestClient, cw: ConsoleWorld, db: Database
 ) -> None:
     t0 = cw.world.tenants[0]
+    t1 = cw.world.tenants[1]
     deliver(cw.world, "loyalty-stamp", t0, {("name", "masked"): range(4)})
-    ref = incident_for(cw.world, "loyalty-stamp")  # only company 0 got anything from loyalty-stamp
+    # Company 1 got only pseudonym tokens from loyalty-stamp: nobody exposed, so not its incident.
+    deliver(cw.world, "loyalty-stamp", t1, {("phone", "token"): range(5)})
+    ref = incident_for(cw.world, "loyalty-stamp")
     drafts = draft_notices(load_facts(db, ref), contact=CONTACT)
     assert [d.company.id for d in drafts] == [t0.company.public_id]
     send_notices(db, drafts, incident=ref, smtp_url="smtp://127.0.0.1:2525", sender=CONTACT, actor="test",

@@ -22,6 +22,9 @@ from appwarden.incident.context import load_facts
 from appwarden.incident.models import Incident, IncidentApp, NoticeDelivery
 from appwarden.incident.notices import NoticeDraft, draft_notices
 from appwarden.ledger.exposure import received_by_company
+from appwarden.marketplace.scopes import Mode
+
+EXPOSING = frozenset({Mode.RAW.value, Mode.MASKED.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +77,8 @@ def company_notice(session: Session, company_id: int, incident_ref: str) -> Comp
 
 
 def incidents_concerning(session: Session, company_id: int) -> list[CompanyIncident]:
-    """Incidents whose apps received some of the company's customers' data (the ledger's counts), or
-    that logged a notice to it; newest first."""
+    """Incidents whose apps received some of the company's customers' values, raw or masked (the
+    ledger's counts), or that logged a notice to it; newest first."""
     pairs = session.execute(select(IncidentApp.incident_id, IncidentApp.app_id)).all()
     received: dict[int, bool] = {}
     chosen = {i for i, app_id in pairs if received.setdefault(app_id, _received(session, app_id, company_id))}
@@ -93,7 +96,10 @@ def incidents_concerning(session: Session, company_id: int) -> list[CompanyIncid
 
 
 def _received(session: Session, app_id: int, company_id: int) -> bool:
-    return any(r.people for r in received_by_company(session, app_id, company_id=company_id))
+    """Whether the app received some value of the company's customers (raw or masked: what the blast
+    radius counts as exposed; pseudonym tokens are not)."""
+    rows = received_by_company(session, app_id, company_id=company_id)
+    return any(r.people for r in rows if r.mode in EXPOSING)
 
 
 def incident_concerning(session: Session, company_id: int, incident_ref: str) -> CompanyIncident:
