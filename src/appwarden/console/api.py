@@ -260,11 +260,13 @@ def install(app: FastAPI) -> None:
     from appwarden.console.owner import router as owner_router
     from appwarden.console.security_apps import router as security_apps_router
     from appwarden.console.security_home import router as security_home_router
+    from appwarden.console.owner_incidents import router as owner_incidents_router
     from appwarden.console.vendor import router as vendor_router
 
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(router)
     app.include_router(owner_router)
+    app.include_router(owner_incidents_router)
     app.include_router(vendor_router)
     app.include_router(security_home_router)
     app.include_router(security_apps_router)

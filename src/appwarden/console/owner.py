@@ -11,9 +11,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from appwarden.console import service
+from appwarden.console import labels, service
 from appwarden.console.labels import CONNECTION_STATUSES, grant_rows
-from appwarden.console.pages import ConsoleRoute, check_csrf, db_of, page, signed_in
+from appwarden.console.owner_data import app_data
+from appwarden.console.pages import ConsoleRoute, check_csrf, db_of, lang_of, page, signed_in
 from appwarden.oauth.connections import ConnectionView, company_connection, company_connections
 from appwarden.platform.roles import Role
 
@@ -53,12 +54,14 @@ def connected_apps(request: Request, done: str | None = None) -> Response:
 
 @router.get("/apps/{connection}")
 def connected_app(request: Request, connection: str) -> Response:
-    """One connection of the owner's company (404 for any other company's)."""
+    """One connection of the owner's company (404 for any other company's), with what the app took of
+    the company's customers (``console.owner_data``)."""
     with db_of(request).session() as session:
         who = signed_in(request, session, Role.STORE_OWNER)
         assert who.account.company_id is not None
         row = _row(company_connection(session, who.account.company_id, connection))
-    return page(request, "owner_app.html", who=who, row=row)
+        data = app_data(session, row.conn, lang_of(request))
+    return page(request, "owner_app.html", who=who, row=row, data=data, labels=labels)
 
 
 @router.post("/apps/{connection}/disconnect")

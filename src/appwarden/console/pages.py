@@ -33,10 +33,9 @@ HOME = {
 NAV: dict[Role, list[tuple[str | None, str]]] = {
     Role.STORE_OWNER: [
         ("/console/apps", N_("Connected apps")),
-        (None, N_("What each app received")),
-        (None, N_("Notices")),
-        (None, N_("Report drafts")),
-        (None, N_("Who has a customer's data")),
+        ("/console/notices", N_("Notices")),
+        ("/console/reports", N_("Report drafts")),
+        ("/console/who-has", N_("Who has a customer's data")),
     ],
     Role.SECURITY_ADMIN: [
         ("/console/security", N_("Overview")),
@@ -173,6 +172,8 @@ ERROR_MESSAGES = {
     "connection_already_revoked": N_("This app is already disconnected."),
     "app_not_found": N_("There is no such app of your company."),
     "not_found": N_("There is no such page."),
+    "incident_not_found": N_("There is no such incident concerning your company."),
+    "company_not_affected": N_("None of your company's customers was exposed in this incident."),
     "totp_code_invalid": N_("The code does not match. Check the authenticator's clock and try again."),
 }
 

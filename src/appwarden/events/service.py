@@ -55,6 +55,8 @@ class EventTag(StrEnum):
     USER_LOGIN_THROTTLED = "user:session:login-throttled"
     USER_LOGOUT = "user:session:logout"
     USER_TOTP_ENABLED = "user:totp:enabled"
+    # A store owner looked a customer up by phone or e-mail (who has this customer's data).
+    USER_CUSTOMER_LOOKED_UP = "user:customer:looked-up"
     DETOKENIZE = "broker:token:detokenized"
     RESTRICTED_TOKEN_MINTED = "broker:restricted-token:minted"
     CALL_REFUSED = "broker:call:refused"
