@@ -1,5 +1,6 @@
 """Console routes for every role: sign in and out, the TOTP step, the language switch, each role's
-landing page. The store owner's pages are in ``console.owner``, the vendor's in ``console.vendor``;
+landing page. The store owner's pages are in ``console.owner``, the vendor's in ``console.vendor`` and
+``console.vendor_screening``, the reviewer's in ``console.reviews``;
 :func:`install` puts them all, the static files and the security headers on the app."""
 
 from __future__ import annotations
@@ -247,14 +248,6 @@ def totp_enable(
     return RedirectResponse("/console/security", status_code=303)
 
 
-@router.get("/reviews")
-def reviewer_home(request: Request) -> Response:
-    """The reviewer's landing page (the review queue comes later)."""
-    with db_of(request).session() as session:
-        who = signed_in(request, session, Role.REVIEWER)
-    return page(request, "reviewer_home.html", who=who)
-
-
 catch_all = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
 
 
@@ -267,11 +260,15 @@ def not_found(request: Request, rest: str) -> Response:
 def install(app: FastAPI) -> None:
     """The console's routes, static files and security headers on ``app``."""
     from appwarden.console.owner import router as owner_router
+    from appwarden.console.reviews import router as reviews_router
     from appwarden.console.vendor import router as vendor_router
+    from appwarden.console.vendor_screening import router as vendor_screening_router
 
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(router)
     app.include_router(owner_router)
+    app.include_router(reviews_router)
+    app.include_router(vendor_screening_router)  # before vendor_router: /apps/new is not an app's slug
     app.include_router(vendor_router)
     app.include_router(catch_all)
     app.add_middleware(security.ConsoleHeaders, https=security.https(app.state.settings))
