@@ -122,9 +122,9 @@ def test_weaker_mode_then_a_second_reviewer_signs_off_and_the_weaker_mode_is_sto
     # The same person cannot sign twice; a reviewer working for the vendor cannot sign at all.
     again = decide(first)
     assert again.status_code == 403  # type: ignore[attr-defined]
-    assert "second reviewer must be another person" in again.text  # type: ignore[attr-defined]
+    assert "2人目の審査担当者は別の人" in again.text  # type: ignore[attr-defined]
     own = decide(person(client, "vendor-a-reviewer"))
-    assert own.status_code == 403 and "vendor" in own.text  # type: ignore[attr-defined]
+    assert own.status_code == 403 and "ベンダーに所属" in own.text  # type: ignore[attr-defined]
     assert [e.actor for e in decided_events(cw.db)] == ["reviewer1"]
     second = decide(person(client, "reviewer2"))
     assert second.status_code == 303  # type: ignore[attr-defined]
