@@ -26,13 +26,16 @@ def add_reviewers(db: Database) -> None:
     with db.session() as session:
         vendor_a = get_vendor(session, "Vendor A").public_id
         for username, affiliation in (("reviewer2", None), ("vendor-a-reviewer", vendor_a)):
-            member, _ = create_staff(session, username, role="reviewer", vendor_affiliation=affiliation)
+            create_staff(session, username, role="reviewer", vendor_affiliation=affiliation)
             set_password(session, username, PASSWORD)
 
 
 def answers() -> dict[str, dict[str, object]]:
     return {
-        q.key: {"answer": f"our documented practice for {q.key}", "date": utcnow().date() if q.dated else None}
+        q.key: {
+            "answer": f"our documented practice for {q.key}",
+            "date": utcnow().date() if q.dated else None,
+        }
         for q in QUESTIONS
     }
 
@@ -43,7 +46,12 @@ def submitted_app(db: Database, data_dir: Path, *, slug: str = SLUG, scopes: lis
     with db.session() as session:
         vendor = get_vendor(session, "Vendor A").public_id
         vendor_pages.register(
-            session, vendor, slug=slug, name="Vendor A CRM", redirect_uris=[f"https://{slug}.example/cb"], actor=actor
+            session,
+            vendor,
+            slug=slug,
+            name="Vendor A CRM",
+            redirect_uris=[f"https://{slug}.example/cb"],
+            actor=actor,
         )
         vendor_pages.request_scopes(
             session, vendor, slug, [{"scope": s, "justification": WHY} for s in scopes], actor=actor

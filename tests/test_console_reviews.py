@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -51,7 +52,9 @@ def decision_form(html: str, **verdicts: str) -> dict[str, str]:
     return data
 
 
-def decide(reviewer: TestClient, outcome: str = "approve", reason: str = "", **verdicts: str) -> object:
+def decide(
+    reviewer: TestClient, outcome: str = "approve", reason: str = "", **verdicts: str
+) -> httpx.Response:
     sheet = reviewer.get(f"/console/reviews/{SLUG}")
     data = decision_form(sheet.text, **verdicts) | {"outcome": outcome, "reason": reason}
     return reviewer.post(f"/console/reviews/{SLUG}/decide", data=data, follow_redirects=False)
@@ -68,7 +71,9 @@ def version_of(db: Database) -> versions.VersionView:
         return versions.version_view(session, find(session, SLUG))
 
 
-def test_the_queue_lists_the_submitted_version_for_reviewers_only(client: TestClient, cw: ConsoleWorld) -> None:
+def test_the_queue_lists_the_submitted_version_for_reviewers_only(
+    client: TestClient, cw: ConsoleWorld
+) -> None:
     reviewer = person(client, "reviewer1")
     queue = reviewer.get("/console/reviews")
     assert queue.status_code == 200
@@ -117,20 +122,24 @@ def test_weaker_mode_then_a_second_reviewer_signs_off_and_the_weaker_mode_is_sto
 ) -> None:
     first = person(client, "reviewer1")
     done = decide(first, phone="weakened:masked")
-    assert done.status_code == 303 and "done=1" in done.headers["location"]  # type: ignore[attr-defined]
+    assert done.status_code == 303 and "done=1" in done.headers["location"]
     assert version_of(cw.db).status == "in_review"
     # The same person cannot sign twice; a reviewer working for the vendor cannot sign at all.
     again = decide(first)
-    assert again.status_code == 403  # type: ignore[attr-defined]
-    assert "2人目の審査担当者は別の人" in again.text  # type: ignore[attr-defined]
+    assert again.status_code == 403
+    assert "2人目の審査担当者は別の人" in again.text
     own = decide(person(client, "vendor-a-reviewer"))
-    assert own.status_code == 403 and "ベンダーに所属" in own.text  # type: ignore[attr-defined]
+    assert own.status_code == 403 and "ベンダーに所属" in own.text
     assert [e.actor for e in decided_events(cw.db)] == ["reviewer1"]
     second = decide(person(client, "reviewer2"))
-    assert second.status_code == 303  # type: ignore[attr-defined]
+    assert second.status_code == 303
     version = version_of(cw.db)
     assert version.status == "approved"
-    assert set(version.approved_scopes or ()) == {"customers.name:raw", "customers.phone:masked", "customers.points:raw"}
+    assert set(version.approved_scopes or ()) == {
+        "customers.name:raw",
+        "customers.phone:masked",
+        "customers.points:raw",
+    }
     assert [e.actor for e in decided_events(cw.db)] == ["reviewer1", "reviewer2"]
     page = first.get(f"/console/reviews/{SLUG}?version=1").text
     assert "customers.phone:masked" in page and 'data-testid="decide-form"' not in page
@@ -138,7 +147,9 @@ def test_weaker_mode_then_a_second_reviewer_signs_off_and_the_weaker_mode_is_sto
     assert audits.status_code == 200 and SLUG in audits.text
 
 
-def test_a_weaker_mode_without_a_reason_shows_the_sheet_with_the_rule(client: TestClient, cw: ConsoleWorld) -> None:
+def test_a_weaker_mode_without_a_reason_shows_the_sheet_with_the_rule(
+    client: TestClient, cw: ConsoleWorld
+) -> None:
     reviewer = person(client, "reviewer1")
     data = decision_form(reviewer.get(f"/console/reviews/{SLUG}").text, phone="weakened:token")
     data = {k: ("" if k.startswith("reason_") else v) for k, v in data.items()} | {"outcome": "approve"}
@@ -150,9 +161,9 @@ def test_a_weaker_mode_without_a_reason_shows_the_sheet_with_the_rule(client: Te
 
 def test_a_rejection_needs_a_reason_and_ends_the_version(client: TestClient, cw: ConsoleWorld) -> None:
     reviewer = person(client, "reviewer1")
-    assert decide(reviewer, outcome="reject").status_code == 422  # type: ignore[attr-defined]
+    assert decide(reviewer, outcome="reject").status_code == 422
     assert version_of(cw.db).status == "submitted"
-    assert decide(reviewer, outcome="reject", reason="no encryption at rest").status_code == 303  # type: ignore[attr-defined]
+    assert decide(reviewer, outcome="reject", reason="no encryption at rest").status_code == 303
     assert version_of(cw.db).status == "rejected"
     (event,) = decided_events(cw.db)
     assert event.actor == "reviewer1" and event.data["outcome"] == "reject"

@@ -41,7 +41,9 @@ VERSION_STATES = {
 }
 # Why screening refused a decision, in the reviewer's language (any other: its English detail).
 REFUSALS = {
-    "same_reviewer": N_("You have already decided on this version: a second reviewer must be another person."),
+    "same_reviewer": N_(
+        "You have already decided on this version: a second reviewer must be another person."
+    ),
     "reviewer_is_vendor": N_("You belong to this app's vendor and cannot review it."),
     "not_a_reviewer": N_("Only a reviewer or a security admin can decide."),
     "reason_required": N_("A weaker mode, a refusal and a rejection each need a reason."),
@@ -102,7 +104,11 @@ def checklist(form: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str
     j = 0
     while f"question_{j}" in form:
         answers.append(
-            {"question": form[f"question_{j}"], "ok": form.get(f"ok_{j}") == "on", "note": form.get(f"note_{j}", "")}
+            {
+                "question": form[f"question_{j}"],
+                "ok": form.get(f"ok_{j}") == "on",
+                "note": form.get(f"note_{j}", ""),
+            }
         )
         j += 1
     return scopes, answers
