@@ -255,3 +255,14 @@ def test_alerts_about_the_vendors_own_apps_only(
     assert "vendor-b-app" not in seen_by_a
     seen_by_b = person(client, "vendor-b-dev").get("/console/vendor/alerts").text
     assert "vendor-b-app" in seen_by_b and "vendor-a-app" not in seen_by_b
+
+
+def test_an_upload_without_a_file_shows_the_page_with_the_reason(
+    client: TestClient, cw: ConsoleWorld
+) -> None:
+    vendor = person(client, "vendor-a-dev")
+    register(vendor)
+    refused = post(vendor, "/console/vendor/evidence", {"app": SLUG, "kind": "other"})
+    assert refused.status_code == 422 and 'data-testid="error"' in refused.text
+    assert "text/html" in refused.headers["content-type"]
+    assert events(cw.db, "screening:evidence:attached") == []

@@ -247,21 +247,23 @@ def upload_evidence(
     app: str = Form(""),
     kind: str = Form(""),
     csrf_token: str = Form(""),
-    file: UploadFile = File(...),
+    file: UploadFile | None = File(None),
 ) -> Response:
     """An evidence file for the app's draft version (multipart; capped at the evidence size limit, its
     type judged by its bytes)."""
     settings = settings_of(request)
     # One byte past the cap is enough for screening to refuse it; the rest is never read.
-    content = file.file.read(settings.evidence_max_bytes + 1)
+    content = file.file.read(settings.evidence_max_bytes + 1) if file is not None else b""
 
     def change(session: Any, who: Visitor, vendor: str) -> None:
+        if file is None:
+            raise InvalidInput("choose a file to upload", code="empty_file")
         console_pages.attach(
             session,
             vendor_pages.vendor_profile(session, vendor),
             app,
             kind=kind,
-            filename=file.filename or "",
+            filename=file.filename or "evidence",
             content=content,
             data_dir=settings.ensure_data_dir(),
             max_bytes=settings.evidence_max_bytes,
