@@ -16,8 +16,18 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from appwarden.console import i18n
+from appwarden.console.i18n import N_
 from appwarden.console.labels import LISTING_STATES
-from appwarden.console.pages import ConsoleRoute, check_csrf, db_of, page, settings_of, signed_in
+from appwarden.console.pages import (
+    ConsoleRoute,
+    check_csrf,
+    db_of,
+    lang_of,
+    page,
+    settings_of,
+    signed_in,
+)
 from appwarden.console.reviews import VERSION_STATES
 from appwarden.console.service import Visitor
 from appwarden.db.base import utcnow
@@ -80,10 +90,34 @@ def _screening_page(
     )
 
 
+# Why a change was refused, in the person's language; the English detail follows (it names the field,
+# scope or what is missing).
+REFUSALS = {
+    "version_frozen": N_("This version is submitted or decided: it no longer changes."),
+    "incomplete": N_("The version is not complete yet."),
+    "justification_required": N_("Each scope needs a justification of at least 20 characters."),
+    "invalid_scope": N_("A scope is not valid or is listed twice."),
+    "answer_too_short": N_("Each answer needs at least 10 characters."),
+    "date_required": N_("The assessment needs its date."),
+    "date_in_future": N_("The assessment's date is in the future."),
+    "invalid_volume": N_("Volume figures must be whole numbers, the average no more than the peak."),
+    "invalid_retention": N_("Retention needs 0-3650 days and a purpose for each requested field."),
+    "payload_too_large": N_("The file is over the evidence size limit."),
+    "unsupported_media_type": N_("Evidence must be a PDF, PNG, JPEG or text file."),
+    "empty_file": N_("Choose a file to upload."),
+    "app_exists": N_("An app with this slug already exists."),
+}
+
+
+def _reason(request: Request, exc: AppwardenError) -> str:
+    message = REFUSALS.get(exc.code)
+    return f"{i18n.gettext(lang_of(request), message)} ({exc.detail})" if message else exc.detail
+
+
 def _refused(request: Request, slug: str, exc: AppwardenError) -> Response:
     if exc.status == 404 or exc.code in ("csrf_failed", "wrong_role"):
         raise exc
-    return _screening_page(request, slug, status=exc.status, error=exc.detail)
+    return _screening_page(request, slug, status=exc.status, error=_reason(request, exc))
 
 
 def _done(slug: str, what: str) -> Response:
@@ -122,7 +156,7 @@ def register(
             "vendor_new_app.html",
             who=who,
             status=exc.status,
-            error=exc.detail,
+            error=_reason(request, exc),
             slug=slug,
             name=name,
             uris=redirect_uris,
