@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         overrides={
             "/admin/attributions": settings.attribution_upload_max_bytes + (64 << 10),
             "/vendor/evidence": settings.evidence_max_bytes,
+            "/console/vendor/evidence": settings.evidence_max_bytes + (64 << 10),
         },
     )
     # Credentials are checked before any body is read (web.auth_first); only RequestLog is outside it.

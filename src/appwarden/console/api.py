@@ -1,5 +1,6 @@
 """Console routes for every role: sign in and out, the TOTP step, the language switch, each role's
-landing page. The store owner's pages are in ``console.owner``, the vendor's in ``console.vendor``;
+landing page. The store owner's pages are in ``console.owner``, the vendor's in ``console.vendor`` and
+``console.vendor_screening``, the reviewer's in ``console.reviews``;
 :func:`install` puts them all, the static files and the security headers on the app."""
 
 from __future__ import annotations
@@ -238,14 +239,6 @@ def totp_enable(
     return RedirectResponse("/console/security", status_code=303)
 
 
-@router.get("/reviews")
-def reviewer_home(request: Request) -> Response:
-    """The reviewer's landing page (the review queue comes later)."""
-    with db_of(request).session() as session:
-        who = signed_in(request, session, Role.REVIEWER)
-    return page(request, "reviewer_home.html", who=who)
-
-
 catch_all = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
 
 
@@ -261,12 +254,16 @@ def install(app: FastAPI) -> None:
     from appwarden.console.security_apps import router as security_apps_router
     from appwarden.console.security_home import router as security_home_router
     from appwarden.console.owner_incidents import router as owner_incidents_router
+    from appwarden.console.reviews import router as reviews_router
     from appwarden.console.vendor import router as vendor_router
+    from appwarden.console.vendor_screening import router as vendor_screening_router
 
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(router)
     app.include_router(owner_router)
     app.include_router(owner_incidents_router)
+    app.include_router(reviews_router)
+    app.include_router(vendor_screening_router)  # before vendor_router: /apps/new is not an app's slug
     app.include_router(vendor_router)
     app.include_router(security_home_router)
     app.include_router(security_apps_router)

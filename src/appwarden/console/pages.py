@@ -45,8 +45,12 @@ NAV: dict[Role, list[tuple[str | None, str]]] = {
         (None, N_("Incidents")),
         (None, N_("Alerts")),
     ],
-    Role.REVIEWER: [("/console/reviews", N_("Reviews")), (None, N_("Audits"))],
-    Role.VENDOR: [("/console/vendor/apps", N_("My apps")), (None, N_("Questionnaires"))],
+    Role.REVIEWER: [("/console/reviews", N_("Reviews")), ("/console/audits", N_("Audits"))],
+    Role.VENDOR: [
+        ("/console/vendor/apps", N_("My apps")),
+        ("/console/vendor/apps/new", N_("Register an app")),
+        ("/console/vendor/alerts", N_("Alerts")),
+    ],
 }
 
 

@@ -30,6 +30,7 @@ class EventTag(StrEnum):
     APP_REDIRECT_URIS_CHANGED = "app:redirect-uris:changed"
     APP_VERSION_CREATED = "app:version:created"
     APP_VERSION_SUBMITTED = "app:version:submitted"
+    APP_VERSION_DECLARED = "app:version:declared"  # a draft's scopes, volume, retention or answers set
     VENDOR_CREATED = "vendor:account:created"
     VENDOR_KEY_ISSUED = "vendor:key:issued"
     VENDOR_KEY_REVOKED = "vendor:key:revoked"
