@@ -266,6 +266,8 @@ def not_found(request: Request, rest: str) -> Response:
 
 def install(app: FastAPI) -> None:
     """The console's routes, static files and security headers on ``app``."""
+    from appwarden.console.incident_files import router as incident_files_router
+    from appwarden.console.incidents import router as incidents_router
     from appwarden.console.owner import router as owner_router
     from appwarden.console.vendor import router as vendor_router
 
@@ -273,5 +275,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(owner_router)
     app.include_router(vendor_router)
+    app.include_router(incidents_router)
+    app.include_router(incident_files_router)
     app.include_router(catch_all)
     app.add_middleware(security.ConsoleHeaders, https=security.https(app.state.settings))

@@ -42,7 +42,7 @@ NAV: dict[Role, list[tuple[str | None, str]]] = {
         ("/console/security", N_("Overview")),
         ("/console/account/totp", N_("Two-step sign-in")),
         (None, N_("Apps")),
-        (None, N_("Incidents")),
+        ("/console/security/incidents", N_("Incidents")),
         (None, N_("Alerts")),
     ],
     Role.REVIEWER: [("/console/reviews", N_("Reviews")), (None, N_("Audits"))],
