@@ -184,14 +184,18 @@ def test_a_fact_and_a_question_join_the_record_with_an_event(client: TestClient,
     ref = opened(client, token)
     url = f"/console/security/incidents/{ref}/facts"
     for kind, text in (("known", "the vendor's S3 bucket was public"), ("unknown", "<b>who</b> copied it")):
-        done = client.post(url, data={"kind": kind, "text": text, "csrf_token": token}, follow_redirects=False)
+        done = client.post(
+            url, data={"kind": kind, "text": text, "csrf_token": token}, follow_redirects=False
+        )
         assert done.status_code == 303
     empty = client.post(url, data={"kind": "known", "text": "  ", "csrf_token": token})
     assert empty.status_code == 422
     with cw.db.session() as session:
         record = describe(session, get_incident(session, ref))
     assert record["known"][-1]["text"] == "the vendor's S3 bucket was public"
-    assert record["unknown"][-1]["text"] == "<b>who</b> copied it" and record["unknown"][-1]["by"] == "secadmin"
+    assert (
+        record["unknown"][-1]["text"] == "<b>who</b> copied it" and record["unknown"][-1]["by"] == "secadmin"
+    )
     page = client.get(f"/console/security/incidents/{ref}").text
     assert "&lt;b&gt;who&lt;/b&gt; copied it" in page and "<b>who</b>" not in page
     assert [(e.actor, e.data["kind"]) for e in events(cw.db, "incident:facts:edited")] == [
@@ -245,7 +249,10 @@ def test_the_upload_keeps_the_admin_uploads_size_limit(
     huge = client.post(
         "/console/security/attributions",
         content=b"x",
-        headers={"content-length": str(cap + (64 << 10) + 1), "content-type": "multipart/form-data; boundary=b"},
+        headers={
+            "content-length": str(cap + (64 << 10) + 1),
+            "content-type": "multipart/form-data; boundary=b",
+        },
     )
     assert huge.status_code == 413
 
@@ -264,7 +271,10 @@ def test_notices_are_previewed_sent_once_and_reports_downloaded(
         f"/console/security/incidents/{ref}/notices", data={"csrf_token": token}, follow_redirects=False
     )
     assert sent.status_code == 303
-    assert sorted(r for rcpt, _ in mailbox.received for r in rcpt) == ["owner0@example.jp", "owner1@example.jp"]
+    assert sorted(r for rcpt, _ in mailbox.received for r in rcpt) == [
+        "owner0@example.jp",
+        "owner1@example.jp",
+    ]
     client.post(f"/console/security/incidents/{ref}/notices", data={"csrf_token": token})
     assert len(mailbox.received) == 2  # never twice
     after = client.get(f"/console/security/incidents/{ref}/notices").text
