@@ -120,6 +120,7 @@ def test_the_kill_switch_with_the_typed_slug_cuts_the_app_off(client: TestClient
     assert event.actor == "secadmin"
     listing = client.get("/console/security/incidents").text
     assert ref in listing
+    assert client.get("/console/security/incidents/inc_nope").status_code == 404
     # Cut off, the app is no longer offered; posted anyway, the form says why and nothing else opens.
     assert "invoice-plus" not in re.findall(r'<option value="([^"]*)"', client.get(NEW).text)
     again = kill(client, token)
