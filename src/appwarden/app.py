@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         default=settings.request_body_max_bytes,
         overrides={
             "/admin/attributions": settings.attribution_upload_max_bytes + (64 << 10),
+            "/console/security/attributions": settings.attribution_upload_max_bytes + (64 << 10),
             "/vendor/evidence": settings.evidence_max_bytes,
             "/console/vendor/evidence": settings.evidence_max_bytes + (64 << 10),
         },

@@ -250,6 +250,8 @@ def not_found(request: Request, rest: str) -> Response:
 
 def install(app: FastAPI) -> None:
     """The console's routes, static files and security headers on ``app``."""
+    from appwarden.console.incident_files import router as incident_files_router
+    from appwarden.console.incidents import router as incidents_router
     from appwarden.console.owner import router as owner_router
     from appwarden.console.security_apps import router as security_apps_router
     from appwarden.console.security_home import router as security_home_router
@@ -267,5 +269,7 @@ def install(app: FastAPI) -> None:
     app.include_router(vendor_router)
     app.include_router(security_home_router)
     app.include_router(security_apps_router)
+    app.include_router(incidents_router)
+    app.include_router(incident_files_router)
     app.include_router(catch_all)
     app.add_middleware(security.ConsoleHeaders, https=security.https(app.state.settings))

@@ -42,7 +42,7 @@ NAV: dict[Role, list[tuple[str | None, str]]] = {
         ("/console/account/totp", N_("Two-step sign-in")),
         ("/console/security/events", N_("Security events")),
         (None, N_("Apps")),
-        (None, N_("Incidents")),
+        ("/console/security/incidents", N_("Incidents")),
         (None, N_("Alerts")),
     ],
     Role.REVIEWER: [("/console/reviews", N_("Reviews")), ("/console/audits", N_("Audits"))],
