@@ -253,10 +253,10 @@ def install(app: FastAPI) -> None:
     from appwarden.console.incident_files import router as incident_files_router
     from appwarden.console.incidents import router as incidents_router
     from appwarden.console.owner import router as owner_router
-    from appwarden.console.security_apps import router as security_apps_router
-    from appwarden.console.security_home import router as security_home_router
     from appwarden.console.owner_incidents import router as owner_incidents_router
     from appwarden.console.reviews import router as reviews_router
+    from appwarden.console.security_apps import router as security_apps_router
+    from appwarden.console.security_home import router as security_home_router
     from appwarden.console.vendor import router as vendor_router
     from appwarden.console.vendor_screening import router as vendor_screening_router
 
