@@ -6,7 +6,6 @@ XML, so a label that broke out of its element would fail here.
 
 from __future__ import annotations
 
-import random
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
@@ -16,27 +15,11 @@ from appwarden.charts import Bar, bar_chart, hbar_chart
 from appwarden.errors import InvalidInput
 from appwarden.ledger.activity import MAX_BUCKETS, Bucket, deliveries
 from appwarden.ledger.exposure import received_by_company
-from appwarden.ledger.service import record_delivery
-from appwarden.ledger.vocabulary import EntryKind
 from conftest import World
+from ledger_helpers import deliver
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def _deliver(world: World, slug: str, tenant: int, people: list[int], at: datetime) -> None:
-    t = world.tenants[tenant]
-    record_delivery(
-        world.db,
-        request_id=f"req-{random.random()}",
-        app_id=world.apps[slug][0],
-        company_id=t.company.id,
-        connection_id=None,
-        endpoint="/v1/customers",
-        kind=EntryKind.DELIVERY,
-        deliveries={("name", "raw"): [t.customers[i].id for i in people]},
-        now=at,
-    )
 
 
 def test_hourly_deliveries_count_entries_and_people_with_quiet_hours_present(world: World) -> None:
@@ -47,7 +30,7 @@ def test_hourly_deliveries_count_entries_and_people_with_quiet_hours_present(wor
         ("loyalty-stamp", 0, [0], 20),
     ]
     for slug, tenant, people, minutes in plan:
-        _deliver(world, slug, tenant, people, T0 + timedelta(minutes=minutes))
+        deliver(world, slug, tenant, T0 + timedelta(minutes=minutes), name__raw=people)
     app_id = world.apps["invoice-plus"][0]
     with world.db.session() as session:
         rows = deliveries(session, since=T0, until=T0 + timedelta(hours=3), app_id=app_id)
@@ -62,7 +45,7 @@ def test_hourly_deliveries_count_entries_and_people_with_quiet_hours_present(wor
 
 
 def test_daily_buckets_start_at_midnight_utc(world: World) -> None:
-    _deliver(world, "invoice-plus", 0, [0, 1], T0 + timedelta(hours=20))  # 05:00 the next day
+    deliver(world, "invoice-plus", 0, T0 + timedelta(hours=20), name__raw=[0, 1])  # 05:00 the next day
     with world.db.session() as session:
         days = deliveries(session, since=T0, until=T0 + timedelta(days=1), bucket=Bucket.DAY)
     assert [d.start for d in days] == [datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC)]
@@ -106,9 +89,9 @@ def test_horizontal_chart_has_one_row_per_bar_with_its_value() -> None:
 
 
 def test_received_by_company_counts_distinct_people_per_field_and_mode(world: World) -> None:
-    _deliver(world, "invoice-plus", 0, [0, 1, 2], T0)
-    _deliver(world, "invoice-plus", 0, [1, 2, 3], T0 + timedelta(hours=5))  # two again, one new
-    _deliver(world, "invoice-plus", 1, [0], T0 + timedelta(hours=1))
+    deliver(world, "invoice-plus", 0, T0, name__raw=[0, 1, 2])
+    deliver(world, "invoice-plus", 0, T0 + timedelta(hours=5), name__raw=[1, 2, 3])  # two again, one new
+    deliver(world, "invoice-plus", 1, T0 + timedelta(hours=1), name__raw=[0])
     app_id = world.apps["invoice-plus"][0]
     first, second = world.tenants[0].company.id, world.tenants[1].company.id
     with world.db.session() as session:

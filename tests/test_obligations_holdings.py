@@ -4,7 +4,6 @@ the ledger: for every person and field, the latest raw or masked delivery, again
 from __future__ import annotations
 
 import json
-import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,8 +13,6 @@ from sqlalchemy import select, update
 from appwarden.cli import run
 from appwarden.ledger.chain import decode_payload
 from appwarden.ledger.models import LedgerEntry
-from appwarden.ledger.service import record_delivery
-from appwarden.ledger.vocabulary import EntryKind
 from appwarden.marketplace.models import AppVersion
 from appwarden.marketplace.standing import find
 from appwarden.monitor.risk import risk_scores
@@ -23,26 +20,13 @@ from appwarden.oauth.models import Connection
 from appwarden.oauth.vocabulary import ConnectionStatus
 from appwarden.obligations.service import holdings
 from conftest import World
+from ledger_helpers import deliver
 
 NOW = datetime.now(UTC)
 
 
-def _deliver(world: World, slug: str, tenant: int, days_ago: float, **fields: list[int]) -> None:
-    t = world.tenants[tenant]
-    record_delivery(
-        world.db,
-        request_id=f"req-{random.random()}",
-        app_id=world.apps[slug][0],
-        company_id=t.company.id,
-        connection_id=None,
-        endpoint="/v1/customers",
-        kind=EntryKind.DELIVERY,
-        deliveries={
-            tuple(key.split("__")): [t.customers[i].id for i in people]  # type: ignore[misc]
-            for key, people in fields.items()
-        },
-        now=NOW - timedelta(days=days_ago),
-    )
+def ago(days: float) -> datetime:
+    return NOW - timedelta(days=days)
 
 
 def _recount(
@@ -62,7 +46,7 @@ def _recount(
     counts: dict[tuple[int, str], list[int]] = {}
     for (company, field, _person), at in latest.items():
         c = counts.setdefault((company, field), [0, 0])
-        kept = company not in ended and at > NOW - timedelta(days=retention.get(field, 30))
+        kept = company not in ended and at > ago(retention.get(field, 30))
         c[0 if kept else 1] += 1
     return {k: (v[0], v[1]) for k, v in counts.items()}
 
@@ -77,11 +61,11 @@ def _rows(world: World, slug: str) -> dict[tuple[int, str], tuple[int, int]]:
 def test_holdings_equal_an_independent_recount_of_the_ledger(world: World) -> None:
     world.connect("invoice-plus", world.tenants[0])
     world.connect("invoice-plus", world.tenants[1])
-    _deliver(world, "invoice-plus", 0, 40, name__raw=[0, 1, 2, 3], phone__raw=[0, 1])
-    _deliver(world, "invoice-plus", 0, 3, name__raw=[1])  # delivered again: still within retention
-    _deliver(world, "invoice-plus", 0, 10, phone__masked=[2])
-    _deliver(world, "invoice-plus", 1, 31, name__raw=[0, 1])
-    _deliver(world, "invoice-plus", 1, 29, name__raw=[1, 2], phone__token=[0, 1, 2])  # tokens: not held
+    deliver(world, "invoice-plus", 0, ago(40), name__raw=[0, 1, 2, 3], phone__raw=[0, 1])
+    deliver(world, "invoice-plus", 0, ago(3), name__raw=[1])  # delivered again: still within retention
+    deliver(world, "invoice-plus", 0, ago(10), phone__masked=[2])
+    deliver(world, "invoice-plus", 1, ago(31), name__raw=[0, 1])
+    deliver(world, "invoice-plus", 1, ago(29), name__raw=[1, 2], phone__token=[0, 1, 2])  # tokens: not held
     got = _rows(world, "invoice-plus")
     assert got == _recount(world, "invoice-plus", {}, set())
     first, second = world.tenants[0].company.id, world.tenants[1].company.id
@@ -94,8 +78,8 @@ def test_holdings_equal_an_independent_recount_of_the_ledger(world: World) -> No
 def test_the_accepted_retention_and_an_ended_connection_change_the_split(world: World) -> None:
     world.connect("invoice-plus", world.tenants[0])
     world.connect("invoice-plus", world.tenants[1])
-    _deliver(world, "invoice-plus", 0, 40, name__raw=[0, 1], phone__raw=[0])
-    _deliver(world, "invoice-plus", 1, 1, name__raw=[0, 1, 2])
+    deliver(world, "invoice-plus", 0, ago(40), name__raw=[0, 1], phone__raw=[0])
+    deliver(world, "invoice-plus", 1, ago(1), name__raw=[0, 1, 2])
     app_id = world.apps["invoice-plus"][0]
     with world.db.session() as session:
         session.execute(
@@ -117,10 +101,10 @@ def test_the_accepted_retention_and_an_ended_connection_change_the_split(world: 
 
 def test_past_retention_counts_in_the_risk_score(world: World) -> None:
     world.connect("invoice-plus", world.tenants[0])
-    _deliver(world, "invoice-plus", 0, 1, name__raw=[0])
+    deliver(world, "invoice-plus", 0, ago(1), name__raw=[0])
     with world.db.session() as session:
         before = risk_scores(session, [find(session, "invoice-plus")], NOW)
-    _deliver(world, "invoice-plus", 0, 45, name__raw=[1])
+    deliver(world, "invoice-plus", 0, ago(45), name__raw=[1])
     with world.db.session() as session:
         after = risk_scores(session, [find(session, "invoice-plus")], NOW)
     app_id = world.apps["invoice-plus"][0]
@@ -132,7 +116,7 @@ def test_cli_and_admin_api_give_the_contract_rows(
     world: World, client: TestClient, admin_headers: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     world.connect("invoice-plus", world.tenants[0])
-    _deliver(world, "invoice-plus", 0, 40, name__raw=[0, 1])
+    deliver(world, "invoice-plus", 0, ago(40), name__raw=[0, 1])
     company = world.tenants[0].company.public_id
     assert run(["holdings", "--app", "invoice-plus", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,36 +17,14 @@ from appwarden.events.service import EventTag, record
 from appwarden.incident.appi import JST
 from appwarden.ledger.chain import decode_payload
 from appwarden.ledger.models import LedgerEntry
-from appwarden.ledger.service import record_delivery
 from appwarden.ledger.vocabulary import EntryKind
 from appwarden.obligations.service import provision
 from conftest import World
+from ledger_helpers import deliver
 from pdf_text import flat_text
 
 # 23:30 UTC is 08:30 the next day in Tokyo: the records' days are Japan-time days.
 T0 = datetime(2026, 11, 3, 23, 30, tzinfo=UTC)
-
-
-def _deliver(
-    world: World,
-    slug: str,
-    tenant: int,
-    at: datetime,
-    kind: EntryKind = EntryKind.DELIVERY,
-    **fields: list[int],
-) -> None:
-    t = world.tenants[tenant]
-    record_delivery(
-        world.db,
-        request_id=f"req-{random.random()}",
-        app_id=world.apps[slug][0],
-        company_id=t.company.id,
-        connection_id=None,
-        endpoint="/v1/customers",
-        kind=kind,
-        deliveries={tuple(k.split("__")): [t.customers[i].id for i in p] for k, p in fields.items()},  # type: ignore[misc]
-        now=at,
-    )
 
 
 def _consent(world: World, slug: str, tenant: int, at: datetime, scopes: list[str]) -> None:
@@ -81,12 +58,12 @@ def _recount(world: World, tenant: int) -> dict[tuple[str, str], int]:
 
 def _plan(world: World) -> None:
     _consent(world, "invoice-plus", 0, T0 - timedelta(days=1), ["customers.name:raw", "customers.phone:raw"])
-    _deliver(world, "invoice-plus", 0, T0, name__raw=[0, 1, 2], phone__raw=[0, 1])
-    _deliver(world, "invoice-plus", 0, T0 + timedelta(hours=2), name__raw=[2, 3])  # same Tokyo day
-    _deliver(world, "invoice-plus", 0, T0 + timedelta(days=1), phone__raw=[5])
-    _deliver(world, "loyalty-stamp", 0, T0, name__masked=[0, 1], phone__token=[0, 1])
-    _deliver(world, "invoice-plus", 1, T0, name__raw=[0])  # another company: not in company 0's records
-    _deliver(world, "invoice-plus", 0, T0, kind=EntryKind.RESTRICTED_MINT)  # delivers nothing
+    deliver(world, "invoice-plus", 0, T0, name__raw=[0, 1, 2], phone__raw=[0, 1])
+    deliver(world, "invoice-plus", 0, T0 + timedelta(hours=2), name__raw=[2, 3])  # same Tokyo day
+    deliver(world, "invoice-plus", 0, T0 + timedelta(days=1), phone__raw=[5])
+    deliver(world, "loyalty-stamp", 0, T0, name__masked=[0, 1], phone__token=[0, 1])
+    deliver(world, "invoice-plus", 1, T0, name__raw=[0])  # another company: not in company 0's records
+    deliver(world, "invoice-plus", 0, T0, kind=EntryKind.RESTRICTED_MINT)  # delivers nothing
 
 
 def test_records_equal_a_recount_of_the_ledger_per_app_and_japan_day(world: World) -> None:

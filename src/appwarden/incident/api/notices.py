@@ -27,26 +27,10 @@ NOT_FOUND = {404: "`incident_not_found`: no incident has this id."}
 )
 def send_notices(incident: str, actor: AdminDep, db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
     """Send the store notices over SMTP: each affected company once; failures are retried on the next call."""
-    from appwarden.incident.context import load_facts
-    from appwarden.incident.delivery import delivery_log, parse_smtp_url
-    from appwarden.incident.delivery import send_notices as send
-    from appwarden.incident.notices import draft_notices
-    from appwarden.incident.service import get_incident
+    from appwarden.incident.operations import send_store_notices
 
-    with db.session() as session:
-        get_incident(session, incident)  # an unknown incident is 404, whatever the mail set-up
-    parse_smtp_url(settings.smtp_target)  # 503 smtp_not_configured before any work
-    facts = load_facts(db, incident)
-    drafts = draft_notices(facts, contact=settings.security_contact)
-    report = send(
-        db,
-        drafts,
-        incident=facts.id,
-        smtp_url=settings.smtp_target,
-        sender=settings.security_contact,
-        actor=actor,
-    )
-    return report.to_dict() | {"deliveries": delivery_log(db, facts.id)}
+    sent = send_store_notices(db, incident, settings, actor=actor)
+    return sent.report | {"deliveries": sent.log}
 
 
 @router.get("/{incident}/notices", responses=problem_responses(NOT_FOUND))
