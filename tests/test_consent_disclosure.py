@@ -86,3 +86,23 @@ def test_a_grandfathered_app_is_shown_unreviewed_with_raw_on_ordinary_access(
     assert "未審査" in page and "unreviewed" in page
     assert 'id="restricted-notice"' not in page and "restricted token only" not in page
     assert "none declared" in row_of(page, "customers.name:raw")
+
+
+def test_masked_examples_are_each_fields_own_and_the_brokers_masking() -> None:
+    from appwarden.broker.service import MASKERS
+    from appwarden.marketplace.scopes import MASKED_EXAMPLES
+
+    assert set(MASKED_EXAMPLES) == set(MASKERS)
+    for field, (sample, masked) in MASKED_EXAMPLES.items():
+        assert MASKERS[field](sample) == masked, field
+
+
+def test_the_consent_page_shows_a_masked_fields_own_example(client: TestClient, world: World) -> None:
+    login(client)
+    query = authorize_query(world, "booking-go", scope="customers.email:masked customers.phone:masked")
+    page = client.get("/oauth/authorize", params=query)
+    assert page.status_code == 200, page.text
+    text = html.unescape(page.text)
+    assert "例: y***@example.com" in row_of(text, "customers.email:masked")
+    assert "例: 090-****-5678" in row_of(text, "customers.phone:masked")
+    assert "090-****" not in row_of(text, "customers.email:masked")

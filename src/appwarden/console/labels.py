@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from appwarden.console.i18n import N_
-from appwarden.marketplace.scopes import PII_FIELDS, FieldScope, parse_scope
+from appwarden.marketplace.scopes import MASKED_EXAMPLES, PII_FIELDS, FieldScope, parse_scope
 from appwarden.platform.roles import Role
 
 FIELDS = {
@@ -22,7 +22,7 @@ FIELDS = {
 }
 MODES = {
     "raw": N_("Full value"),
-    "masked": N_("Masked (e.g. 090-****-5678)"),
+    "masked": N_("Masked value"),  # grant rows add the field's own example (MASKED_EXAMPLES)
     "token": N_("Pseudonym token (the real value is not given)"),
 }
 RESOURCES = {
@@ -68,6 +68,9 @@ def grant_rows(
                     "label": FIELDS.get(parsed.field, parsed.field),
                     "mode": MODES[parsed.mode.value],
                     "mode_key": parsed.mode.value,
+                    "example": MASKED_EXAMPLES.get(parsed.field, ("", ""))[1]
+                    if parsed.mode.value == "masked"
+                    else "",
                     "pii": parsed.field in PII_FIELDS,
                     "restricted": raw_by_restricted_token_only
                     and parsed.field in PII_FIELDS

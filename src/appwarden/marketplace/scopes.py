@@ -14,6 +14,18 @@ CUSTOMER_FIELDS: tuple[str, ...] = PERSON_FIELDS
 PII_FIELDS: frozenset[str] = frozenset(CUSTOMER_FIELDS[:6])
 RESOURCE_SCOPES: frozenset[str] = frozenset({"transactions:read", "products:read", "stores:read"})
 
+# What the ``masked`` mode hands over, per field: a sample value and its masked form as the broker
+# masks it (``tests/test_consent_disclosure.py`` holds them to ``broker.service.MASKERS``). Consent and
+# console pages show the field's own example, never another field's.
+MASKED_EXAMPLES: dict[str, tuple[str, str]] = {
+    "name": ("山田 太郎", "山田 **"),
+    "name_kana": ("ヤマダ タロウ", "ヤマダ **"),
+    "phone": ("090-1234-5678", "090-****-5678"),
+    "email": ("yamada@example.com", "y***@example.com"),
+    "address": ("東京都千代田区1-1", "東京都***"),
+    "birthday": ("1985-04-01", "1985-**-**"),
+}
+
 
 class Mode(StrEnum):
     """How a field is delivered: in full, masked, or as a per-app pseudonym."""

@@ -14,7 +14,7 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from appwarden.marketplace.scopes import PII_FIELDS, FieldScope, Mode, parse_scope
+from appwarden.marketplace.scopes import MASKED_EXAMPLES, PII_FIELDS, FieldScope, Mode, parse_scope
 
 Session = MutableMapping[str, Any]
 
@@ -34,7 +34,7 @@ FIELD_LABELS = {
 }
 MODE_LABELS = {
     "raw": ("そのままの値（全体）", "The full value"),
-    "masked": ("一部を伏せた値（例: 090-****-5678）", "Masked (e.g. 090-****-5678)"),
+    "masked": ("一部を伏せた値", "Masked"),  # followed by the field's own example (MASKED_EXAMPLES)
     "token": ("仮名トークン（実際の値は渡しません）", "A pseudonym token (the real value is not given)"),
 }
 RESOURCE_LABELS = {
@@ -122,6 +122,9 @@ def consent_items(scope: str, disclosure: dict[str, Any] | None = None) -> list[
             key = parsed.field
             label_ja, label_en = FIELD_LABELS[parsed.field]
             mode_ja, mode_en = MODE_LABELS[parsed.mode.value]
+            if parsed.mode is Mode.MASKED and parsed.field in MASKED_EXAMPLES:
+                example = MASKED_EXAMPLES[parsed.field][1]
+                mode_ja, mode_en = f"{mode_ja}（例: {example}）", f"{mode_en} (e.g. {example})"
             restricted_only = bool(disclosure.get("raw_by_restricted_token_only")) and (
                 parsed.mode is Mode.RAW and parsed.field in PII_FIELDS
             )
