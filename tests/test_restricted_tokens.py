@@ -105,6 +105,8 @@ def test_the_access_token_gets_masked_the_restricted_token_raw_with_its_purpose_
             and event.data["purpose"] == PURPOSE
             and event.data["restricted_token"] == body["id"]
         )
+        # The event names its people (platform ids), so each person's history can show it.
+        assert event.data["named"] == sorted({customer.public_id, people[rows[1]["id"]].public_id})
 
     # The ledger: the minting and each delivery made with it carry the token and the purpose.
     entries = list_entries(world.db, app=APP)["data"]

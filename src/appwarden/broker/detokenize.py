@@ -23,6 +23,7 @@ from appwarden.ledger.vocabulary import EntryKind
 from appwarden.marketplace.scopes import Mode
 from appwarden.monitor.runtime import monitor_of
 from appwarden.platform.customer_rows import field_values
+from appwarden.platform.directory import customer_cards
 from appwarden.web.deps import DatabaseDep, SettingsDep
 from appwarden.web.problems import problem_responses
 
@@ -93,6 +94,9 @@ def detokenize(
             purpose=body.purpose.strip(),
             tokens=len(body.tokens),
             fields=sorted({f for f, _ in deliveries}),
+            named=sorted(
+                card.public_id for card in customer_cards(session, {d.customer_id for d in found}).values()
+            ),
         )
     data = [
         {"token": token, "field": item.field, "value": value}

@@ -39,6 +39,7 @@ from appwarden.marketplace.scopes import CUSTOMER_FIELDS, PII_FIELDS
 from appwarden.monitor.runtime import Monitor
 from appwarden.oauth import restricted as tokens
 from appwarden.platform.customer_rows import served_ids
+from appwarden.platform.directory import customer_cards
 from appwarden.web.deps import DatabaseDep, SettingsDep
 from appwarden.web.problems import problem_responses
 from appwarden.web.text import Body
@@ -136,6 +137,7 @@ def mint_restricted(
         restricted_token=minted.public_id,
         purpose=purpose,
         customers=len(customer_ids),
+        named=sorted(card.public_id for card in customer_cards(session, customer_ids).values()),
         fields=fields,
     )
     # The ledger commits the token, the event and the entry together (fail closed: 503, no token).

@@ -257,6 +257,7 @@ def install(app: FastAPI) -> None:
     from appwarden.console.reviews import router as reviews_router
     from appwarden.console.security_apps import router as security_apps_router
     from appwarden.console.security_home import router as security_home_router
+    from appwarden.console.security_people import router as security_people_router
     from appwarden.console.vendor import router as vendor_router
     from appwarden.console.vendor_screening import router as vendor_screening_router
 
@@ -269,6 +270,7 @@ def install(app: FastAPI) -> None:
     app.include_router(vendor_router)
     app.include_router(security_home_router)
     app.include_router(security_apps_router)
+    app.include_router(security_people_router)
     app.include_router(incidents_router)
     app.include_router(incident_files_router)
     app.include_router(catch_all)

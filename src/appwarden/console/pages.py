@@ -41,9 +41,10 @@ NAV: dict[Role, list[tuple[str | None, str]]] = {
         ("/console/security", N_("Overview")),
         ("/console/account/totp", N_("Two-step sign-in")),
         ("/console/security/events", N_("Security events")),
-        (None, N_("Apps")),
+        ("/console/security/people", N_("A person's history")),
+        ("/console/security#apps", N_("Apps")),
         ("/console/security/incidents", N_("Incidents")),
-        (None, N_("Alerts")),
+        ("/console/security#alerts", N_("Alerts")),
     ],
     Role.REVIEWER: [("/console/reviews", N_("Reviews")), ("/console/audits", N_("Audits"))],
     Role.VENDOR: [

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from appwarden.events.models import SecurityEvent
@@ -164,6 +164,19 @@ def occurrences_for_company(session: Session, tags: Collection[EventTag], *, com
         select(SecurityEvent)
         .where(SecurityEvent.tag.in_([t.value for t in tags]), SecurityEvent.company_id == company_id)
         .order_by(SecurityEvent.occurred_at, SecurityEvent.id)
+    )
+    return [_event(row) for row in session.scalars(query)]
+
+
+def naming(session: Session, public_id: str, *, limit: int = 200) -> list[Event]:
+    """Newest-first events whose data names ``public_id`` (a customer's, e.g. the people a restricted
+    token or a detokenization named, or a store owner's lookup found). Public ids are long random
+    strings, so a match on the data's text is a match on the id."""
+    query = (
+        select(SecurityEvent)
+        .where(cast(SecurityEvent.data, Text).contains(public_id))
+        .order_by(SecurityEvent.id.desc())
+        .limit(limit)
     )
     return [_event(row) for row in session.scalars(query)]
 

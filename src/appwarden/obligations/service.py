@@ -83,7 +83,7 @@ def person_records(session: Session, ref: str) -> list[dict[str, Any]]:
     provision): ``ref`` is a platform customer id (``cus_…``), a phone number or an e-mail address,
     found through the blind index (normalised: any common spelling). A phone or address may match
     customers of several companies: each is answered. 404 ``customer_not_found`` when none matches."""
-    ids = _customers_by(session, ref)
+    ids = customers_by(session, ref)
     if not ids:
         raise NotFound("no customer has this id, phone number or e-mail address", code="customer_not_found")
     cards = customer_cards(session, ids)
@@ -110,7 +110,9 @@ def person_records(session: Session, ref: str) -> list[dict[str, Any]]:
     return out
 
 
-def _customers_by(session: Session, ref: str) -> list[int]:
+def customers_by(session: Session, ref: str) -> list[int]:
+    """The internal ids of the customers ``ref`` names: a platform id (``cus_…``), or a phone number or
+    e-mail address in any common spelling, through the blind index (several companies may match)."""
     ref = ref.strip()
     if ref.startswith("cus_"):
         found = customer_of(session, ref)
