@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from appwarden.monitor.policy import Action, Detector, Mode, MonitorPolicy, Seve
 from appwarden.monitor.runtime import Monitor, monitor_of
 from appwarden.monitor.service import Finding, Outcome, raise_alert
 from conftest import World
+from http_receiver import Receiver, serving
 from test_reference_scenario import Inbox
 
 NOW = datetime.now(UTC).replace(minute=5, second=0, microsecond=0)
@@ -200,38 +199,10 @@ def test_repeated_alerts_escalate_unless_the_operator_reversed_the_last_action(
     assert app_state(db, world) == "restricted"
 
 
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that records each POST and answers the next queued status."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.statuses: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/appwarden"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.thread.start()
-    try:
+    with serving() as r:
         yield r
-    finally:
-        r.server.shutdown()
-        r.server.server_close()
 
 
 @pytest.fixture

@@ -109,6 +109,7 @@ def _register() -> None:
     from appwarden.marketplace.cli import apps_app, vendors_app
     from appwarden.monitor.cli import alerts_app
     from appwarden.obligations.cli import holdings, records_app
+    from appwarden.obligations.erasure_cli import erasure_app
     from appwarden.screening.cli import audits_app, companies_app, review_app, reviewers_app
 
     app.add_typer(apps_app, name="apps")
@@ -125,6 +126,7 @@ def _register() -> None:
     app.command("attribute")(attribute)
     app.command("holdings")(holdings)
     app.add_typer(records_app, name="records")
+    app.add_typer(erasure_app, name="erasure")
 
 
 _register()

@@ -165,6 +165,22 @@ class Settings(BaseSettings):
     alert_mail_to: str | None = Field(
         default=None, description="Who gets alert mail; security_contact when unset (needs smtp_url)."
     )
+    # Erasure requests to vendors (issue 14): each app's endpoint gets company.redact and the like.
+    erasure_webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="How long a vendor's erasure endpoint may take to answer."
+    )
+    erasure_backoff_base_seconds: float = Field(
+        default=60.0, gt=0, description="Wait after the first failed erasure delivery (doubling after)."
+    )
+    erasure_backoff_max_seconds: float = Field(
+        default=6 * 3600.0, gt=0, description="Longest wait between two erasure delivery attempts."
+    )
+    erasure_max_attempts: int = Field(
+        default=10, ge=1, le=100, description="Attempts before an erasure request is dead-lettered."
+    )
+    erasure_company_redact_delay_hours: float = Field(
+        default=48.0, ge=0, description="Hours after a disconnection before company.redact is sent."
+    )
 
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600

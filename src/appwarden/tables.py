@@ -12,6 +12,7 @@ from appwarden.ledger import models as ledger_models
 from appwarden.marketplace import models as marketplace_models
 from appwarden.monitor import models as monitor_models
 from appwarden.oauth import models as oauth_models
+from appwarden.obligations import models as obligations_models
 from appwarden.platform import models as platform_models
 from appwarden.screening import models as screening_models
 
@@ -25,6 +26,7 @@ __all__ = [
     "marketplace_models",
     "monitor_models",
     "oauth_models",
+    "obligations_models",
     "platform_models",
     "screening_models",
 ]

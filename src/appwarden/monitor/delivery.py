@@ -20,8 +20,6 @@ the URL (it may hold a credential) nor the secret is logged or stored: errors sa
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from datetime import datetime
@@ -41,34 +39,15 @@ from appwarden.monitor.models import Alert, OutboxItem
 from appwarden.monitor.outbox import Channel
 from appwarden.monitor.policy import MonitorPolicy
 from appwarden.monitor.service import describe
+from appwarden.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify
 
 log = structlog.get_logger()
 WEBHOOK_TIMEOUT = 10.0
-SIGNATURE_HEADER = "X-Appwarden-Signature"
-TIMESTAMP_HEADER = "X-Appwarden-Timestamp"
+__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "DeliveryFailed", "deliver_due", "sign", "verify"]
 
 
 class DeliveryFailed(Exception):
     """A delivery did not go through; the message names no URL and no secret."""
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``X-Appwarden-Signature`` value for ``body`` sent at ``timestamp`` (unix seconds)."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def verify(secret: str, header: str, body: bytes, *, now: float, tolerance: float = 300.0) -> bool:
-    """A receiver's check (also used by the tests): the signature matches and is at most ``tolerance``
-    seconds old."""
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    try:
-        timestamp = int(parts["t"])
-    except (KeyError, ValueError):
-        return False
-    if abs(now - timestamp) > tolerance:
-        return False
-    return hmac.compare_digest(sign(secret, timestamp, body), header)
 
 
 def post_webhook(settings: Settings, document: dict[str, Any]) -> str:

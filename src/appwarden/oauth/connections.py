@@ -9,7 +9,7 @@ all three on every request (``broker.auth``), so the app's next call is refused,
 Other packages hold a connection as a :class:`ConnectionRef`: the consent announces one
 (``service.connection_granted``), and the canary package issues a connection's canaries from it and finds
 the connections that have none yet with :func:`active_connections`. The vendor obligations read which
-connections have ended (:func:`ended_company_ids`).
+connections have ended (:func:`ended_company_ids`) and when (:func:`revoked_connections`).
 """
 
 from __future__ import annotations
@@ -229,3 +229,28 @@ def ended_company_ids(session: Session, app_id: int) -> set[int]:
         Connection.app_id == app_id, Connection.status == ConnectionStatus.REVOKED.value
     )
     return set(session.scalars(query))
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedConnection:
+    """A connection its company's owner ended, and when (the time :func:`disconnect` revoked it)."""
+
+    connection: ConnectionRef
+    revoked_at: datetime
+
+
+def revoked_connections(
+    session: Session, *, revoked_before: datetime | None = None
+) -> list[RevokedConnection]:
+    """Every revoked connection (revoked at or before ``revoked_before``), in id order. A revoked row is
+    never changed again (:func:`disconnect` refuses a second revocation), so its ``updated_at`` is the
+    moment it was revoked."""
+    query = select(
+        Connection.id, Connection.public_id, Connection.app_id, Connection.company_id, Connection.updated_at
+    ).where(Connection.status == ConnectionStatus.REVOKED.value)
+    if revoked_before is not None:
+        query = query.where(Connection.updated_at <= revoked_before)
+    return [
+        RevokedConnection(ConnectionRef(*row[:4]), row[4])
+        for row in session.execute(query.order_by(Connection.id))
+    ]

@@ -1,0 +1,86 @@
+"""``appwarden erasure list|deliver|set-endpoint``: erasure requests owed to vendors, and their endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from appwarden.db.session import get_database
+from appwarden.terminal import out, print_json
+
+erasure_app = typer.Typer(
+    help="Erasure requests to vendors (company.redact 48 h after a disconnection, …), signed webhooks.",
+    no_args_is_help=True,
+)
+
+
+@erasure_app.command("list")
+def list_requests(
+    app_ref: Annotated[str | None, typer.Option("--app", help="Only this app (slug or client id).")] = None,
+    json_mode: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+) -> None:
+    """Every erasure request (of one app), newest first, with its delivery state."""
+    from appwarden.obligations.erasure import list_requests as compute
+
+    with get_database().session() as session:
+        rows = compute(session, app_ref=app_ref)
+    if json_mode:
+        print_json([row.to_dict() for row in rows])
+        return
+    table = Table("id", "app", "company", "topic", "status", "attempts", "next attempt", "last error")
+    for r in rows:
+        table.add_row(
+            r.id,
+            r.app,
+            r.company or "",
+            r.topic,
+            r.status,
+            str(r.attempts),
+            r.next_attempt_at.isoformat(timespec="seconds") if r.status == "pending" else "",
+            r.last_error or "",
+        )
+    console = out(False)
+    console.print(table)
+    if not rows:
+        console.print("no erasure request is owed to any vendor")
+
+
+@erasure_app.command("deliver")
+def deliver() -> None:
+    """Owe company.redact for connections revoked 48 h ago or more, then send every due request once."""
+    import httpx
+
+    from appwarden.config import get_settings
+    from appwarden.db.base import utcnow
+    from appwarden.obligations.erasure import schedule_company_redacts
+    from appwarden.obligations.erasure_delivery import deliver_due
+
+    settings, db, now = get_settings(), get_database(), utcnow()
+    with db.session() as session:
+        scheduled = schedule_company_redacts(session, settings, now)
+    with httpx.Client() as client:
+        run = deliver_due(db, settings, now, client)
+    out(False).print(
+        f"scheduled {len(scheduled)} company.redact; delivered {run.delivered}, "
+        f"failed {run.failed} (retried later), dead-lettered {run.dead}"
+    )
+
+
+@erasure_app.command("set-endpoint")
+def set_endpoint(
+    app_ref: Annotated[str, typer.Argument(help="The app (slug or client id).")],
+    url: Annotated[str, typer.Argument(help="Where the vendor receives erasure requests (https).")],
+    actor: Annotated[str, typer.Option(help="Who sets it (recorded in the event).")] = "cli",
+) -> None:
+    """Register (or replace) the app's erasure endpoint and print its new signing secret, once."""
+    from appwarden.config import get_settings
+    from appwarden.db.base import utcnow
+    from appwarden.obligations.erasure import set_endpoint as register
+
+    with get_database().session() as session:
+        slug, secret = register(session, get_settings(), app_ref, url, actor=actor, now=utcnow())
+    console = out(False)
+    console.print(f"erasure endpoint of {slug} set; its signing secret (shown this once):", highlight=False)
+    typer.echo(secret)

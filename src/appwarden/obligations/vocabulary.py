@@ -1,0 +1,22 @@
+"""The vendor obligations' enumerations (defined once, here)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErasureTopic(StrEnum):
+    """What an erasure request asks of the vendor (the ``X-Appwarden-Topic`` header)."""
+
+    COMPANY_REDACT = "company.redact"  # a company disconnected 48 h ago: delete everything of it
+    CUSTOMER_REDACT = "customer.redact"  # one person asked to be erased
+    CUSTOMER_DATA_REQUEST = "customer.data_request"  # one person asked what the vendor holds
+    RETENTION_EXPIRED = "retention.expired"  # people held past the retention the vendor accepted
+
+
+class ErasureStatus(StrEnum):
+    """Where an erasure request's delivery stands."""
+
+    PENDING = "pending"  # owed: sent (again) once ``next_attempt_at`` has come
+    DELIVERED = "delivered"  # the vendor's endpoint answered 2xx
+    DEAD = "dead"  # every attempt failed: dead-lettered, a security event says so
