@@ -12,18 +12,12 @@ owes a ``company.redact`` to the app for every connection its company revoked at
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -37,6 +31,7 @@ from appwarden.oauth.connections import revoked_connections
 from appwarden.obligations.models import ErasureRequest, VendorEndpoint
 from appwarden.obligations.vocabulary import ErasureStatus, ErasureTopic
 from appwarden.platform.directory import company_names, customer_cards
+from appwarden.sealing import derive_key, seal, unseal
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,24 +71,12 @@ class ErasureView:
 
 def sealing_key(master_key: bytes) -> bytes:
     """The AES-256 key for endpoint secrets, derived from the master key (never the master key itself)."""
-    return hmac.new(
-        master_key, b"appwarden vendor erasure endpoint secret sealing v1", hashlib.sha256
-    ).digest()
-
-
-def _seal(key: bytes, app_id: int, secret: str) -> str:
-    nonce = os.urandom(12)
-    sealed = AESGCM(key).encrypt(nonce, secret.encode(), f"app:{app_id}".encode())
-    return base64.urlsafe_b64encode(nonce + sealed).decode()
+    return derive_key(master_key, b"appwarden vendor erasure endpoint secret sealing v1")
 
 
 def open_secret(key: bytes, app_id: int, stored: str) -> str | None:
     """The endpoint secret sealed in ``stored``, or None under another key or another app's row."""
-    raw = base64.urlsafe_b64decode(stored.encode())
-    try:
-        return AESGCM(key).decrypt(raw[:12], raw[12:], f"app:{app_id}".encode()).decode()
-    except InvalidTag:
-        return None
+    return unseal(key, f"app:{app_id}", stored)
 
 
 def set_endpoint(
@@ -107,7 +90,7 @@ def set_endpoint(
         raise InvalidInput("the endpoint must be an http(s) URL with a host", parameter="url")
     app = standing.find(session, app_ref)
     secret = "whsec_" + secrets.token_urlsafe(32)
-    sealed = _seal(sealing_key(settings.master_key), app.id, secret)
+    sealed = seal(sealing_key(settings.master_key), f"app:{app.id}", secret)
     endpoint = session.scalar(select(VendorEndpoint).where(VendorEndpoint.app_id == app.id))
     if endpoint is None:
         session.add(

@@ -8,23 +8,19 @@ from the authenticator has confirmed it (:func:`enable`); until then it lives in
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
 import hmac
-import os
 import time
 from datetime import UTC, datetime
 
 import pyotp
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appwarden.errors import InvalidInput, NotFound
 from appwarden.platform.models import User
 from appwarden.platform.roles import Role
+from appwarden.sealing import derive_key, seal, unseal
 
 ISSUER = "appwarden"
 # One step either side: an authenticator's clock a little off still works, a code lives at most 90 s.
@@ -33,21 +29,16 @@ VALID_WINDOW = 1
 
 def sealing_key(master_key: bytes) -> bytes:
     """The AES-256 key for TOTP secrets, derived from the master key (never the master key itself)."""
-    return hmac.new(master_key, b"appwarden totp secret sealing v1", hashlib.sha256).digest()
+    return derive_key(master_key, b"appwarden totp secret sealing v1")
 
 
 def _seal(key: bytes, user_id: int, secret: str) -> str:
-    nonce = os.urandom(12)
-    sealed = AESGCM(key).encrypt(nonce, secret.encode(), f"user:{user_id}".encode())
-    return base64.urlsafe_b64encode(nonce + sealed).decode()
+    return seal(key, f"user:{user_id}", secret)
 
 
 def _open(key: bytes, user_id: int, stored: str) -> str | None:
-    raw = base64.urlsafe_b64decode(stored.encode())
-    try:
-        return AESGCM(key).decrypt(raw[:12], raw[12:], f"user:{user_id}".encode()).decode()
-    except InvalidTag:  # another key or another user's row: no second factor can pass
-        return None
+    # None under another key or another user's row: no second factor can pass
+    return unseal(key, f"user:{user_id}", stored)
 
 
 def new_secret() -> str:
