@@ -3,7 +3,8 @@ marked for the catalogue with ``N_`` and translated where they are rendered."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from appwarden.console.i18n import N_
 from appwarden.marketplace.scopes import MASKED_EXAMPLES, PII_FIELDS, FieldScope, parse_scope
@@ -90,3 +91,16 @@ def grant_rows(
                 }
             )
     return rows
+
+
+def who_has_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``ledger.queries.who_has`` rows with the field and mode as label message ids (translated in the
+    template, ``_who_has_table.html``)."""
+    return [
+        dict(row)
+        | {
+            "field_label": FIELDS.get(row["field"], row["field"]),
+            "mode_label": MODES.get(row["mode"], row["mode"]),
+        }
+        for row in rows
+    ]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from appwarden.blind_index.service import digest_raw, lookup
 from appwarden.charts import Bar, bar_chart
 from appwarden.console import i18n
-from appwarden.console.labels import FIELDS, MODES
+from appwarden.console.labels import who_has_rows
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.events.service import EventTag, record
@@ -134,11 +134,4 @@ def who_has_customer(db: Database, who_name: str, company_id: int, query: str) -
 
 def delivery_rows(found: Found) -> list[dict[str, Any]]:
     """``who_has`` rows with the field and mode as label message ids (translated in the template)."""
-    return [
-        row
-        | {
-            "field_label": FIELDS.get(row["field"], row["field"]),
-            "mode_label": MODES.get(row["mode"], row["mode"]),
-        }
-        for row in found.deliveries
-    ]
+    return who_has_rows(found.deliveries)

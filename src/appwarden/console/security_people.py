@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from appwarden.console import i18n
 from appwarden.console.i18n import N_
-from appwarden.console.labels import FIELDS, MODES
+from appwarden.console.labels import who_has_rows
 from appwarden.console.pages import ConsoleRoute, check_csrf, db_of, lang_of, page, signed_in
 from appwarden.console.security_home import event_rows
 from appwarden.errors import InvalidInput, NotFound
@@ -80,14 +80,7 @@ def person(request: Request, public_id: str) -> Response:
         card = customer_cards(session, [ref.id])[ref.id]
         company = company_names(session, [ref.company_id])[ref.company_id]
         rows = event_rows(session, naming(session, public_id, limit=EVENTS_SHOWN))
-        received = [
-            item
-            | {
-                "field_label": FIELDS.get(item["field"], item["field"]),
-                "mode_label": MODES.get(item["mode"], item["mode"]),
-            }
-            for item in who_has_in(session, public_id)
-        ]
+        received = who_has_rows(who_has_in(session, public_id))
     return page(
         request,
         "security_person.html",
