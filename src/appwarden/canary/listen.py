@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+from collections.abc import Callable
+from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
 
@@ -33,6 +35,7 @@ from aiosmtpd.smtp import Session as SmtpSession
 
 from appwarden.canary.alerts import EXCERPT_CHARS, find_canary, record_hit
 from appwarden.config import Settings
+from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 
 # Canary mail is evidence, not a mailbox: keep the first part of each message.
@@ -60,9 +63,11 @@ def _excerpt(message: EmailMessage) -> str:
 class CanaryHandler:
     """aiosmtpd handler: accepts RCPT only for issued canary addresses; records each delivery."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.domain = settings.canary_domain.lower().rstrip(".")
+        # When a message counts as received: the wall clock, or a simulated one (the demo's later weeks).
+        self.clock = clock
 
     def _is_canary(self, address: str) -> bool:
         with self.db.session() as session:
@@ -105,6 +110,7 @@ class CanaryHandler:
                     subject=subject,
                     excerpt=excerpt,
                     detail=detail,
+                    received_at=self.clock(),
                 )
                 ids.append(alert.public_id)
         return ids
@@ -119,10 +125,13 @@ class CanaryHandler:
         return f"250 2.0.0 Accepted ({len(ids)} canary recipient(s))"
 
 
-def build_controller(db: Database, settings: Settings, *, host: str, port: int) -> Controller:
-    """An (unstarted) aiosmtpd controller serving :class:`CanaryHandler` on ``host:port``."""
+def build_controller(
+    db: Database, settings: Settings, *, host: str, port: int, clock: Callable[[], datetime] = utcnow
+) -> Controller:
+    """An (unstarted) aiosmtpd controller serving :class:`CanaryHandler` on ``host:port``; ``clock``
+    stamps each contact (the wall clock unless a simulation passes its own)."""
     return Controller(
-        CanaryHandler(db, settings),
+        CanaryHandler(db, settings, clock),
         hostname=host,
         port=port,
         data_size_limit=DATA_SIZE_LIMIT,
