@@ -242,7 +242,8 @@ def attest(
     when = erased_at if erased_at.tzinfo else erased_at.replace(tzinfo=UTC)
     if when > now:
         raise InvalidInput("erased_at is in the future", parameter="erased_at")
-    if when < row.created_at:
+    # To the minute: a form gives minutes, and an erasure in the request's own minute is possible.
+    if when < row.created_at.replace(second=0, microsecond=0):
         raise InvalidInput("erased_at is before the request was made", parameter="erased_at")
     who, title = _text(name, "name", TEXT_MAX), _text(role, "role", TEXT_MAX)
     words = (statement or "").strip() or None
