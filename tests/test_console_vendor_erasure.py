@@ -52,3 +52,10 @@ def test_a_vendor_attests_its_own_request_once_through_the_form(
     with db.session() as session:
         (made,) = session.scalars(select(ErasureAttestation)).all()
         assert made.attested_by == "Hanako Suzuki"
+    # The security team's app page shows the attestation.
+    security = person(client, "secadmin")
+    shown = security.get("/console/security/apps/vendor-a-app")
+    assert shown.status_code == 200
+    assert (
+        f'data-state="attested"><td><code>{request_id}</code>' in shown.text and "Hanako Suzuki" in shown.text
+    )

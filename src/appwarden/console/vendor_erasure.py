@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from appwarden.console import i18n
 from appwarden.console.i18n import N_
+from appwarden.console.labels import ATTESTATION_STATES
 from appwarden.console.pages import ConsoleRoute, check_csrf, db_of, lang_of, page, settings_of, signed_in
 from appwarden.console.service import Visitor
 from appwarden.db.base import utcnow
@@ -23,14 +24,6 @@ from appwarden.platform.roles import Role
 
 router = APIRouter(prefix="/console/vendor", include_in_schema=False, route_class=ConsoleRoute)
 
-# The attestation states as the page names them.
-STATES = {
-    "not_delivered": N_("Not delivered yet"),
-    "due": N_("Attestation due"),
-    "overdue": N_("Attestation overdue"),
-    "attested": N_("Attested"),
-    "not_required": N_("No attestation needed (disclosure request)"),
-}
 REFUSALS = {
     "already_attested": N_("This request is attested already; an attestation cannot be changed."),
     "erasure_not_delivered": N_("This request has not been delivered yet."),
@@ -56,7 +49,7 @@ def _list_page(request: Request, who: Visitor, *, status: int = 200, error: str 
         who=who,
         status=status,
         rows=rows,
-        states=STATES,
+        states=ATTESTATION_STATES,
         error=error,
         done=request.query_params.get("done"),
         today=utcnow().strftime("%Y-%m-%dT%H:%M"),
