@@ -278,6 +278,10 @@ def test_another_vendors_request_is_a_404_and_bad_attestations_are_refused(
         json={**attestation(at), "attested_by": {"name": "  ", "role": "DPO"}},
     )
     assert blank.status_code == 422
+    nul = vendor.post(
+        f"/vendor/erasure-requests/{mine}/attestation", json=attestation(at, statement="a\x00b")
+    )
+    assert nul.status_code == 422
     unauthenticated = client.get("/vendor/erasure-requests")
     assert unauthenticated.status_code == 401
     assert vendor.get("/vendor/erasure-requests").json()[0]["attestation_state"] == "due"

@@ -206,7 +206,14 @@ def _owned(session: Session, vendor_id: int, request_ref: str) -> ErasureRequest
     raise NotFound(f"you have no erasure request {request_ref[:60]!r}", code="erasure_request_not_found")
 
 
+def _no_nul(value: str, parameter: str) -> None:
+    # PostgreSQL text cannot hold NUL: refuse it here, as a 422, not as a failed insert.
+    if "\x00" in value:
+        raise InvalidInput(f"{parameter} must not contain NUL characters", parameter=parameter)
+
+
 def _text(value: str, parameter: str, limit: int) -> str:
+    _no_nul(value, parameter)
     text = value.strip()
     if not text:
         raise InvalidInput(f"{parameter} must not be empty", parameter=parameter)
@@ -246,6 +253,7 @@ def attest(
     if when < row.created_at.replace(second=0, microsecond=0):
         raise InvalidInput("erased_at is before the request was made", parameter="erased_at")
     who, title = _text(name, "name", TEXT_MAX), _text(role, "role", TEXT_MAX)
+    _no_nul(statement or "", "statement")
     words = (statement or "").strip() or None
     if words is not None and len(words) > STATEMENT_MAX:
         raise InvalidInput(f"statement must be at most {STATEMENT_MAX} characters", parameter="statement")
