@@ -40,7 +40,7 @@ from http_receiver import Receiver, serving
 from screening_helpers import VendorClient, new_vendor
 from test_broker import walk
 from test_canary import connect_with_canaries
-from test_canary_watch import mail, smtp  # noqa: F401  (the real SMTP watch fixture)
+from test_canary_watch import hook, mail, smtp  # noqa: F401  (the real SMTP watch, the provider webhook)
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -193,8 +193,14 @@ def test_a_canary_mailed_after_the_vendor_attested_erasure_contradicts_it(
     assert run(["erasure", "attestations", "--app", "invoice-plus", "--json"]) == 0
 
 
-def test_canaries_in_a_dump_attributed_after_the_attestation_contradict_it(
-    settings: Settings, db: Database, world: World, client: TestClient, vendor: VendorClient, tmp_path: Path
+def test_canaries_in_a_dump_attributed_after_the_attestation_contradict_it_and_so_does_a_call(
+    settings: Settings,
+    db: Database,
+    world: World,
+    client: TestClient,
+    vendor: VendorClient,
+    tmp_path: Path,
+    hook: dict[str, str],  # noqa: F811
 ) -> None:
     token, canaries = connect_with_canaries(world, settings, "invoice-plus", world.tenants[0])
     walk(client, {"Authorization": f"Bearer {token['access_token']}"}, limit=50)
@@ -231,6 +237,12 @@ def test_canaries_in_a_dump_attributed_after_the_attestation_contradict_it(
     # earlier than the attestation does not contradict it.
     attribute_dump(db, path, settings=settings, now=datetime.now(UTC) - timedelta(days=1))
     assert len(alerts(db, "erasure_contradicted")) == 1
+    # A call reported by the phone provider's webhook to a canary's number contradicts it too.
+    called = client.post("/canary/hits", json={"address": canaries[2].phone, "kind": "call"}, headers=hook)
+    assert called.status_code == 201, called.text
+    by_call = [a for a in alerts(db, "erasure_contradicted") if a.observed.get("kind") == "call"]
+    assert len(by_call) == 1 and by_call[0].observed["channel"] == "webhook"
+    assert by_call[0].observed["canary"] in canary_public
 
 
 def test_another_vendors_request_is_a_404_and_bad_attestations_are_refused(
