@@ -79,7 +79,11 @@ def test_the_list_follows_raw_people_held_and_open_alerts(
         assert list(row["risk"]["parts"]) == PARTS and all(
             "factor" in p for p in row["risk"]["parts"].values()
         )
-        assert row["risk"]["parts"]["obligations"] == {"factor": 1.0, "overdue": 0}  # nothing held yet
+        assert row["risk"]["parts"]["obligations"] == {
+            "factor": 1.0,
+            "overdue": 0,
+            "attestations_overdue": 0,
+        }  # nothing held yet
     assert rows[0]["risk"]["parts"]["sensitivity"]["most_sensitive"] == "customers.name:raw"
 
     # loyalty-stamp holds 24 people (masked names, points): it passes booking-go, which holds nobody.
@@ -146,7 +150,7 @@ def test_an_overdue_audit_raises_the_score(world: World, capsys: pytest.CaptureF
     assert before.parts["audit"]["overdue"] is False and before.parts["audit"]["factor"] == 1.0
     assert after.parts["audit"]["overdue"] is True and after.parts["audit"]["days_overdue"] == 1
     # 31 days on, the six e-mails are also past the default 30-day retention: one company overdue.
-    assert after.parts["obligations"] == {"factor": 1.5, "overdue": 1}
+    assert after.parts["obligations"] == {"factor": 1.5, "overdue": 1, "attestations_overdue": 0}
     assert after.score == pytest.approx(before.score * risk.OVERDUE_AUDIT * 1.5, abs=0.01)
     assert after.parts["audit"]["audit_tier"] == 2
 

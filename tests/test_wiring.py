@@ -21,6 +21,7 @@ from appwarden.incident.models import Incident
 from appwarden.ledger.usage import unused_scopes_fact
 from appwarden.marketplace.models import App
 from appwarden.monitor import canary as monitor_canary
+from appwarden.monitor import obligation_checks as monitor_obligation_checks
 from appwarden.monitor import probing as monitor_probing
 from appwarden.monitor.risk import risk_fact
 from appwarden.oauth import service as oauth_service
@@ -36,6 +37,7 @@ EXPECTED = {
     "canary contacted": [monitor_canary.canary_contacted],
     "app facts": [risk_fact, unused_scopes_fact, holdings_fact],  # a Question: the app views' facts
     "token reused": [monitor_probing.token_reused],
+    "dump canaries found": [monitor_obligation_checks.dump_canaries_found],
 }
 
 # Imports every module, finds every Hook and Question, prints {name: answers} before and after wiring twice.

@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from appwarden.monitor.api import router as monitor_router
     from appwarden.oauth.api import router as oauth_router
     from appwarden.obligations.api import router as obligations_router
+    from appwarden.obligations.api import vendor_router as obligations_vendor_router
     from appwarden.screening.api import audits_router, reviews_router
     from appwarden.screening.api import vendor_router as screening_vendor_router
 
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(monitor_router)
     app.include_router(vendor_router)
     app.include_router(screening_vendor_router)
+    app.include_router(obligations_vendor_router)
     app.include_router(reviews_router)
     app.include_router(audits_router)
 

@@ -181,6 +181,14 @@ class Settings(BaseSettings):
     erasure_company_redact_delay_hours: float = Field(
         default=48.0, ge=0, description="Hours after a disconnection before company.redact is sent."
     )
+    # Attestation (issue 14): the vendor attests each delivered erasure within the deadline; after the
+    # deadline plus the grace period the monitor restricts the app.
+    attestation_deadline_days: int = Field(
+        default=30, ge=1, le=365, description="Days after delivery within which the vendor must attest."
+    )
+    attestation_grace_days: int = Field(
+        default=14, ge=0, le=365, description="Days past the deadline before an app is restricted."
+    )
 
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600

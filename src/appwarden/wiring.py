@@ -1,13 +1,15 @@
 """Composition: the one place where a lower package's announcements get their answers.
 
-A package imports only the packages below it (the layers contract in ``pyproject.toml``), yet five
+A package imports only the packages below it (the layers contract in ``pyproject.toml``), yet six
 writes must be answered in the same transaction by a package above the writer:
 
 - a customer write (``platform.customer_changes``) refreshes the blind index (``blind_index``);
 - an owner's consent (``oauth.service.connection_granted``) issues the connection's canaries (``canary``);
 - an opened incident (``incident.service.incident_opened``) takes the canary alerts raised before it;
 - a canary contact (``canary.alerts.canary_contacted``) joins the monitor's alert stream (``monitor``);
-- a refused token reuse (``oauth.service.token_reused``) raises the monitor's ``probing`` alert.
+- a refused token reuse (``oauth.service.token_reused``) raises the monitor's ``probing`` alert;
+- canaries found in an attributed dump (``attribution.service.dump_canaries_found``) are checked
+  against the vendors' erasure attestations (``monitor.obligation_checks``: ``erasure_contradicted``).
 
 Three answers fill the marketplace's app views (``marketplace.facts.app_facts``, a question, not a
 write): the monitor's risk score (``monitor.risk.risk_fact``), the ledger's unused scopes
@@ -27,6 +29,7 @@ The store membership bitmaps are the platform's own and are refreshed by its wri
 
 from __future__ import annotations
 
+from appwarden.attribution.service import dump_canaries_found
 from appwarden.blind_index.service import refresh_changed_customers
 from appwarden.canary import alerts as canary_alerts
 from appwarden.canary import service as canary_service
@@ -36,6 +39,7 @@ from appwarden.marketplace.facts import app_facts
 from appwarden.monitor.canary import canary_contacted as monitor_canary_contacted
 from appwarden.monitor.declarations import declared_volume_source
 from appwarden.monitor.declarations import from_marketplace as declarations_from_marketplace
+from appwarden.monitor.obligation_checks import dump_canaries_found as monitor_dump_canaries_found
 from appwarden.monitor.probing import token_reused as monitor_token_reused
 from appwarden.monitor.risk import risk_fact
 from appwarden.oauth.service import connection_granted, token_reused
@@ -50,6 +54,7 @@ def wire() -> None:
     incident_opened.register(canary_alerts.attach_pending_alerts)
     canary_alerts.canary_contacted.register(monitor_canary_contacted)
     token_reused.register(monitor_token_reused)
+    dump_canaries_found.register(monitor_dump_canaries_found)
     declared_volume_source.register(declarations_from_marketplace)
     app_facts.register(risk_fact)
     app_facts.register(unused_scopes_fact)

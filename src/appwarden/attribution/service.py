@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ from appwarden.attribution.verdict import AppEvidence, Verdict, decide_verdict
 from appwarden.blind_index.service import index_key
 from appwarden.canary.lookup import canary_hits, canary_ids
 from appwarden.config import Settings, get_settings
+from appwarden.db.base import utcnow
 from appwarden.db.session import Database
 from appwarden.events.service import EventTag, record
+from appwarden.hooks import Hook
 from appwarden.incident.service import add_timeline, get_incident
 from appwarden.incident.vocabulary import TimelineKind
 from appwarden.ledger.exposure import delivery_stream, holdings_of
@@ -41,6 +44,21 @@ from appwarden.platform.directory import company_names
 from appwarden.platform.membership import StoreMembership, store_membership
 
 Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DumpCanaries:
+    """Canaries found in an attributed dump, as announced to the packages above (no values in it)."""
+
+    customer_ids: tuple[int, ...]
+    dump: str  # the file's name
+    found_at: datetime
+    incident: str | None
+
+
+# Announced in the attribution's transaction whenever a dump holds canaries; the monitor answers
+# (``monitor.obligation_checks.dump_canaries_found``: a canary a vendor attested erased contradicts it).
+dump_canaries_found: Hook[[Session, DumpCanaries]] = Hook("dump canaries found")
 CANDIDATES = 10  # candidates listed in the JSON
 
 
@@ -111,12 +129,14 @@ def attribute_dump(
     actor: str = "cli",
     on_progress: Progress | None = None,
     display_name: str | None = None,
+    now: datetime | None = None,
 ) -> Attribution:
     """Attribute the dump at ``path`` (see the module docstring).
 
     Raises ``DumpError`` for an unreadable file and ``NotFound`` for an unknown incident (checked
     before the work starts). ``on_progress(bytes_read, total)`` follows the file being read;
-    ``display_name`` names the file in the result and timeline (an upload's name, not its temp file).
+    ``display_name`` names the file in the result and timeline (an upload's name, not its temp file);
+    ``now`` is when the canaries it holds were found (announced to ``dump_canaries_found``).
     """
     settings = settings or get_settings()
     if incident is not None:
@@ -132,6 +152,12 @@ def attribute_dump(
         companies = members.companies_of(matched)
         apps, app_ids, company_ids = _evidence(session, matched, match.fields, companies)
         canaries = matched & canary_ids(session)
+        if canaries:
+            # Above us, the monitor checks them against the vendors' erasure attestations.
+            dump_canaries_found(
+                session,
+                DumpCanaries(tuple(canaries), display_name or Path(path).name, now or utcnow(), incident),
+            )
         hits = [hit.to_dict() for hit in canary_hits(session, canaries)]
         verdict = decide_verdict(
             rows=match.rows,

@@ -56,6 +56,7 @@ class Contact:
     channel: str
     kind: str
     received_at: datetime
+    canary_customer_id: int  # the canary's customer row (the erasure check: was it attested erased?)
 
 
 # Announced by every recorded contact, in its transaction; the monitor's alert stream answers
@@ -179,6 +180,7 @@ def record_hit(
             channel=channel,
             kind=kind,
             received_at=when,
+            canary_customer_id=canary.customer_id,
         ),
     )
     log.warning(

@@ -79,3 +79,25 @@ def canary_hits(session: Session, canaries: BitMap) -> list[CanaryHit]:
         if cus in stores
     ]
     return sorted(hits, key=lambda h: (h.app, h.company, h.connection, h.issued_at.isoformat()))
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCanary:
+    """To whom one canary was issued (internal ids), for checks above the canary package."""
+
+    customer_id: int
+    app_id: int
+    company_id: int
+    connection_id: int
+
+
+def issued_canaries(session: Session, customer_ids: Collection[int]) -> list[IssuedCanary]:
+    """The issue of each of ``customer_ids`` that is a canary, by customer id."""
+    ids = sorted(customer_ids)
+    found: list[IssuedCanary] = []
+    for start in range(0, len(ids), _CHUNK):
+        query = select(Canary.customer_id, Canary.app_id, Canary.company_id, Canary.connection_id).where(
+            Canary.customer_id.in_(ids[start : start + _CHUNK])
+        )
+        found.extend(IssuedCanary(*row) for row in session.execute(query))
+    return sorted(found, key=lambda c: c.customer_id)

@@ -259,6 +259,7 @@ def install(app: FastAPI) -> None:
     from appwarden.console.security_home import router as security_home_router
     from appwarden.console.security_people import router as security_people_router
     from appwarden.console.vendor import router as vendor_router
+    from appwarden.console.vendor_erasure import router as vendor_erasure_router
     from appwarden.console.vendor_screening import router as vendor_screening_router
 
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
@@ -268,6 +269,7 @@ def install(app: FastAPI) -> None:
     app.include_router(reviews_router)
     app.include_router(vendor_screening_router)  # before vendor_router: /apps/new is not an app's slug
     app.include_router(vendor_router)
+    app.include_router(vendor_erasure_router)
     app.include_router(security_home_router)
     app.include_router(security_apps_router)
     app.include_router(security_people_router)

@@ -104,3 +104,13 @@ def who_has_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+
+
+# The attestation states as the page names them.
+ATTESTATION_STATES = {
+    "not_delivered": N_("Not delivered yet"),
+    "due": N_("Attestation due"),
+    "overdue": N_("Attestation overdue"),
+    "attested": N_("Attested"),
+    "not_required": N_("No attestation needed (disclosure request)"),
+}

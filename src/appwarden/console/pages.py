@@ -51,6 +51,7 @@ NAV: dict[Role, list[tuple[str | None, str]]] = {
         ("/console/vendor/apps", N_("My apps")),
         ("/console/vendor/apps/new", N_("Register an app")),
         ("/console/vendor/alerts", N_("Alerts")),
+        ("/console/vendor/erasure-requests", N_("Erasure requests")),
     ],
 }
 

@@ -23,8 +23,15 @@ from starlette.responses import Response
 
 from appwarden.console import i18n
 from appwarden.console.i18n import N_
-from appwarden.console.labels import CONNECTION_STATUSES, FIELDS, LISTING_STATES, MODES, grant_rows
-from appwarden.console.pages import ConsoleRoute, check_csrf, db_of, lang_of, page, signed_in
+from appwarden.console.labels import (
+    ATTESTATION_STATES,
+    CONNECTION_STATUSES,
+    FIELDS,
+    LISTING_STATES,
+    MODES,
+    grant_rows,
+)
+from appwarden.console.pages import ConsoleRoute, check_csrf, db_of, lang_of, page, settings_of, signed_in
 from appwarden.console.security_home import activity_chart, event_rows
 from appwarden.db.base import utcnow
 from appwarden.errors import InvalidInput, NotFound
@@ -37,6 +44,7 @@ from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.vocabulary import LifecycleState, RestrictedPolicy
 from appwarden.monitor import service as monitor
 from appwarden.oauth.app_connections import app_connections
+from appwarden.obligations import attestation
 from appwarden.obligations.service import holdings
 from appwarden.platform.directory import company_names
 from appwarden.platform.roles import Role
@@ -125,6 +133,11 @@ def app_context(request: Request, session: Session, app: AppStanding) -> dict[st
         ),
         "total": sum(a.entries for a in daily),
         "alerts": alerts,
+        "attestations": [
+            v.to_dict()
+            for v in attestation.attestations(session, settings_of(request), now, app_ref=app.slug)
+        ],
+        "attestation_states": ATTESTATION_STATES,
         "states": LISTING_STATES,
         "statuses": CONNECTION_STATUSES,
         "fields": FIELDS,

@@ -78,6 +78,7 @@ class EventTag(StrEnum):
     VENDOR_ERASURE_FAILED = "vendor:erasure:delivery-failed"
     VENDOR_ERASURE_DEAD = "vendor:erasure:dead-lettered"
     VENDOR_ENDPOINT_SET = "vendor:erasure-endpoint:set"
+    VENDOR_ERASURE_ATTESTED = "vendor:erasure:attested"
     MONITOR_ALERT_RAISED = "monitor:alert:raised"
     MONITOR_ALERT_ACKNOWLEDGED = "monitor:alert:acknowledged"
     MONITOR_ALERT_DELIVERED = "monitor:alert:delivered"

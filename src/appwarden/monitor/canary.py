@@ -1,7 +1,9 @@
 """Canary contact joins the alert stream: the answer to ``canary.alerts.canary_contacted``.
 
 A contact is proof, not a statistic, so it is raised at ``critical`` on the first contact. One monitor
-alert per connection per day (deduplicated); the canary's own table keeps every contact.
+alert per connection per day (deduplicated); the canary's own table keeps every contact. A contact with
+a canary the vendor had already attested erased also raises ``erasure_contradicted``
+(``monitor.obligation_checks``): the attestation was not true.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from appwarden.canary.alerts import Contact
 from appwarden.config import get_settings
+from appwarden.monitor.obligation_checks import contact_contradicts
 from appwarden.monitor.policy import Detector, Severity, load_policy
 from appwarden.monitor.service import Finding, raise_alert
 
@@ -31,3 +34,8 @@ def canary_contacted(session: Session, contact: Contact) -> None:
         ledger_entries=[],
     )
     raise_alert(session, finding, cap=policy.alerts_per_app_per_day, actor=f"canary-{contact.channel}")
+    contradicted = contact_contradicts(session, contact)
+    if contradicted is not None:
+        raise_alert(
+            session, contradicted, cap=policy.alerts_per_app_per_day, actor=f"canary-{contact.channel}"
+        )

@@ -22,8 +22,9 @@ from appwarden.errors import InvalidInput
 class Detector(StrEnum):
     """Every detector that raises alerts (issue 12). Implemented: ``over_declaration``, ``over_baseline``
     (``monitor.baseline``), ``mirror``, ``new_app_high_usage``, ``new_credential_volume``
-    (``monitor.credentials``), ``unusual_hours``, ``probing``, ``canary_contact``; the rest are not yet
-    (docs/monitoring.md)."""
+    (``monitor.credentials``), ``unusual_hours``, ``probing``, ``canary_contact``,
+    ``attestation_overdue`` and ``erasure_contradicted`` (``monitor.obligation_checks``); the rest are
+    not yet (docs/monitoring.md)."""
 
     OVER_DECLARATION = "over_declaration"
     OVER_BASELINE = "over_baseline"
@@ -34,6 +35,8 @@ class Detector(StrEnum):
     RESTRICTED_TOKEN_VOLUME = "restricted_token_volume"
     PROBING = "probing"
     CANARY_CONTACT = "canary_contact"
+    ATTESTATION_OVERDUE = "attestation_overdue"  # ``monitor.obligation_checks``
+    ERASURE_CONTRADICTED = "erasure_contradicted"  # ``monitor.obligation_checks``
 
 
 class Severity(StrEnum):
@@ -127,6 +130,11 @@ class MonitorPolicy(BaseModel):
     # (never below the floor).
     restricted_token_people_factor: float = Field(default=0.1, gt=0.0, le=10.0)
     restricted_token_min_people: int = Field(default=100, ge=1)
+
+    # attestation_overdue: a delivered erasure request past its attestation deadline (the settings'
+    # ``attestation_deadline_days``) is raised at this severity; past the grace period the app is
+    # restricted whatever the mode (an obligation the vendor accepted, not a statistic).
+    attestation_overdue_severity: Literal["medium", "high"] = "medium"
 
     # Alerts: at most this many per app per UTC day (canary contacts included; their own table keeps
     # every contact).

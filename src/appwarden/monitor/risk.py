@@ -16,8 +16,9 @@ why each weight is what it is. In short:
   critical 2.0: a canary contact is proof).
 - ``obligations``: ``1 + min(2, 0.5 × overdue obligations)``, an overdue obligation being a company
   whose people the vendor still holds past the retention it accepted, or after the company's connection
-  ended (``obligations.service.overdue_obligations``, from the ledger). Pass ``obligations=`` to
-  count otherwise.
+  ended (``obligations.service.overdue_obligations``, from the ledger), or an erasure request delivered
+  and unattested past its deadline (``obligations.service.overdue_attestation_counts``). Pass
+  ``obligations=`` / ``attestations=`` to count otherwise.
 
 The score is an answer to ``marketplace.facts.app_facts`` (:func:`risk_fact`), so every app list shows
 it and is ordered by it.
@@ -39,7 +40,7 @@ from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.tiers import tier_of
 from appwarden.monitor.policy import Severity
 from appwarden.monitor.service import open_alert_counts
-from appwarden.obligations.service import overdue_obligations
+from appwarden.obligations.service import overdue_attestation_counts, overdue_obligations
 from appwarden.screening.audits import Posture, postures
 
 # What one person's field is worth to someone who would misuse it, by how the app may receive it.
@@ -113,9 +114,15 @@ def alerts_part(open_alerts: Mapping[str, int]) -> dict[str, Any]:
     return {"factor": round(1 + min(ALERTS_CAP, weighted), 4), "open": ordered}
 
 
-def obligations_part(overdue: int) -> dict[str, Any]:
-    """The obligations part (pure); 1 until issue 14 gives obligations a source."""
-    return {"factor": 1 + min(OBLIGATIONS_CAP, OBLIGATION_WEIGHT * overdue), "overdue": overdue}
+def obligations_part(overdue: int, attestations_overdue: int = 0) -> dict[str, Any]:
+    """The obligations part (pure): companies held past retention (``overdue``) and erasure requests
+    unattested past their deadline (``attestations_overdue``) count alike."""
+    owed = overdue + attestations_overdue
+    return {
+        "factor": 1 + min(OBLIGATIONS_CAP, OBLIGATION_WEIGHT * owed),
+        "overdue": overdue,
+        "attestations_overdue": attestations_overdue,
+    }
 
 
 def combine(parts: dict[str, dict[str, Any]]) -> RiskScore:
@@ -129,14 +136,16 @@ def risk_scores(
     now: datetime,
     *,
     obligations: ObligationSource = overdue_obligations,
+    attestations: ObligationSource = overdue_attestation_counts,
 ) -> dict[int, RiskScore]:
-    """Each app's :class:`RiskScore` as of ``now``: four queries whatever the number of apps (the
-    ledger's index, open audits, open alerts, obligations)."""
+    """Each app's :class:`RiskScore` as of ``now``: five queries whatever the number of apps (the
+    ledger's index, open audits, open alerts, obligations, overdue attestations)."""
     ids = [app.id for app in apps]
     held = people_held(session, ids)
     standing = postures(session, apps, now)
     alerts = open_alert_counts(session, ids)
     owed = obligations(session, ids, now)
+    unattested = attestations(session, ids, now)
     return {
         app.id: combine(
             {
@@ -144,7 +153,7 @@ def risk_scores(
                 "people": people_part(held[app.id]),
                 "audit": audit_part(standing[app.id]),
                 "alerts": alerts_part(alerts[app.id]),
-                "obligations": obligations_part(owed.get(app.id, 0)),
+                "obligations": obligations_part(owed.get(app.id, 0), unattested.get(app.id, 0)),
             }
         )
         for app in apps

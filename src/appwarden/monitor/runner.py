@@ -29,7 +29,16 @@ from sqlalchemy.orm import Session
 from appwarden.config import Settings
 from appwarden.db.base import utcnow
 from appwarden.db.session import Database
-from appwarden.monitor import actions, baseline, credentials, delivery, detectors, probing, restricted
+from appwarden.monitor import (
+    actions,
+    baseline,
+    credentials,
+    delivery,
+    detectors,
+    obligation_checks,
+    probing,
+    restricted,
+)
 from appwarden.monitor.declarations import DeclaredVolume, declared_volume_source
 from appwarden.monitor.models import MonitorRun
 from appwarden.monitor.policy import MonitorPolicy
@@ -57,6 +66,7 @@ class RunReport:
     delivered: int = 0  # webhook and mail deliveries sent
     delivery_failures: int = 0  # deliveries that failed (retried by a later run)
     pruned: int = 0  # folded hours past their retention, deleted by this run
+    restricted: list[str] = field(default_factory=list)  # apps restricted for attestations past grace
 
 
 def run_once(
@@ -87,6 +97,7 @@ def run_once(
                     report.duplicates += 1
                 else:
                     report.capped += 1
+            report.restricted = obligation_checks.restrict_past_grace(session, settings, policy, now)
             report.pruned = detectors.prune_hours(session, now, policy)
             session.execute(
                 update(_runs).where(_runs.c.id == RUN_ID).values(last_run_at=now, runs=_runs.c.runs + 1)
@@ -159,6 +170,7 @@ def _findings(
         *probing.refusal_bursts(window, policy),
         *probing.late_calls(session, window, policy),
         *restricted.restricted_token_volume(session, window, declared, policy),
+        *obligation_checks.attestation_overdue(session, settings, policy, now),
     ]
 
 

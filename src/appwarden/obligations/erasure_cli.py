@@ -84,3 +84,37 @@ def set_endpoint(
     console = out(False)
     console.print(f"erasure endpoint of {slug} set; its signing secret (shown this once):", highlight=False)
     typer.echo(secret)
+
+
+@erasure_app.command("attestations")
+def attestations(
+    app_ref: Annotated[str | None, typer.Option("--app", help="Only this app (slug or client id).")] = None,
+    json_mode: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+) -> None:
+    """Every erasure request that asks for erasure, with its attestation: due, overdue, attested."""
+    from appwarden.config import get_settings
+    from appwarden.db.base import utcnow
+    from appwarden.obligations.attestation import attestations as compute
+
+    with get_database().session() as session:
+        rows = compute(session, get_settings(), utcnow(), app_ref=app_ref)
+    if json_mode:
+        print_json([row.to_dict() for row in rows])
+        return
+    table = Table("request", "app", "company", "topic", "delivered", "deadline", "state", "attested by")
+    for r in rows:
+        by = r.attestation["attested_by"] if r.attestation else None
+        table.add_row(
+            r.request,
+            r.app,
+            r.company or "",
+            r.topic,
+            r.delivered_at.isoformat(timespec="seconds") if r.delivered_at else "",
+            r.deadline.isoformat(timespec="seconds") if r.deadline else "",
+            r.state,
+            f"{by['name']} ({by['role']}) at {r.attestation['attested_at']}" if by and r.attestation else "",
+        )
+    console = out(False)
+    console.print(table)
+    if not rows:
+        console.print("no erasure request asks any vendor to erase")

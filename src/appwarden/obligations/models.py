@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appwarden.db.base import Base, UTCDateTime, public_id, utcnow
@@ -51,3 +51,26 @@ class ErasureRequest(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ErasureAttestation(Base):
+    """A vendor's statement that it erased what one erasure request asked: immutable once made (one per
+    request; the unique index makes a second one a conflict, never an edit).
+
+    ``scope`` copies what the request named (company, customers' public ids) at attestation time, so
+    a later contact with a canary among them contradicts this very statement.
+    """
+
+    __tablename__ = "erasure_attestations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=partial(public_id, "att"))
+    request_id: Mapped[int] = mapped_column(ForeignKey("erasure_requests.id"), unique=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"))
+    scope: Mapped[dict] = mapped_column(default=dict)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attested_by: Mapped[str] = mapped_column(String(200))
+    attested_role: Mapped[str] = mapped_column(String(200))
+    statement: Mapped[str | None] = mapped_column(Text)
+    attested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -16,6 +16,7 @@ from appwarden.ledger.queries import who_has_in
 from appwarden.marketplace import standing
 from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.vendors import profile_of
+from appwarden.obligations import attestation
 from appwarden.obligations.holdings import AppHoldings, HoldingRow, app_holdings
 from appwarden.obligations.provision import ProvisionRecord, provision_records
 from appwarden.platform.directory import customer_cards, customer_of
@@ -61,6 +62,17 @@ def overdue_obligations(session: Session, app_ids: Collection[int], now: datetim
     the risk score's ``obligations`` count (``monitor.risk``)."""
     apps = list(standing.standings(session, app_ids).values())
     return {app_id: h.companies_past_retention for app_id, h in holdings_of_apps(session, apps, now).items()}
+
+
+def overdue_attestation_counts(
+    session: Session, app_ids: Collection[int], now: datetime
+) -> Mapping[int, int]:
+    """Per app, its delivered erasure requests unattested past their deadline (the risk score's
+    ``obligations.attestations_overdue``)."""
+    counts: dict[int, int] = {}
+    for o in attestation.overdue(session, get_settings(), now, app_ids):
+        counts[o.app_id] = counts.get(o.app_id, 0) + 1
+    return counts
 
 
 def provision(

@@ -14,9 +14,25 @@ class ErasureTopic(StrEnum):
     RETENTION_EXPIRED = "retention.expired"  # people held past the retention the vendor accepted
 
 
+# The topics that ask the vendor to erase (and so to attest it); a data request asks for disclosure.
+ERASING_TOPICS: frozenset[str] = frozenset(
+    {ErasureTopic.COMPANY_REDACT, ErasureTopic.CUSTOMER_REDACT, ErasureTopic.RETENTION_EXPIRED}
+)
+
+
 class ErasureStatus(StrEnum):
     """Where an erasure request's delivery stands."""
 
     PENDING = "pending"  # owed: sent (again) once ``next_attempt_at`` has come
     DELIVERED = "delivered"  # the vendor's endpoint answered 2xx
     DEAD = "dead"  # every attempt failed: dead-lettered, a security event says so
+
+
+class AttestationState(StrEnum):
+    """Where an erasure request's attestation stands."""
+
+    NOT_DELIVERED = "not_delivered"  # not delivered yet: the deadline starts at delivery
+    DUE = "due"  # delivered, attestation owed before the deadline
+    OVERDUE = "overdue"  # past the deadline without an attestation
+    ATTESTED = "attested"  # the vendor attested it (immutable)
+    NOT_REQUIRED = "not_required"  # a data request: disclosure, nothing to erase
