@@ -181,6 +181,7 @@ class Settings(BaseSettings):
     erasure_company_redact_delay_hours: float = Field(
         default=48.0, ge=0, description="Hours after a disconnection before company.redact is sent."
     )
+    attestation_deadline_days: int = 30
 
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
