@@ -9,7 +9,10 @@ import re
 
 from fastapi.testclient import TestClient
 
+from appwarden.app import create_app
+from appwarden.config import Settings, get_settings
 from appwarden.db.base import utcnow
+from appwarden.db.session import Database
 from appwarden.marketplace import service as marketplace
 from appwarden.marketplace import versions
 from conftest import World
@@ -106,3 +109,61 @@ def test_the_consent_page_shows_a_masked_fields_own_example(client: TestClient, 
     assert "例: y***@example.com" in row_of(text, "customers.email:masked")
     assert "例: 090-****-5678" in row_of(text, "customers.phone:masked")
     assert "090-****" not in row_of(text, "customers.email:masked")
+
+
+def obligations_of(page: str) -> str:
+    found = re.search(r'<section id="vendor-obligations">(.*?)</section>', page, re.S)
+    assert found is not None, "no obligations section"
+    return found.group(1)
+
+
+def item(section: str, name: str) -> str:
+    found = re.search(rf'<li id="obligation-{name}">(.*?)</li>\s*(?=<li id=|</ul>\s*$)', section, re.S)
+    assert found is not None, name
+    return found.group(1)
+
+
+def test_the_consent_page_states_the_vendors_obligations(client: TestClient, world: World) -> None:
+    """Retention per field as accepted in review (the default for a field declared nothing for), erasure
+    webhooks with their delay, the attestation deadline and the canaries, in Japanese first."""
+    declare(world)
+    settings = get_settings()
+    page = consent_page(client, world)
+    section = obligations_of(page)
+    assert "提供元（ベンダー）の義務" in section
+    kept = item(section, "retention")
+    per_field = re.findall(r"<li data-field-retention=\"(\d+)\">([^:<]+):", kept)
+    assert per_field == [("30", "氏名"), ("7", "電話番号")]
+    assert "申告なし" not in kept  # both fields were declared
+    erasure = item(section, "erasure")
+    assert f"連携を解除すると {settings.erasure_company_redact_delay_hours:g} 時間後に" in erasure
+    assert "<code>company.redact</code>" in erasure and "<code>customer.redact</code>" in erasure
+    assert "HMAC-SHA256" in erasure
+    attestation = item(section, "attestation")
+    assert f"{settings.attestation_deadline_days} 日以内" in attestation
+    assert settings.attestation_deadline_days == 30  # APPWARDEN_ATTESTATION_DEADLINE_DAYS' default
+    canaries = item(section, "canaries")
+    assert f"{settings.canaries_per_connection} 件のカナリア" in canaries
+
+
+def test_the_obligations_follow_the_settings_and_the_retention_default(
+    settings: Settings, db: Database, world: World
+) -> None:
+    """An undeclared field gets APPWARDEN_RETENTION_DEFAULT_DAYS; the delay and the deadline are the
+    settings' (APPWARDEN_ERASURE_COMPANY_REDACT_DELAY_HOURS, APPWARDEN_ATTESTATION_DEADLINE_DAYS)."""
+    changed = settings.model_copy(
+        update={
+            "attestation_deadline_days": 21,
+            "erasure_company_redact_delay_hours": 72.0,
+            "retention_default_days": 45,
+            "canary_enabled": False,
+        }
+    )
+    with TestClient(create_app(changed, db), base_url="http://testserver") as client:
+        section = obligations_of(consent_page(client, world))  # no retention declared at all
+    kept = item(section, "retention")
+    assert re.findall(r"<li data-field-retention=\"(\d+)\">", kept) == ["45", "45"]
+    assert kept.count("申告なし・既定の期間") == 2
+    assert "連携を解除すると 72 時間後に" in item(section, "erasure")
+    assert "21 日以内" in item(section, "attestation")
+    assert "カナリアを使用していません" in item(section, "canaries")

@@ -254,6 +254,7 @@ def install(app: FastAPI) -> None:
     from appwarden.console.incidents import router as incidents_router
     from appwarden.console.owner import router as owner_router
     from appwarden.console.owner_incidents import router as owner_incidents_router
+    from appwarden.console.owner_records import router as owner_records_router
     from appwarden.console.reviews import router as reviews_router
     from appwarden.console.security_apps import router as security_apps_router
     from appwarden.console.security_home import router as security_home_router
@@ -266,6 +267,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(owner_router)
     app.include_router(owner_incidents_router)
+    app.include_router(owner_records_router)
     app.include_router(reviews_router)
     app.include_router(vendor_screening_router)  # before vendor_router: /apps/new is not an app's slug
     app.include_router(vendor_router)

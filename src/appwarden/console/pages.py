@@ -36,6 +36,8 @@ NAV: dict[Role, list[tuple[str | None, str]]] = {
         ("/console/notices", N_("Notices")),
         ("/console/reports", N_("Report drafts")),
         ("/console/who-has", N_("Who has a customer's data")),
+        ("/console/records", N_("Records of provision")),
+        ("/console/holdings", N_("What vendors may still hold")),
     ],
     Role.SECURITY_ADMIN: [
         ("/console/security", N_("Overview")),

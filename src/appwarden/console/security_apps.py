@@ -5,7 +5,9 @@ The page reads only other packages' service functions: the app's view (``marketp
 vendor, tier, state, scopes, risk), its lifecycle history (``events.service.history`` of the app),
 its connections (``oauth.app_connections``), the people it holds per company and field
 (``ledger.exposure.received_by_company``) beside what it may and should no longer hold
-(``obligations.service.holdings``), its deliveries per day and its alerts (``monitor.service``).
+(``obligations.service.holdings``) and those holdings per company × field with the retention the
+vendor accepted (companies past retention highlighted), its deliveries per day and its alerts
+(``monitor.service``).
 Both moves go through ``marketplace.standing`` with the person's username as ``actor``, which records
 the lifecycle event (``app:listing:restricted`` / ``app:listing:relisted``) in the same transaction.
 """
@@ -45,6 +47,7 @@ from appwarden.marketplace.vocabulary import LifecycleState, RestrictedPolicy
 from appwarden.monitor import service as monitor
 from appwarden.oauth.app_connections import app_connections
 from appwarden.obligations import attestation
+from appwarden.obligations.holdings import HoldingRow
 from appwarden.obligations.service import holdings
 from appwarden.platform.directory import company_names
 from appwarden.platform.roles import Role
@@ -83,15 +86,39 @@ def _app(request: Request, session: Session, slug: str) -> AppStanding:
         raise NotFound(i18n.gettext(lang_of(request), NO_APP), code="security_app_not_found") from None
 
 
-def held_rows(session: Session, app: AppStanding, now: datetime) -> list[HeldRow]:
-    """:func:`received_by_company` of the app with :func:`holdings` beside each row."""
+@dataclass(frozen=True, slots=True)
+class CompanyHoldings:
+    """One company's rows of what the app's vendor may still hold (``obligations.service.holdings``)."""
+
+    public_id: str
+    name: str
+    rows: list[HoldingRow]
+
+    @property
+    def past_retention(self) -> bool:
+        """Whether the vendor should no longer hold some of this company's people (the company counts
+        in ``companies_past_retention`` and the risk score)."""
+        return any(r.should_not_hold for r in self.rows)
+
+
+def company_holdings(owed: list[HoldingRow], names: dict[str, str]) -> list[CompanyHoldings]:
+    """The app's holdings rows grouped by company (in the rows' order), named from ``names``
+    (public id → name: the companies the ledger says the app received from)."""
+    grouped: dict[str, list[HoldingRow]] = {}
+    for row in owed:
+        grouped.setdefault(row.company, []).append(row)
+    return [CompanyHoldings(ref, names.get(ref, ref), rows) for ref, rows in grouped.items()]
+
+
+def held_rows(session: Session, app: AppStanding, owed: list[HoldingRow]) -> list[HeldRow]:
+    """:func:`received_by_company` of the app with its holdings (``owed``) beside each row."""
     received = received_by_company(session, app.id)
     names = company_names(session, {r.company_id for r in received})
-    owed = {(h.company, h.field): h for h in holdings(session, app_ref=app.slug, now=now)}
+    by_key = {(h.company, h.field): h for h in owed}
     rows = []
     for r in received:
         company = names[r.company_id]
-        h = owed.get((company.public_id, r.field)) if r.mode != "token" else None
+        h = by_key.get((company.public_id, r.field)) if r.mode != "token" else None
         rows.append(
             HeldRow(
                 company.public_id,
@@ -112,6 +139,8 @@ def app_context(request: Request, session: Session, app: AppStanding) -> dict[st
     """Everything the app page shows."""
     now = utcnow()
     lang = lang_of(request)
+    owed = holdings(session, app_ref=app.slug, now=now)
+    held = held_rows(session, app, owed)
     view = facts.app_view(session, marketplace.get_app(session, app.slug), now)
     events = history(session, app_id=app.id)
     lifecycle = [e for e in events if e.tag.startswith(LIFECYCLE_PREFIX)]
@@ -127,7 +156,8 @@ def app_context(request: Request, session: Session, app: AppStanding) -> dict[st
         "grants": grant_rows(app.approved_scopes, raw_by_restricted_token_only=not app.grandfathered),
         "lifecycle": event_rows(session, lifecycle),
         "connections": app_connections(session, app.id),
-        "held": held_rows(session, app, now),
+        "held": held,
+        "holdings": company_holdings(owed, {h.company_public_id: h.company_name for h in held}),
         "chart": activity_chart(
             lang, daily, hourly=False, label=i18n.gettext(lang, "Deliveries per day, last 30 days")
         ),

@@ -33,6 +33,7 @@ from appwarden.oauth.pages import (
     message,
     page,
     safe_next,
+    vendor_obligations,
 )
 from appwarden.oauth.server import AppwardenServer, build_server, metadata
 from appwarden.platform.accounts import Account, authenticate
@@ -365,13 +366,15 @@ def _consent(server: AppwardenServer, http: HttpRequest, session: Session, *, su
     if not submit:
         company = server.store.company(user.company_id or 0)
         disclosure = consent_disclosure(server.store.session, app)
+        items = consent_items(oauth_request.scope, disclosure)
         return page(
             "consent.html",
             app=app,
             company=company,
             user=user,
             disclosure=disclosure,
-            items=consent_items(oauth_request.scope, disclosure),
+            items=items,
+            obligations=vendor_obligations(items, server.settings),
             params=sorted(params.items()),
             redirect_uri=grant.redirect_uri,
             csrf_token=csrf_token(session),

@@ -14,6 +14,7 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from appwarden.config import Settings
 from appwarden.marketplace.scopes import MASKED_EXAMPLES, PII_FIELDS, FieldScope, Mode, parse_scope
 
 Session = MutableMapping[str, Any]
@@ -146,3 +147,29 @@ def consent_items(scope: str, disclosure: dict[str, Any] | None = None) -> list[
             }
         )
     return items
+
+
+def vendor_obligations(items: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
+    """What the consent page says the vendor owes once connected: how long it may keep each field it
+    would receive as a value (raw or masked; the days it accepted in review, else the default), the
+    erasure requests it must honour (``company.redact`` so many hours after a disconnection,
+    ``customer.redact``), the days it has to attest an erasure, and the canaries it receives."""
+    kept = []
+    for item in items:
+        parsed = parse_scope(item["scope"])
+        if isinstance(parsed, FieldScope) and parsed.mode in (Mode.RAW, Mode.MASKED):
+            days = item["retention_days"]
+            kept.append(
+                {
+                    "label_ja": item["label_ja"],
+                    "label_en": item["label_en"],
+                    "days": int(days) if days is not None else settings.retention_default_days,
+                    "declared": days is not None,
+                }
+            )
+    return {
+        "retention": kept,
+        "redact_hours": f"{settings.erasure_company_redact_delay_hours:g}",
+        "attestation_days": settings.attestation_deadline_days,
+        "canaries": settings.canaries_per_connection if settings.canary_enabled else 0,
+    }

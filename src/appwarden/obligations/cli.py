@@ -55,9 +55,9 @@ records_app = typer.Typer(
 )
 
 
-def _day(text: str | None, default: date, option: str) -> date:
+def _day(text: str | None, option: str) -> date | None:
     if text is None:
-        return default
+        return None
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -79,46 +79,37 @@ def provision_cmd(
     """The company's records of provision: per app and day, the recipient (the app's vendor), the data
     items, the people (count; the list with --people), the date and the consent on record."""
     from appwarden.db.base import utcnow
-    from appwarden.incident.appi import JST
-    from appwarden.obligations.provision import to_csv, to_markdown
-    from appwarden.obligations.service import provision
+    from appwarden.obligations.service import provision, provision_document, provision_range
 
     if fmt not in ("csv", "pdf"):
         raise InvalidInput(f"unknown format {fmt!r} (choose csv or pdf)", parameter="format")
     if fmt == "pdf" and out_path is None:
         raise InvalidInput("--format pdf needs --out FILE (a PDF is not printed to the terminal)")
-    today = utcnow().astimezone(JST).date()
-    first = _day(since, today.replace(year=today.year - 3), "--from")
-    last = _day(until, today, "--to")
+    first, last = provision_range(utcnow(), _day(since, "--from"), _day(until, "--to"))
     with get_database().session() as session:
-        company_id, records = provision(
-            session, company_ref=company, since=first, until=last, with_people=people
+        if json_mode:
+            company_id, records = provision(
+                session, company_ref=company, since=first, until=last, with_people=people
+            )
+            print_json(
+                {
+                    "company": company_id,
+                    "from": first.isoformat(),
+                    "to": last.isoformat(),
+                    "records": [
+                        r.to_dict() | ({"customers": list(r.customers)} if people else {}) for r in records
+                    ],
+                }
+            )
+            return
+        body, records = provision_document(
+            session, company_ref=company, since=first, until=last, fmt=fmt, with_people=people
         )
-    if json_mode:
-        print_json(
-            {
-                "company": company_id,
-                "from": first.isoformat(),
-                "to": last.isoformat(),
-                "records": [
-                    r.to_dict() | ({"customers": list(r.customers)} if people else {}) for r in records
-                ],
-            }
-        )
-        return
-    if fmt == "pdf":
-        from appwarden.incident.pdf import markdown_to_pdf
-
-        assert out_path is not None
-        markdown = to_markdown(records, company=company_id, since=first, until=last)
-        out_path.write_bytes(markdown_to_pdf(markdown, title=f"第三者提供の記録 {company_id}"))
-        out(False).print(f"wrote {out_path} ({len(records)} records)")
-        return
-    text = to_csv(records, with_people=people)
     if out_path is not None:
-        out_path.write_text(text, encoding="utf-8")
+        out_path.write_bytes(body)
         out(False).print(f"wrote {out_path} ({len(records)} records)")
         return
+    text = body.decode("utf-8")
     sys.stdout.write(text)
     sys.stdout.flush()
 

@@ -18,7 +18,7 @@ from appwarden.marketplace.standing import AppStanding
 from appwarden.marketplace.vendors import profile_of
 from appwarden.obligations import attestation
 from appwarden.obligations.holdings import AppHoldings, HoldingRow, app_holdings
-from appwarden.obligations.provision import ProvisionRecord, provision_records
+from appwarden.obligations.provision import ProvisionRecord, provision_records, to_csv, to_markdown
 from appwarden.platform.directory import customer_cards, customer_of
 from appwarden.platform.service import get_company
 
@@ -88,6 +88,39 @@ def provision(
     return company.public_id, provision_records(
         session, company.id, since=start, until=end, with_people=with_people
     )
+
+
+RECORDS_YEARS = 3  # the records' keeping period (施行規則 第14条), the default range of a listing
+PROVISION_MEDIA = {"csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
+
+
+def provision_range(now: datetime, since: date | None = None, until: date | None = None) -> tuple[date, date]:
+    """The Japan-time days a listing of records covers: the given bounds, else the last three years up
+    to today (``records provision``'s and the console's default)."""
+    today = now.astimezone(JST).date()
+    first = since if since is not None else today.replace(year=today.year - RECORDS_YEARS)
+    return first, until if until is not None else today
+
+
+def provision_document(
+    session: Session, *, company_ref: str, since: date, until: date, fmt: str, with_people: bool = False
+) -> tuple[bytes, list[ProvisionRecord]]:
+    """The records of provision as the file ``records provision --format csv|pdf`` writes (CSV in UTF-8,
+    or the A4 PDF), and the records in it; 400 ``invalid_format`` for another format. The CLI and the
+    store owner's console download both call this, so the two are one document."""
+    if fmt not in PROVISION_MEDIA:
+        raise InvalidInput(
+            f"unknown format {fmt!r} (choose csv or pdf)", parameter="format", code="invalid_format"
+        )
+    company_id, records = provision(
+        session, company_ref=company_ref, since=since, until=until, with_people=with_people
+    )
+    if fmt == "csv":
+        return to_csv(records, with_people=with_people).encode("utf-8"), records
+    from appwarden.incident.pdf import markdown_to_pdf
+
+    markdown = to_markdown(records, company=company_id, since=since, until=until)
+    return markdown_to_pdf(markdown, title=f"第三者提供の記録 {company_id}"), records
 
 
 def person_records(session: Session, ref: str) -> list[dict[str, Any]]:
