@@ -28,7 +28,9 @@ from appwarden.ledger.chain import decode_payload
 from appwarden.ledger.models import LedgerEntry, LedgerHead
 from appwarden.marketplace.models import App
 from appwarden.marketplace.scopes import CUSTOMER_FIELDS, effective_scopes, field_modes
+from appwarden.monitor.models import Alert
 from appwarden.oauth.models import Connection
+from appwarden.obligations.models import ErasureAttestation, ErasureRequest
 from appwarden.platform.models import Company, Customer, Store, User
 from appwarden.platform.service import authenticate_user
 
@@ -100,6 +102,51 @@ def assert_screened_marketplace(settings: Settings, summary: dict[str, Any]) -> 
     assert not [1 for app_id, _ in decided if app_id in (ids["table-order"], ids[INVOICE_PLUS])]
 
 
+def assert_obligations_story(settings: Settings, story: dict[str, Any]) -> None:
+    """The weeks after the traffic, recounted from the tables: three connections revoked by their owners,
+    a signed company.redact for each delivered to the demo's vendor receiver and naming everyone the
+    ledger says the app received from that company; two attestations, one overdue; a canary of the
+    point-hub connection mailed after its erasure was attested raised erasure_contradicted with it."""
+    assert set(story["disconnected"]) == {"booking-go", "loyalty-stamp", "point-hub"}
+    assert story["webhooks_received"] == sorted(story["disconnected"]) and story["unsigned_refused"] == 0
+    states = {r["app"]: (r["topic"], r["status"], r["attestation"]) for r in story["requests"]}
+    assert states == {
+        "booking-go": ("company.redact", "delivered", "attested"),
+        "point-hub": ("company.redact", "delivered", "attested"),
+        "loyalty-stamp": ("company.redact", "delivered", "overdue"),
+    }
+    with get_database(settings).session() as session:
+        apps = {a.id: a.slug for a in session.scalars(select(App))}
+        for slug, public_id in story["disconnected"].items():
+            conn = session.scalar(select(Connection).where(Connection.public_id == public_id))
+            assert conn is not None and apps[conn.app_id] == slug and conn.status == "revoked"
+            request = session.scalar(select(ErasureRequest).where(ErasureRequest.app_id == conn.app_id))
+            assert request is not None and request.payload["connection"] == public_id
+            ids: set[int] = set()
+            for e in session.scalars(
+                select(LedgerEntry).where(
+                    LedgerEntry.app_id == conn.app_id, LedgerEntry.company_id == conn.company_id
+                )
+            ):
+                for bitmap in decode_payload(e.payload).values():
+                    ids.update(bitmap)
+            received = set(session.scalars(select(Customer.public_id).where(Customer.id.in_(ids))))
+            assert sorted(request.payload["customers"]) == sorted(received) and received
+        attested = {apps[a.app_id] for a in session.scalars(select(ErasureAttestation))}
+        assert attested == {"booking-go", "point-hub"}
+        alerts = {
+            (apps[a.app_id], a.detector): a
+            for a in session.scalars(
+                select(Alert).where(Alert.detector.in_(["erasure_contradicted", "attestation_overdue"]))
+            )
+        }
+    assert set(alerts) == {("point-hub", "erasure_contradicted"), ("loyalty-stamp", "attestation_overdue")}
+    contradicted = alerts[("point-hub", "erasure_contradicted")]
+    assert contradicted.severity == "high" and story["canary_mailed"]
+    assert contradicted.observed["canary"] == story["canary_mailed"]["customer"]
+    assert contradicted.observed["contacted_at"] == story["calendar"]["canary_mailed"]
+
+
 def test_small_demo_json_matches_the_database(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     summary = _demo_json(capsys, "--companies", "3", "--stores", "6", "--customers", "600", "--seed", "11")
 
@@ -133,6 +180,7 @@ def test_small_demo_json_matches_the_database(settings: Settings, capsys: pytest
     # Some owners unticked a field, and the ledger shows they were respected (checked above).
     assert unticked >= 1
     assert_screened_marketplace(settings, summary)
+    assert_obligations_story(settings, summary["obligations"])
     invoice = next(a for a in summary["apps"] if a["slug"] == INVOICE_PLUS)
     assert (
         set(invoice["fields"]) == {"name", "phone"} and invoice["fields"]["phone"] < invoice["fields"]["name"]

@@ -23,6 +23,7 @@ from appwarden.demo.console_logins import console_logins
 from appwarden.demo.fresh import fresh_database
 from appwarden.demo.generator import build_platform
 from appwarden.demo.leak import write_leak
+from appwarden.demo.obligations import run_story
 from appwarden.demo.screening import (
     EXTRAS,
     INVOICING_VOLUME,
@@ -222,6 +223,11 @@ def _build_and_drive(
         }
     result["marketplace"] = marketplace_states(db, now=utcnow())
     result["restricted_by_audit"] = restricted
+    # Then the weeks after: owners disconnect, vendors are asked to erase, attest, or do not.
+    owners = [login["username"] for login in logins]
+    result["obligations"] = run_story(
+        db, settings, monitor_of(app), plan, built.company_ids, owners, t0=utcnow()
+    )
     with db.session() as session:
         leak = write_leak(session, settings.data_dir)
     result["leak"] = None if leak is None else str(leak)

@@ -136,6 +136,9 @@ def render(summary: dict[str, Any], console: Console) -> None:
             f"monitor ({m['mode']}): {m['alerts_raised']} alerts; first on {INVOICE_PLUS} at "
             f"{m['first_alert_at']}, the dump appeared {m['leaked_at']}"
         )
+    story = summary.get("obligations")
+    if story:
+        render_obligations(story, console)
     logins = Table(title="Company owner logins (demo data only)")
     for column in ("company", "company_id", "username", "password"):
         logins.add_column(column)
@@ -153,6 +156,31 @@ def render(summary: dict[str, Any], console: Console) -> None:
         console.print(people)
     console.print(f"admin API key: {summary['admin_api_key']}")
     console.print(f"built in {summary['elapsed_seconds']:.1f} s")
+
+
+def render_obligations(story: dict[str, Any], console: Console) -> None:
+    """The weeks after the traffic (``demo.obligations``): who disconnected, what each vendor received
+    and attested, and what the monitor raised."""
+    console.print(
+        "[bold]vendor obligations[/bold] (the demo's calendar runs on after the traffic): disconnected "
+        + ", ".join(f"{slug} ({conn})" for slug, conn in story["disconnected"].items())
+    )
+    table = Table(title="Erasure requests, signed webhooks to the vendors' receiver")
+    for column in ("request", "app", "topic", "delivery", "attestation"):
+        table.add_column(column)
+    for request in story["requests"]:
+        table.add_row(
+            request["id"], request["app"], request["topic"], request["status"], request["attestation"]
+        )
+    console.print(table)
+    if story["canary_mailed"]:
+        mailed = story["canary_mailed"]
+        console.print(
+            f"mail reached {mailed['email']} ({mailed['customer']}), a canary the vendor attested erased"
+        )
+    for alert in story["alerts"]:
+        console.print(f"alert [bold]{alert['detector']}[/bold] ({alert['severity']}) on {alert['app']}")
+    console.print("see [bold]appwarden erasure attestations[/bold] and [bold]appwarden alerts list[/bold]")
 
 
 RAW_IDENTITY = ("name", "phone")
