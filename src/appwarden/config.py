@@ -181,6 +181,9 @@ class Settings(BaseSettings):
     erasure_company_redact_delay_hours: float = Field(
         default=48.0, ge=0, description="Hours after a disconnection before company.redact is sent."
     )
+    erasure_retention_batch_size: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Most people named in one retention.expired request."
+    )
 
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600

@@ -1,15 +1,22 @@
-"""Vendor obligations over HTTP: ``GET /admin/holdings`` (admin key), the same rows as the CLI."""
+"""Vendor obligations over HTTP (admin key), the same rows as the CLI: ``GET /admin/holdings``,
+``GET /admin/erasure-requests`` and ``POST /admin/erasure-requests`` (a person's erasure or disclosure
+request, raised to every app that received them)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import ConfigDict, Field
 
 from appwarden.db.base import utcnow
+from appwarden.obligations.erasure import list_requests
+from appwarden.obligations.erasure_triggers import person_requests
 from appwarden.obligations.service import holdings
+from appwarden.obligations.vocabulary import ErasureStatus, ErasureTopic
 from appwarden.web.deps import AdminDep, DatabaseDep
 from appwarden.web.problems import ADMIN_AUTH, problem_responses
+from appwarden.web.text import Body
 
 router = APIRouter(prefix="/admin", tags=["admin: obligations"], responses=problem_responses(ADMIN_AUTH))
 
@@ -31,3 +38,50 @@ def list_holdings(
     """Per app × company × field: ``may_hold`` and ``should_not_hold`` people, with the retention."""
     with db.session() as session:
         return [row.to_dict() for row in holdings(session, app_ref=app, company_ref=company, now=utcnow())]
+
+
+@router.get(
+    "/erasure-requests",
+    responses=problem_responses({404: "`app_not_found`: no app has this reference."}),
+)
+def list_erasure_requests(
+    actor: AdminDep,
+    db: DatabaseDep,
+    app: Annotated[
+        str | None, Query(max_length=200, description="Only this app (slug or client id).")
+    ] = None,
+    status: Annotated[ErasureStatus | None, Query(description="Only requests in this state.")] = None,
+) -> list[dict[str, Any]]:
+    """Every erasure request owed to vendors (of one app, in one state), newest first: the rows of
+    ``appwarden erasure list --json``."""
+    with db.session() as session:
+        return [row.to_dict() for row in list_requests(session, app_ref=app, status=status)]
+
+
+class PersonRequestIn(Body):
+    """A person's request, raised to every app the ledger says received them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: Literal["customer.redact", "customer.data_request"]
+    customer: str = Field(
+        min_length=1, max_length=320, description="Customer id (cus_…), phone number or e-mail address."
+    )
+
+
+@router.post(
+    "/erasure-requests",
+    status_code=201,
+    responses=problem_responses(
+        {
+            404: "`customer_not_found`: no customer matches.",
+            422: "`invalid_parameter`: malformed body, or the customer is not an id, phone or address.",
+        }
+    ),
+)
+def raise_person_request(body: PersonRequestIn, actor: AdminDep, db: DatabaseDep) -> list[dict[str, Any]]:
+    """Owe ``customer.redact`` or ``customer.data_request`` to every app that received the person; the
+    requests (those already owed too: raising it again makes none), as ``GET`` lists them."""
+    with db.session() as session:
+        ids = person_requests(session, body.customer, ErasureTopic(body.topic), now=utcnow(), actor=actor)
+        return [row.to_dict() for row in list_requests(session, public_ids=ids)]
