@@ -99,6 +99,8 @@ def set_endpoint(
         )
     else:
         endpoint.url, endpoint.sealed_secret, endpoint.updated_at = url, sealed, now
+        # A new URL and secret void the review's check: it must pass again for the new endpoint.
+        endpoint.check_passed = endpoint.check_reason = endpoint.checked_at = None
     # The event names the host only: a URL may carry a credential in its path or query.
     record(session, EventTag.VENDOR_ENDPOINT_SET, actor=actor, app_id=app.id, host=parts.hostname)
     return app.slug, secret

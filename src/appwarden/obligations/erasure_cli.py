@@ -159,3 +159,28 @@ def set_endpoint(
     console = out(False)
     console.print(f"erasure endpoint of {slug} set; its signing secret (shown this once):", highlight=False)
     typer.echo(secret)
+
+
+@erasure_app.command("check")
+def check(
+    app_ref: Annotated[str, typer.Argument(help="The app (slug or client id).")],
+    actor: Annotated[str, typer.Option(help="Who runs the check (recorded in the event).")] = "cli",
+    json_mode: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+) -> None:
+    """The review's check: a signed endpoint.test must get 2xx, an unsigned and a wrongly signed one 401.
+    Exits 1 when the check fails (the outcome is recorded either way)."""
+    import httpx
+
+    from appwarden.config import get_settings
+    from appwarden.db.base import utcnow
+    from appwarden.obligations.endpoint_check import check_endpoint
+
+    with get_database().session() as session, httpx.Client() as client:
+        outcome = check_endpoint(session, get_settings(), app_ref, client, actor=actor, now=utcnow())
+    if json_mode:
+        print_json(outcome.to_dict())
+    else:
+        verdict = "passed" if outcome.passed else "FAILED"
+        out(False).print(f"erasure endpoint of {outcome.app} {verdict}: {outcome.reason}", highlight=False)
+    if not outcome.passed:
+        raise typer.Exit(1)
