@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from appwarden.cli import run
@@ -121,3 +122,23 @@ def test_no_endpoint_is_a_conflict_and_the_cli_exits_1_on_a_failed_check(
     register(db, settings, receiver.url)
     assert run(["erasure", "check", "invoice-plus"]) == 1  # the plain receiver accepts everything
     assert "FAILED: the unsigned call answered 204, not 401" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_admin_api_runs_the_check(
+    settings: Settings, db: Database, world: World, client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    path = "/admin/apps/invoice-plus/erasure-endpoint/check"
+    assert client.post(path).status_code == 401
+    answer = client.post(path, headers=admin_headers)
+    assert answer.status_code == 409 and answer.json()["code"] == "no_erasure_endpoint"
+    missing = client.post("/admin/apps/no-such-app/erasure-endpoint/check", headers=admin_headers)
+    assert missing.status_code == 404 and missing.json()["code"] == "app_not_found"
+    secrets: dict[str, str] = {}
+    url, stop = start(secrets)  # the wall clock: the API checks at the real now
+    try:
+        secrets["invoice-plus"] = register(db, settings, f"{url}/invoice-plus")
+        answer = client.post(path, headers=admin_headers)
+    finally:
+        stop()
+    assert answer.status_code == 200 and answer.json()["passed"] is True
+    assert gate(db, world) == (True, "the erasure endpoint passed its check")

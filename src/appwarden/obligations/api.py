@@ -1,20 +1,23 @@
 """Vendor obligations over HTTP (admin key), the same rows as the CLI: ``GET /admin/holdings``,
-``GET /admin/erasure-requests`` and ``POST /admin/erasure-requests`` (a person's erasure or disclosure
-request, raised to every app that received them)."""
+``GET /admin/erasure-requests``, ``POST /admin/erasure-requests`` (a person's erasure or disclosure
+request, raised to every app that received them) and ``POST /admin/apps/{slug}/erasure-endpoint/check``
+(the review's check of the vendor's endpoint)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+import httpx
+from fastapi import APIRouter, Path, Query
 from pydantic import ConfigDict, Field
 
 from appwarden.db.base import utcnow
+from appwarden.obligations.endpoint_check import check_endpoint
 from appwarden.obligations.erasure import list_requests
 from appwarden.obligations.erasure_triggers import person_requests
 from appwarden.obligations.service import holdings
 from appwarden.obligations.vocabulary import ErasureStatus, ErasureTopic
-from appwarden.web.deps import AdminDep, DatabaseDep
+from appwarden.web.deps import AdminDep, DatabaseDep, SettingsDep
 from appwarden.web.problems import ADMIN_AUTH, problem_responses
 from appwarden.web.text import Body
 
@@ -85,3 +88,24 @@ def raise_person_request(body: PersonRequestIn, actor: AdminDep, db: DatabaseDep
     with db.session() as session:
         ids = person_requests(session, body.customer, ErasureTopic(body.topic), now=utcnow(), actor=actor)
         return [row.to_dict() for row in list_requests(session, public_ids=ids)]
+
+
+@router.post(
+    "/apps/{slug}/erasure-endpoint/check",
+    responses=problem_responses(
+        {
+            404: "`app_not_found`: no app has this reference.",
+            409: "`no_erasure_endpoint`: the vendor has registered no endpoint for the app.",
+        }
+    ),
+)
+def check_erasure_endpoint(
+    actor: AdminDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    slug: Annotated[str, Path(max_length=200, description="The app (slug or client id).")],
+) -> dict[str, Any]:
+    """The review's check: a signed ``endpoint.test`` must get 2xx, an unsigned and a wrongly signed one
+    401. The outcome (``passed``, ``reason``, ``checked_at``) is recorded and returned (200 either way)."""
+    with db.session() as session, httpx.Client() as client:
+        return check_endpoint(session, settings, slug, client, actor=actor, now=utcnow()).to_dict()
