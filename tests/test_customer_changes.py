@@ -30,6 +30,7 @@ from appwarden.cli import run
 from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.errors import InvalidInput
+from appwarden.obligations.erasure_triggers import customer_deleted
 from appwarden.platform import customer_changes
 from appwarden.platform import service as platform
 from appwarden.platform.models import Company, Customer, StoreMembers
@@ -134,7 +135,8 @@ def test_importing_appwarden_registers_no_hook() -> None:
         "print(len(before), len(registered()))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["0", "1"]  # nothing on import; wire() registers once, idempotently
+    # Nothing on import; wire() registers each answer once (blind index, erasure owed), idempotently.
+    assert out.stdout.split() == ["0", "2"]
 
 
 @pytest.fixture
@@ -144,15 +146,16 @@ def unwired(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("unwired")
-def test_entry_points_wire_the_blind_index(settings: Settings, db: Database) -> None:
+def test_entry_points_wire_the_blind_index_and_the_erasure_owed(settings: Settings, db: Database) -> None:
     assert customer_changes.registered() == ()
     create_app(settings, db)
-    assert customer_changes.registered() == (refresh_changed_customers,)
+    both = (refresh_changed_customers, customer_deleted)
+    assert customer_changes.registered() == both
     customer_changes.customers_changed._answers.clear()
     assert run(["--help"]) == 0
-    assert customer_changes.registered() == (refresh_changed_customers,)
+    assert customer_changes.registered() == both
     wiring.wire()
-    assert customer_changes.registered() == (refresh_changed_customers,)
+    assert customer_changes.registered() == both
 
 
 def test_an_unwired_customer_write_is_refused(world: World, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,13 +25,14 @@ from appwarden.monitor import obligation_checks as monitor_obligation_checks
 from appwarden.monitor import probing as monitor_probing
 from appwarden.monitor.risk import risk_fact
 from appwarden.oauth import service as oauth_service
+from appwarden.obligations.erasure_triggers import customer_deleted
 from appwarden.obligations.service import holdings_fact
 from appwarden.platform import customer_changes
 from conftest import World
 
 # Every announcement in the code base (by name) and the answers wire() gives it, in order.
 EXPECTED = {
-    "customers changed": [refresh_changed_customers],
+    "customers changed": [refresh_changed_customers, customer_deleted],
     "connection granted": [canary_service.connection_granted],
     "incident opened": [canary_alerts.attach_pending_alerts],
     "canary contacted": [monitor_canary.canary_contacted],
@@ -89,6 +90,6 @@ def test_an_unwired_incident_opening_writes_nothing(world: World, monkeypatch: p
 
 def test_this_test_process_is_wired_like_an_entry_point() -> None:
     wiring.wire()  # again: still one answer each
-    assert customer_changes.customers_changed.registered() == (refresh_changed_customers,)
+    assert customer_changes.customers_changed.registered() == (refresh_changed_customers, customer_deleted)
     assert oauth_service.connection_granted.registered() == (canary_service.connection_granted,)
     assert incident_service.incident_opened.registered() == (canary_alerts.attach_pending_alerts,)

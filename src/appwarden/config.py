@@ -189,6 +189,9 @@ class Settings(BaseSettings):
     attestation_grace_days: int = Field(
         default=14, ge=0, le=365, description="Days past the deadline before an app is restricted."
     )
+    erasure_retention_batch_size: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Most people named in one retention.expired request."
+    )
 
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600

@@ -3,7 +3,8 @@
 A package imports only the packages below it (the layers contract in ``pyproject.toml``), yet six
 writes must be answered in the same transaction by a package above the writer:
 
-- a customer write (``platform.customer_changes``) refreshes the blind index (``blind_index``);
+- a customer write (``platform.customer_changes``) refreshes the blind index (``blind_index``), and a
+  deleted customer is owed a ``customer.redact`` by every app that received them (``obligations``);
 - an owner's consent (``oauth.service.connection_granted``) issues the connection's canaries (``canary``);
 - an opened incident (``incident.service.incident_opened``) takes the canary alerts raised before it;
 - a canary contact (``canary.alerts.canary_contacted``) joins the monitor's alert stream (``monitor``);
@@ -43,6 +44,7 @@ from appwarden.monitor.obligation_checks import dump_canaries_found as monitor_d
 from appwarden.monitor.probing import token_reused as monitor_token_reused
 from appwarden.monitor.risk import risk_fact
 from appwarden.oauth.service import connection_granted, token_reused
+from appwarden.obligations.erasure_triggers import customer_deleted
 from appwarden.obligations.service import holdings_fact
 from appwarden.platform.customer_changes import on_customers_changed
 
@@ -50,6 +52,7 @@ from appwarden.platform.customer_changes import on_customers_changed
 def wire() -> None:
     """Register every answer to every announcement. Idempotent: call it from each entry point."""
     on_customers_changed(refresh_changed_customers)
+    on_customers_changed(customer_deleted)
     connection_granted.register(canary_service.connection_granted)
     incident_opened.register(canary_alerts.attach_pending_alerts)
     canary_alerts.canary_contacted.register(monitor_canary_contacted)

@@ -33,7 +33,7 @@ from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.demo.catalog import Plan
 from appwarden.demo.summary import alerts_by_app
-from appwarden.demo.vendor_receiver import VendorReceiver
+from appwarden.demo.vendor_receiver import Received, start
 from appwarden.marketplace import standing
 from appwarden.monitor.runtime import Monitor
 from appwarden.oauth.connections import company_connections, disconnect
@@ -125,17 +125,17 @@ def run_story(
 ) -> dict[str, Any]:
     """The weeks after the traffic (see the module's text); what happened, for the demo's summary."""
     when = Calendar.after(t0, settings)
-    clock = {"now": when.delivered}
-    receiver = VendorReceiver(clock=lambda: clock["now"].timestamp()).start()
+    secrets: dict[str, str] = {}
+    received: list[Received] = []
+    url, stop = start(secrets, clock=when.delivered.timestamp, received=received)
     try:
         picks = story_connections(plan)
         disconnected: dict[str, str] = {}
         with db.session() as session:
             for slug, company in picks.items():
-                _, secret = set_endpoint(
-                    session, settings, slug, receiver.endpoint(slug), actor="demo", now=t0
+                _, secrets[slug] = set_endpoint(
+                    session, settings, slug, f"{url}/{slug}", actor="demo", now=t0
                 )
-                receiver.secrets[slug] = secret
                 connection = _disconnect(
                     session, company_ids[company], slug, owners[company], when.disconnected
                 )
@@ -175,7 +175,7 @@ def run_story(
                 _mail_canary(db, settings, mailed["email"], when.canary_mailed)
         monitor.run_once(when.checked)
     finally:
-        receiver.stop()
+        stop()
     alerts = [
         {k: a[k] for k in ("id", "detector", "severity", "app", "company", "observed", "raised_at")}
         for a in alerts_by_app(db)
@@ -183,8 +183,8 @@ def run_story(
     ]
     return {
         "disconnected": disconnected,
-        "webhooks_received": sorted({r["app"] for r in receiver.received}),
-        "unsigned_refused": receiver.refused,
+        "webhooks_received": sorted({r.app for r in received if r.status < 300}),
+        "unsigned_refused": sum(1 for r in received if r.status == 401),
         "requests": [
             {"id": r.request, "app": r.app, "topic": r.topic, "status": r.status, "attestation": r.state}
             for r in _attestations(db, settings, when.checked)

@@ -78,6 +78,8 @@ class EventTag(StrEnum):
     VENDOR_ERASURE_FAILED = "vendor:erasure:delivery-failed"
     VENDOR_ERASURE_DEAD = "vendor:erasure:dead-lettered"
     VENDOR_ENDPOINT_SET = "vendor:erasure-endpoint:set"
+    VENDOR_ENDPOINT_CHECKED = "vendor:erasure-endpoint:checked"
+    VENDOR_ENDPOINT_CHECK_FAILED = "vendor:erasure-endpoint:check-failed"
     VENDOR_ERASURE_ATTESTED = "vendor:erasure:attested"
     MONITOR_ALERT_RAISED = "monitor:alert:raised"
     MONITOR_ALERT_ACKNOWLEDGED = "monitor:alert:acknowledged"

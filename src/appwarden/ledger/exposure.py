@@ -11,7 +11,8 @@ own session (one snapshot for everything they read):
 - :func:`people_held` — how many distinct people each app holds, and how many of them raw (risk);
 - :func:`received_by_company` — an app's people per company, field and mode, as counts (its page);
 - :func:`received_per_app` and :func:`received_after` — each app's people, all of them or those delivered
-  after a cutoff per field (what a vendor may still hold under its retention).
+  after a cutoff per field (what a vendor may still hold under its retention);
+- :func:`received_of_person` — the apps that received one person, and what (the erasure requests owed).
 
 Bitmap rows are read as plain-column tuples, on PostgreSQL in binary format (:func:`blob_rows`).
 """
@@ -270,3 +271,16 @@ def received_after(session: Session, app_id: int, cutoffs: Mapping[str, datetime
             if cutoff is not None and recorded_at > cutoff:
                 _or_into(per_company, company_id, key, BitMap.deserialize(bytes(raw)))
     return per_company
+
+
+def received_of_person(session: Session, company_id: int, customer_id: int) -> dict[int, set[Key]]:
+    """Every app that received this person (any mode), with the (field, mode) keys it received, from the
+    index alone: it answers for a customer already deleted from ``customers`` too (an erasure owed)."""
+    found: dict[int, set[Key]] = {}
+    query = select(LedgerIndex.app_id, LedgerIndex.field, LedgerIndex.mode, LedgerIndex.bitmap).where(
+        LedgerIndex.company_id == company_id
+    )
+    for app_id, field_name, mode, blob in blob_stream(session.connection(), query):
+        if customer_id in BitMap.deserialize(bytes(blob)):
+            found.setdefault(app_id, set()).add((field_name, mode))
+    return found

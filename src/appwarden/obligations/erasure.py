@@ -13,6 +13,7 @@ owes a ``company.redact`` to the app for every connection its company revoked at
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,6 +99,8 @@ def set_endpoint(
         )
     else:
         endpoint.url, endpoint.sealed_secret, endpoint.updated_at = url, sealed, now
+        # A new URL and secret void the review's check: it must pass again for the new endpoint.
+        endpoint.check_passed = endpoint.check_reason = endpoint.checked_at = None
     # The event names the host only: a URL may carry a credential in its path or query.
     record(session, EventTag.VENDOR_ENDPOINT_SET, actor=actor, app_id=app.id, host=parts.hostname)
     return app.slug, secret
@@ -204,11 +207,22 @@ def schedule_company_redacts(session: Session, settings: Settings, now: datetime
     return created
 
 
-def list_requests(session: Session, *, app_ref: str | None = None) -> list[ErasureView]:
-    """Every erasure request (of one app), newest first; 404 ``app_not_found``."""
+def list_requests(
+    session: Session,
+    *,
+    app_ref: str | None = None,
+    status: ErasureStatus | None = None,
+    public_ids: Collection[str] | None = None,
+) -> list[ErasureView]:
+    """Every erasure request (of one app, in one status, among ``public_ids``), newest first;
+    404 ``app_not_found``."""
     query = select(ErasureRequest).order_by(ErasureRequest.id.desc())
     if app_ref is not None:
         query = query.where(ErasureRequest.app_id == standing.find(session, app_ref).id)
+    if status is not None:
+        query = query.where(ErasureRequest.status == status.value)
+    if public_ids is not None:
+        query = query.where(ErasureRequest.public_id.in_(sorted(public_ids)))
     rows = list(session.scalars(query))
     apps = standing.standings(session, {r.app_id for r in rows})
     companies = company_names(session, {r.company_id for r in rows if r.company_id is not None})

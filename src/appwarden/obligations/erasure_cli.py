@@ -1,14 +1,19 @@
-"""``appwarden erasure list|deliver|set-endpoint``: erasure requests owed to vendors, and their endpoints."""
+"""``appwarden erasure list|deliver|worker|customer|data-request|set-endpoint``: erasure requests owed to
+vendors, and their endpoints."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from appwarden.db.session import get_database
+from appwarden.obligations.vocabulary import ErasureStatus, ErasureTopic
 from appwarden.terminal import out, print_json
+
+if TYPE_CHECKING:
+    from appwarden.obligations.erasure import ErasureView
 
 erasure_app = typer.Typer(
     help="Erasure requests to vendors (company.redact 48 h after a disconnection, …), signed webhooks.",
@@ -19,13 +24,20 @@ erasure_app = typer.Typer(
 @erasure_app.command("list")
 def list_requests(
     app_ref: Annotated[str | None, typer.Option("--app", help="Only this app (slug or client id).")] = None,
+    status: Annotated[
+        ErasureStatus | None, typer.Option("--status", help="Only requests in this state.")
+    ] = None,
     json_mode: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
 ) -> None:
     """Every erasure request (of one app), newest first, with its delivery state."""
     from appwarden.obligations.erasure import list_requests as compute
 
     with get_database().session() as session:
-        rows = compute(session, app_ref=app_ref)
+        rows = compute(session, app_ref=app_ref, status=status)
+    _print_rows(rows, json_mode)
+
+
+def _print_rows(rows: list[ErasureView], json_mode: bool) -> None:
     if json_mode:
         print_json([row.to_dict() for row in rows])
         return
@@ -66,6 +78,69 @@ def deliver() -> None:
         f"scheduled {len(scheduled)} company.redact; delivered {run.delivered}, "
         f"failed {run.failed} (retried later), dead-lettered {run.dead}"
     )
+
+
+@erasure_app.command("worker")
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="One turn, then exit (cron, tests).")] = False,
+    interval: Annotated[float, typer.Option("--interval", min=1.0, help="Seconds between two turns.")] = 60.0,
+) -> None:
+    """Each turn: owe the due company.redact and retention.expired requests, then send every due one."""
+    import time
+
+    import httpx
+
+    from appwarden.config import get_settings
+    from appwarden.db.base import utcnow
+    from appwarden.obligations.erasure_worker import turn
+
+    settings, db = get_settings(), get_database()
+    console = out(False)
+    with httpx.Client() as client:
+        while True:
+            result = turn(db, settings, utcnow(), client)
+            console.print(result.line(), highlight=False)
+            if once:
+                return
+            time.sleep(interval)  # the only wait; a turn itself is driven by the injected clock
+
+
+def _person(topic: ErasureTopic, customer: str, actor: str, json_mode: bool) -> None:
+    from appwarden.db.base import utcnow
+    from appwarden.obligations.erasure import list_requests as compute
+    from appwarden.obligations.erasure_triggers import person_requests
+
+    with get_database().session() as session:
+        ids = person_requests(session, customer, topic, now=utcnow(), actor=actor)
+        rows = compute(session, public_ids=ids)
+    if not json_mode and not rows:
+        out(False).print(f"no app received this person's data: no {topic} is owed")
+        return
+    _print_rows(rows, json_mode)
+
+
+@erasure_app.command("customer")
+def customer_redact(
+    customer: Annotated[
+        str, typer.Argument(metavar="CUSTOMER", help="Customer id (cus_…), phone or e-mail.")
+    ],
+    actor: Annotated[str, typer.Option(help="Who raises it (recorded in the event).")] = "cli",
+    json_mode: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+) -> None:
+    """The person asked to be erased: owe customer.redact to every app that received them."""
+    _person(ErasureTopic.CUSTOMER_REDACT, customer, actor, json_mode)
+
+
+@erasure_app.command("data-request")
+def data_request(
+    customer: Annotated[
+        str, typer.Argument(metavar="CUSTOMER", help="Customer id (cus_…), phone or e-mail.")
+    ],
+    actor: Annotated[str, typer.Option(help="Who raises it (recorded in the event).")] = "cli",
+    json_mode: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+) -> None:
+    """The person asked what the vendors hold: owe customer.data_request to every app that received them."""
+    _person(ErasureTopic.CUSTOMER_DATA_REQUEST, customer, actor, json_mode)
 
 
 @erasure_app.command("set-endpoint")
@@ -118,3 +193,28 @@ def attestations(
     console.print(table)
     if not rows:
         console.print("no erasure request asks any vendor to erase")
+
+
+@erasure_app.command("check")
+def check(
+    app_ref: Annotated[str, typer.Argument(help="The app (slug or client id).")],
+    actor: Annotated[str, typer.Option(help="Who runs the check (recorded in the event).")] = "cli",
+    json_mode: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+) -> None:
+    """The review's check: a signed endpoint.test must get 2xx, an unsigned and a wrongly signed one 401.
+    Exits 1 when the check fails (the outcome is recorded either way)."""
+    import httpx
+
+    from appwarden.config import get_settings
+    from appwarden.db.base import utcnow
+    from appwarden.obligations.endpoint_check import check_endpoint
+
+    with get_database().session() as session, httpx.Client() as client:
+        outcome = check_endpoint(session, get_settings(), app_ref, client, actor=actor, now=utcnow())
+    if json_mode:
+        print_json(outcome.to_dict())
+    else:
+        verdict = "passed" if outcome.passed else "FAILED"
+        out(False).print(f"erasure endpoint of {outcome.app} {verdict}: {outcome.reason}", highlight=False)
+    if not outcome.passed:
+        raise typer.Exit(1)

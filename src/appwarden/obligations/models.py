@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appwarden.db.base import Base, UTCDateTime, public_id, utcnow
@@ -30,6 +30,10 @@ class VendorEndpoint(Base):
     sealed_secret: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The review's check of this endpoint (``obligations.endpoint_check``); a new URL or secret voids it.
+    check_passed: Mapped[bool | None] = mapped_column(Boolean)
+    check_reason: Mapped[str | None] = mapped_column(String(500))
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ErasureRequest(Base):

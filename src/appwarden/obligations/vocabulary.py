@@ -12,6 +12,7 @@ class ErasureTopic(StrEnum):
     CUSTOMER_REDACT = "customer.redact"  # one person asked to be erased
     CUSTOMER_DATA_REQUEST = "customer.data_request"  # one person asked what the vendor holds
     RETENTION_EXPIRED = "retention.expired"  # people held past the retention the vendor accepted
+    ENDPOINT_TEST = "endpoint.test"  # the review's check of the endpoint (no outbox row)
 
 
 # The topics that ask the vendor to erase (and so to attest it); a data request asks for disclosure.

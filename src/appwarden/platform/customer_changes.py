@@ -44,6 +44,8 @@ class CustomerChange:
     fields: frozenset[str] = frozenset()
     loaded: bool = False
     progress: Progress | None = None
+    # The deleted customers' public ids (the rows are gone when hooks run: an erasure request names them).
+    deleted_public_ids: tuple[str, ...] = ()
 
     def touches(self, fields: frozenset[str] | set[str] | tuple[str, ...]) -> list[int]:
         """The customers whose ``fields`` may have changed: every added, deleted and (when one of

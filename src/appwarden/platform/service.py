@@ -171,11 +171,16 @@ def delete_customer(session: Session, customer_id: int) -> None:
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}", code="customer_not_found")
-    company_id = customer.company_id
+    company_id, public_id = customer.company_id, customer.public_id
     session.delete(customer)
     session.flush()
     refresh_store_members(session, [customer_id], [company_id])
-    notify(session, CustomerChange(deleted=(customer_id,), companies=frozenset({company_id})))
+    notify(
+        session,
+        CustomerChange(
+            deleted=(customer_id,), companies=frozenset({company_id}), deleted_public_ids=(public_id,)
+        ),
+    )
 
 
 def customers_loaded(
