@@ -7,8 +7,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from appwarden.db.base import utcnow
 from appwarden.db.session import Database
+from appwarden.demo.vendor_receiver import start
 from appwarden.marketplace.vendors import create_vendor
+from appwarden.obligations.erasure import set_endpoint
 from appwarden.platform.staff import create_staff
 from appwarden.screening.questionnaire import QUESTIONS
 
@@ -126,8 +129,27 @@ def approve(
     client: TestClient, slug: str, reviewer_key: str, admin_headers: dict[str, str], **weaken: str
 ) -> Any:
     sheet = client.get(f"/admin/reviews/{slug}", headers=admin_headers).json()
+    pass_endpoint_check(client, slug, admin_headers)
     return client.post(
         f"/admin/reviews/{slug}/approve",
         headers={"Authorization": f"Bearer {reviewer_key}"},
         json=checklist(sheet, **weaken),
     )
+
+
+def pass_endpoint_check(client: TestClient, slug: str, admin_headers: dict[str, str]) -> dict[str, Any]:
+    """Give ``slug`` an erasure endpoint that answers as a vendor must (a real receiver verifying the
+    signature), and have the review's check pass, so the last approval may list the app."""
+    settings, db = client.app.state.settings, client.app.state.db  # type: ignore[attr-defined]
+    secrets: dict[str, str] = {}
+    url, stop = start(secrets)
+    try:
+        with db.session() as session:
+            _, secrets[slug] = set_endpoint(
+                session, settings, slug, f"{url}/{slug}", actor="test", now=utcnow()
+            )
+        answer = client.post(f"/admin/apps/{slug}/erasure-endpoint/check", headers=admin_headers)
+    finally:
+        stop()
+    assert answer.status_code == 200 and answer.json()["passed"], answer.text
+    return dict(answer.json())

@@ -14,10 +14,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from appwarden.config import Settings
+from appwarden.db.base import utcnow
 from appwarden.db.session import Database
+from appwarden.demo.vendor_receiver import start
 from appwarden.events.models import SecurityEvent
 from appwarden.marketplace import versions
 from appwarden.marketplace.standing import find
+from appwarden.obligations.erasure import set_endpoint
 from console_screening import PDF, SLUG, WHY, add_reviewers, submitted_app
 from console_world import PASSWORD, ConsoleWorld, build_console_world, form_token, sign_in
 
@@ -50,6 +53,30 @@ def decision_form(html: str, **verdicts: str) -> dict[str, str]:
         data[f"question_{j}"] = question
         data[f"ok_{j}"] = "on"
     return data
+
+
+def check_endpoint_from_the_sheet(reviewer: TestClient, cw: ConsoleWorld) -> None:
+    """The vendor registers an endpoint that answers as it must (a real receiver verifying signatures);
+    the reviewer presses "Run the check" on the sheet, which then says it passed."""
+    secrets: dict[str, str] = {}
+    url, stop = start(secrets)
+    try:
+        with cw.db.session() as session:
+            settings = reviewer.app.state.settings  # type: ignore[attr-defined]
+            _, secrets[SLUG] = set_endpoint(
+                session, settings, SLUG, f"{url}/{SLUG}", actor="vendor", now=utcnow()
+            )
+        sheet = reviewer.get(f"/console/reviews/{SLUG}").text
+        assert 'data-ready="no"' in sheet
+        ran = reviewer.post(
+            f"/console/reviews/{SLUG}/endpoint-check",
+            data={"csrf_token": form_token(sheet)},
+            follow_redirects=False,
+        )
+    finally:
+        stop()
+    assert ran.status_code == 303 and "checked=1" in ran.headers["location"]
+    assert 'data-ready="yes"' in reviewer.get(ran.headers["location"]).text
 
 
 def decide(
@@ -131,7 +158,13 @@ def test_weaker_mode_then_a_second_reviewer_signs_off_and_the_weaker_mode_is_sto
     own = decide(person(client, "vendor-a-reviewer"))
     assert own.status_code == 403 and "ベンダーに所属" in own.text
     assert [e.actor for e in decided_events(cw.db)] == ["reviewer1"]
-    second = decide(person(client, "reviewer2"))
+    # The sign-off that would list the app waits for the vendor's erasure endpoint to pass the check.
+    reviewer2 = person(client, "reviewer2")
+    blocked = decide(reviewer2)
+    assert blocked.status_code == 409 and "消去依頼の受信先" in blocked.text
+    assert [e.actor for e in decided_events(cw.db)] == ["reviewer1"]
+    check_endpoint_from_the_sheet(reviewer2, cw)
+    second = decide(reviewer2)
     assert second.status_code == 303
     version = version_of(cw.db)
     assert version.status == "approved"

@@ -25,7 +25,7 @@ from appwarden.marketplace.tiers import tier_of
 from appwarden.marketplace.vocabulary import LifecycleState
 from appwarden.platform import service as platform
 from conftest import OWNER_PASSWORD
-from screening_helpers import approve, new_vendor, prepare, staff
+from screening_helpers import approve, new_vendor, pass_endpoint_check, prepare, staff
 
 S = LifecycleState
 ALL = list(S)
@@ -224,6 +224,7 @@ def test_reject_returns_the_app_to_draft_and_a_new_version_starts(
     assert (frozen.status_code, frozen.json()["code"]) == (409, "version_frozen")
     assert vendor.post("/vendor/apps/stamp-card/versions").json()["version"] == 2
     assert vendor.post("/vendor/apps/stamp-card/submit").status_code == 200  # the copy is complete
+    pass_endpoint_check(client, "stamp-card", admin_headers)
     assert run(["review", "approve", "stamp-card", "--reviewer", "alice", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["app"]["listing_state"] == "listed"
 

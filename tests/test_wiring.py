@@ -25,6 +25,7 @@ from appwarden.monitor import obligation_checks as monitor_obligation_checks
 from appwarden.monitor import probing as monitor_probing
 from appwarden.monitor.risk import risk_fact
 from appwarden.oauth import service as oauth_service
+from appwarden.obligations.endpoint_check import endpoint_check_of
 from appwarden.obligations.erasure_triggers import customer_deleted
 from appwarden.obligations.service import holdings_fact
 from appwarden.platform import customer_changes
@@ -39,6 +40,7 @@ EXPECTED = {
     "app facts": [risk_fact, unused_scopes_fact, holdings_fact],  # a Question: the app views' facts
     "token reused": [monitor_probing.token_reused],
     "dump canaries found": [monitor_obligation_checks.dump_canaries_found],
+    "listing gate": [endpoint_check_of],  # a Question: may the review list this app?
 }
 
 # Imports every module, finds every Hook and Question, prints {name: answers} before and after wiring twice.

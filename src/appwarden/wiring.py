@@ -15,7 +15,9 @@ writes must be answered in the same transaction by a package above the writer:
 Three answers fill the marketplace's app views (``marketplace.facts.app_facts``, a question, not a
 write): the monitor's risk score (``monitor.risk.risk_fact``), the ledger's unused scopes
 (``ledger.usage.unused_scopes_fact``) and what the vendor may still hold
-(``obligations.service.holdings_fact``); every app list is ordered by the risk.
+(``obligations.service.holdings_fact``); every app list is ordered by the risk. One answer decides
+whether the review may list an app (``screening.review.listing_gate``): the vendor's erasure endpoint
+passed the review's check (``obligations.endpoint_check.endpoint_check_of``).
 
 The monitor's yardstick, ``monitor.declarations.declared_volume_source``, is a slot to be registered
 here once the marketplace's declarations exist (issue 11); until then it answers the settings' defaults.
@@ -44,9 +46,11 @@ from appwarden.monitor.obligation_checks import dump_canaries_found as monitor_d
 from appwarden.monitor.probing import token_reused as monitor_token_reused
 from appwarden.monitor.risk import risk_fact
 from appwarden.oauth.service import connection_granted, token_reused
+from appwarden.obligations.endpoint_check import endpoint_check_of
 from appwarden.obligations.erasure_triggers import customer_deleted
 from appwarden.obligations.service import holdings_fact
 from appwarden.platform.customer_changes import on_customers_changed
+from appwarden.screening.review import listing_gate
 
 
 def wire() -> None:
@@ -62,3 +66,4 @@ def wire() -> None:
     app_facts.register(risk_fact)
     app_facts.register(unused_scopes_fact)
     app_facts.register(holdings_fact)
+    listing_gate.register(endpoint_check_of)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
@@ -23,6 +24,7 @@ from appwarden.db.base import utcnow
 from appwarden.errors import AppwardenError, InvalidInput
 from appwarden.marketplace.scopes import PII_FIELDS, FieldScope, Mode, parse_scope
 from appwarden.marketplace.standing import find
+from appwarden.obligations.endpoint_check import check_endpoint, endpoint_check_of
 from appwarden.platform.roles import Role
 from appwarden.screening import audits, review
 from appwarden.screening.console_pages import decide_as, evidence_download
@@ -52,6 +54,11 @@ REFUSALS = {
     "not_weaker": N_("A scope can only be approved in a weaker mode (full value → masked → token)."),
     "version_decided": N_("This version is no longer under review."),
     "checklist_incomplete": N_("Every requested scope and every required answer needs a check."),
+    "listing_blocked": N_(
+        "This approval would list the app, but its vendor's erasure endpoint has not passed the check: "
+        "run the check below first."
+    ),
+    "no_erasure_endpoint": N_("The vendor has registered no erasure endpoint for this app."),
 }
 
 
@@ -130,6 +137,7 @@ def _sheet_page(
         who = signed_in(request, session, Role.REVIEWER)
         app = find(session, slug)
         sheet = review.sheet(session, app, review.review_version(session, app, version))
+        endpoint_ready, endpoint_reason = endpoint_check_of(session, app.id)
     number = sheet["version"]["version"]
     decided_by_me = any(d["reviewer"] == who.username for d in sheet["decisions"])
     return page(
@@ -142,6 +150,9 @@ def _sheet_page(
         error=error,
         done=request.query_params.get("done") == "1",
         decided_by_me=decided_by_me,
+        endpoint_ready=endpoint_ready,
+        endpoint_reason=endpoint_reason,
+        checked=request.query_params.get("checked") == "1",
         open_for_decision=sheet["version"]["status"] in ("submitted", "in_review"),
         choices=choices,
         scope_label=scope_label,
@@ -189,6 +200,26 @@ def decide(request: Request, slug: str, form: FormDep) -> Response:
         return _sheet_page(request, slug, number, status=exc.status, error=text)
     target = f"/console/reviews/{slug}?done=1" + (f"&version={number}" if number else "")
     return RedirectResponse(target, status_code=303)
+
+
+@router.post("/reviews/{slug}/endpoint-check")
+def endpoint_check(request: Request, slug: str, form: FormDep) -> Response:
+    """Run the review's check of the vendor's erasure endpoint (a signed test call must get 2xx, an
+    unsigned and a wrongly signed one 401) under the signed-in reviewer's name; the outcome is recorded
+    whether it passes or not, and shown on the sheet."""
+    with db_of(request).session() as session:
+        who = signed_in(request, session, Role.REVIEWER)
+        check_csrf(request, who, form.get("csrf_token"))
+    try:
+        with db_of(request).session() as session, httpx.Client() as client:
+            check_endpoint(session, settings_of(request), slug, client, actor=who.username, now=utcnow())
+    except AppwardenError as exc:
+        if exc.status == 404:
+            raise
+        message = REFUSALS.get(exc.code)
+        text = i18n.gettext(lang_of(request), message) if message else exc.detail
+        return _sheet_page(request, slug, None, status=exc.status, error=text)
+    return RedirectResponse(f"/console/reviews/{slug}?checked=1", status_code=303)
 
 
 @router.get("/reviews/{slug}/evidence/{evidence_id}")

@@ -21,6 +21,7 @@ from appwarden.config import Settings
 from appwarden.db.session import Database
 from appwarden.demo.catalog import AppSpec
 from appwarden.demo.traffic import Credentials, DemoError
+from appwarden.demo.vendor_receiver import start as start_receiver
 from appwarden.marketplace import service as marketplace
 from appwarden.marketplace import standing
 from appwarden.marketplace.scopes import FieldScope, parse_scope
@@ -117,13 +118,18 @@ class Screening:
     def __init__(self, base_url: str, db: Database, settings: Settings) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=30.0)
         self.db = db
+        self.admin_key = settings.admin_key
         self.admin = {"Authorization": f"Bearer {settings.admin_key}"}
         self.vendor_keys: dict[str, str] = {}
         with db.session() as session:
             self.reviewer_keys = [create_staff(session, name, role="reviewer")[1] for name in REVIEWERS]
+        # The vendors' erasure endpoints: one real receiver that verifies each app's signature.
+        self.endpoint_secrets: dict[str, str] = {}
+        self.endpoints_url, self._stop_endpoints = start_receiver(self.endpoint_secrets)
 
     def close(self) -> None:
         self.http.close()
+        self._stop_endpoints()
 
     def _call(self, method: str, path: str, key: str, **kw: Any) -> dict[str, Any]:
         response = self.http.request(method, path, headers={"Authorization": f"Bearer {key}"}, **kw)
@@ -165,6 +171,9 @@ class Screening:
         requested = [{"scope": s, "justification": _justification(s)} for s in scopes]
         self._call("PUT", f"/vendor/apps/{slug}/scopes", key, json={"scopes": requested})
         self._call("PUT", f"/vendor/apps/{slug}/volume", key, json=volume or VOLUME)
+        endpoint = {"url": f"{self.endpoints_url}/{slug}"}
+        put = self._call("PUT", f"/vendor/apps/{slug}/erasure-endpoint", key, json=endpoint)
+        self.endpoint_secrets[slug] = str(put["secret"])
         fields = [p.field for p in map(parse_scope, scopes) if isinstance(p, FieldScope)]
         if fields:
             retention = {f: {"days": 90, "purpose": "kept while the member's order is open"} for f in fields}
@@ -188,7 +197,11 @@ class Screening:
         return Credentials(str(reg["client_id"]), str(reg["client_secret"]))
 
     def review(self, slug: str, *, reviewers: int) -> None:
-        """``reviewers`` reviewers approve the checklist as asked (tier 3 needs two to list the app)."""
+        """``reviewers`` reviewers approve the checklist as asked (tier 3 needs two to list the app), once
+        the review's check of the vendor's erasure endpoint has passed."""
+        check = self._call("POST", f"/admin/apps/{slug}/erasure-endpoint/check", self.admin_key)
+        if not check["passed"]:
+            raise DemoError(f"demo screening: {slug}'s erasure endpoint failed its check: {check['reason']}")
         for key in self.reviewer_keys[:reviewers]:
             sheet = self.http.get(f"/admin/reviews/{slug}", headers=self.admin).json()
             checklist = {

@@ -17,7 +17,7 @@ from appwarden.db.base import utcnow
 from appwarden.marketplace.vendor_api import VENDOR_AUTH, VendorDep
 from appwarden.obligations.attestation import attest, vendor_requests
 from appwarden.obligations.endpoint_check import check_endpoint
-from appwarden.obligations.erasure import list_requests
+from appwarden.obligations.erasure import list_requests, set_own_endpoint
 from appwarden.obligations.erasure_triggers import person_requests
 from appwarden.obligations.service import holdings
 from appwarden.obligations.vocabulary import ErasureStatus, ErasureTopic
@@ -133,6 +133,37 @@ class Attestation(Body):
     erased_at: datetime
     attested_by: AttestedBy
     statement: str | None = Field(default=None, max_length=4000)
+
+
+class EndpointIn(Body):
+    """Where your app receives erasure requests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2000, examples=["https://vendor.example/appwarden/erasure"])
+
+
+@vendor_router.put(
+    "/apps/{slug}/erasure-endpoint",
+    responses=problem_responses(
+        {
+            404: "`app_not_found`: you have no app with this slug (another vendor's reads the same).",
+            422: "`invalid_parameter`: the URL is not http(s) with a host.",
+        }
+    ),
+)
+def put_erasure_endpoint(
+    slug: Annotated[str, Path(max_length=200)],
+    body: EndpointIn,
+    vendor_id: VendorDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """Register (or replace) your app's erasure endpoint. The answer carries its signing secret, shown
+    this once; a new endpoint must pass the review's check again before the app can be listed."""
+    with db.session() as session:
+        app, secret = set_own_endpoint(session, settings, vendor_id, slug, body.url, now=utcnow())
+    return {"app": app, "url": body.url, "secret": secret, "check": "not checked"}
 
 
 @vendor_router.get("/erasure-requests")

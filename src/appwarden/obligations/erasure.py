@@ -24,10 +24,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from appwarden.config import Settings
-from appwarden.errors import InvalidInput
+from appwarden.errors import InvalidInput, NotFound
 from appwarden.events.service import EventTag, record
 from appwarden.ledger.exposure import received_per_app
 from appwarden.marketplace import standing
+from appwarden.marketplace.vendors import profile_of
 from appwarden.oauth.connections import revoked_connections
 from appwarden.obligations.models import ErasureRequest, VendorEndpoint
 from appwarden.obligations.vocabulary import ErasureStatus, ErasureTopic
@@ -104,6 +105,19 @@ def set_endpoint(
     # The event names the host only: a URL may carry a credential in its path or query.
     record(session, EventTag.VENDOR_ENDPOINT_SET, actor=actor, app_id=app.id, host=parts.hostname)
     return app.slug, secret
+
+
+def set_own_endpoint(
+    session: Session, settings: Settings, vendor_id: int, slug: str, url: str, *, now: datetime
+) -> tuple[str, str]:
+    """:func:`set_endpoint` for the vendor's own app, recorded under the vendor's name: another vendor's
+    app is a 404 like a missing one."""
+    app = standing.find(session, slug[:200])
+    if app.vendor_id != vendor_id:
+        raise NotFound(f"you have no app {slug[:60]!r}", code="app_not_found")
+    vendor = profile_of(session, vendor_id)
+    actor = vendor.name if vendor is not None else f"vendor {vendor_id}"
+    return set_endpoint(session, settings, app.slug, url, actor=actor, now=now)
 
 
 def endpoint_of(session: Session, settings: Settings, app_id: int) -> tuple[str, str] | None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from appwarden.db.base import utcnow
 from appwarden.errors import Conflict, InvalidInput
 from appwarden.events.service import EventTag, record
+from appwarden.hooks import Question
 from appwarden.ledger.usage import unused_scopes
 from appwarden.marketplace import standing, versions
 from appwarden.marketplace.lifecycle import PRE_LISTING
@@ -44,6 +45,10 @@ from appwarden.screening.service import (
 from appwarden.screening.vocabulary import Outcome
 
 UNDER_REVIEW = versions.AWAITING_REVIEW
+
+# Whether an app may be listed, asked of the packages above (answered by the vendor obligations: the
+# vendor's erasure endpoint passed the review's check). Each answer is (ready, the reason why not).
+listing_gate: Question[[Session, int], tuple[bool, str]] = Question("listing gate")
 
 
 def decisions_of(session: Session, version: VersionView) -> list[ReviewDecision]:
@@ -168,6 +173,8 @@ def decide(
             )
         if not any(d.approved for d in checked):
             raise InvalidInput("every scope refused: reject the version instead", code="nothing_approved")
+    if outcome == Outcome.APPROVE:
+        _check_listing_gate(session, app, version, earlier)
     if version.status == VersionStatus.SUBMITTED:
         version = versions.mark_in_review(session, version.id)
         if app.listing_state == LifecycleState.SUBMITTED:
@@ -228,6 +235,22 @@ def decide(
             audits.schedule_next(session, app, tier=tier, now=now, actor=reviewer.username)
     session.flush()
     return sheet(session, app, version)
+
+
+def _check_listing_gate(
+    session: Session, app: AppStanding, version: VersionView, earlier: list[ReviewDecision]
+) -> None:
+    """Refuse, before anything is written, the approval that would list an app the platform is not ready
+    to list (its vendor's erasure endpoint has not passed the check): 409 ``listing_blocked`` with the
+    reasons. Relisting a restricted app is not a review and is not gated here."""
+    approvals = sum(1 for d in earlier if d.outcome == Outcome.APPROVE)
+    if app.listing_state not in PRE_LISTING or approvals + 1 < reviewers_required(version_tier(version)):
+        return
+    reasons = [reason for ready, reason in listing_gate(session, app.id) if not ready]
+    if reasons:
+        raise Conflict(
+            f"{app.slug} cannot be listed yet: {'; '.join(reasons)}", code="listing_blocked", reasons=reasons
+        )
 
 
 def _check_answers(

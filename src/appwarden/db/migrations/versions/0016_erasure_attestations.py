@@ -1,7 +1,7 @@
 """obligations: vendors' attestations of erasure requests (one per request, immutable)
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-03 11:05:00.000000
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 # this file, frozen as of this revision (tests/test_migrations_frozen.py checks).
 
 revision = "0016"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
