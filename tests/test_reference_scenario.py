@@ -24,6 +24,7 @@ from appwarden.cli import run
 from appwarden.config import Settings, get_settings
 from appwarden.db.session import Database
 from appwarden.demo.leak import leak_path
+from appwarden.demo.obligations import STORY_APPS
 from appwarden.platform.models import Company, Store
 
 
@@ -72,6 +73,11 @@ def test_reference_scenario_end_to_end(
     # the monitor, auditing the month, mailed the security team its alerts on invoice-plus's pull.
     assert demo["restricted_by_audit"]
     subjects = [str(m["Subject"]) for _rcpt, m in inbox.received]
+    # The demo's weeks after the traffic (demo.obligations) raise their own alerts on the story's apps.
+    story = [s for s in subjects if any(f" on {app} " in s for app in STORY_APPS)]
+    assert any("erasure_contradicted on point-hub" in s for s in story), subjects
+    assert any("attestation_overdue on loyalty-stamp" in s for s in story), subjects
+    subjects = [s for s in subjects if s not in story]
     restricted = [s for s in subjects if s.endswith(" is restricted")]
     alerted = [s for s in subjects if s.startswith("[appwarden] ") and " alert: " in s]
     assert restricted and alerted and len(restricted) + len(alerted) == len(subjects)

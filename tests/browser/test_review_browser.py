@@ -10,6 +10,7 @@ from collections.abc import Callable
 from playwright.sync_api import ConsoleMessage, Page
 
 from appwarden.db.session import Database
+from appwarden.demo.vendor_receiver import start
 from appwarden.marketplace import versions
 from appwarden.marketplace.standing import find
 from console_screening import PDF, WHY, add_reviewers
@@ -87,6 +88,17 @@ def vendor_submits(page: Page, server: str) -> None:
     screenshot(page, "vendor-submitted")
 
 
+def vendor_registers_endpoint(page: Page, url: str, secrets: dict[str, str]) -> None:
+    """The vendor saves its erasure endpoint; the signing secret is shown once, and the receiver keeps it."""
+    page.locator('input[name="url"]').fill(url)
+    page.get_by_role("button", name="受信先を保存").click()
+    page.wait_for_load_state()
+    secret = page.get_by_test_id("erasure-secret").inner_text()
+    assert secret.startswith("whsec_")
+    secrets[SLUG] = secret
+    screenshot(page, "vendor-erasure-endpoint")
+
+
 def reviewer_approves(page: Page, server: str, *, weaken: bool) -> None:
     page.goto(f"{server}/console/reviews")
     row = page.get_by_test_id("review-row").filter(has_text=SLUG)
@@ -111,16 +123,29 @@ def test_vendor_submits_and_two_reviewers_approve_one_scope_weaker(
     vendor = new_page()
     vendor_csp = sign_in(vendor, server, "vendor-a-dev")
     vendor_submits(vendor, server)
+    secrets: dict[str, str] = {}
+    endpoints, stop = start(secrets)  # the vendor's erasure endpoint: a real receiver checking signatures
+    try:
+        vendor_registers_endpoint(vendor, f"{endpoints}/{SLUG}", secrets)
 
-    first = new_page()
-    first_csp = sign_in(first, server, "reviewer1")
-    reviewer_approves(first, server, weaken=True)
-    assert "判定済み" in first.content()  # the sheet says a second reviewer must sign off
-    screenshot(first, "reviewer-decided")
+        first = new_page()
+        first_csp = sign_in(first, server, "reviewer1")
+        reviewer_approves(first, server, weaken=True)
+        assert "判定済み" in first.content()  # the sheet says a second reviewer must sign off
+        screenshot(first, "reviewer-decided")
 
-    second = new_page()
-    second_csp = sign_in(second, server, "reviewer2")
-    reviewer_approves(second, server, weaken=False)
+        second = new_page()
+        second_csp = sign_in(second, server, "reviewer2")
+        # The sign-off lists the app, so the vendor's endpoint must pass the check first.
+        second.goto(f"{server}/console/reviews/{SLUG}")
+        assert second.get_by_test_id("endpoint-check").get_attribute("data-ready") == "no"
+        second.get_by_role("button", name="確認を実行").click()
+        second.wait_for_load_state()
+        assert second.get_by_test_id("endpoint-check").get_attribute("data-ready") == "yes"
+        screenshot(second, "reviewer2-endpoint-checked")
+        reviewer_approves(second, server, weaken=False)
+    finally:
+        stop()
     assert second.get_by_test_id("version-status").inner_text() == "承認済み"
     approved = second.get_by_test_id("approved-scopes").inner_text()
     assert "customers.phone:masked" in approved and "customers.name:raw" in approved

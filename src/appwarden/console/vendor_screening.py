@@ -34,8 +34,11 @@ from appwarden.db.base import utcnow
 from appwarden.errors import AppwardenError, InvalidInput, NotFound
 from appwarden.marketplace import vendor_pages
 from appwarden.marketplace.scopes import FieldScope, parse_scope
+from appwarden.marketplace.standing import find
 from appwarden.marketplace.vendor_views import apps_of
 from appwarden.monitor.service import AlertState, describe, list_alerts
+from appwarden.obligations.endpoint_check import endpoint_check_of
+from appwarden.obligations.erasure import set_own_endpoint
 from appwarden.platform.roles import Role
 from appwarden.screening import console_pages
 from appwarden.screening.questionnaire import BY_KEY
@@ -66,12 +69,19 @@ def _fields(requested: list[dict[str, str]]) -> list[str]:
 
 
 def _screening_page(
-    request: Request, slug: str, *, status: int = 200, error: str | None = None, secret: str | None = None
+    request: Request,
+    slug: str,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    secret: str | None = None,
+    endpoint_secret: str | None = None,
 ) -> Response:
     with db_of(request).session() as session:
         who = signed_in(request, session, Role.VENDOR)
         profile = vendor_pages.vendor_profile(session, _vendor(who))
         view = console_pages.vendor_status(session, profile, slug)
+        endpoint_ready, endpoint_reason = endpoint_check_of(session, find(session, view["app"]["slug"]).id)
     return page(
         request,
         "vendor_screening.html",
@@ -80,6 +90,9 @@ def _screening_page(
         view=view,
         error=error,
         secret=secret,
+        endpoint_secret=endpoint_secret,
+        endpoint_ready=endpoint_ready,
+        endpoint_reason=endpoint_reason,
         done=request.query_params.get("done"),
         draft=view["version"]["status"] == "draft",
         kinds=[k.value for k in EvidenceKind],
@@ -106,6 +119,7 @@ REFUSALS = {
     "unsupported_media_type": N_("Evidence must be a PDF, PNG, JPEG or text file."),
     "empty_file": N_("Choose a file to upload."),
     "app_exists": N_("An app with this slug already exists."),
+    "invalid_parameter": N_("The value is not valid."),
 }
 
 
@@ -333,6 +347,26 @@ def rotate_secret(request: Request, slug: str, csrf_token: str = Form("")) -> Re
     except AppwardenError as exc:
         return _refused(request, slug, exc)
     return _screening_page(request, slug, secret=new.client_secret)
+
+
+@router.post("/apps/{slug}/erasure-endpoint")
+def erasure_endpoint(
+    request: Request, slug: str, url: str = Form(""), csrf_token: str = Form("")
+) -> Response:
+    """Register (or replace) where the app receives erasure requests; the signing secret is shown on
+    this answer only, and the review's check must pass (again) before the app is listed."""
+    with db_of(request).session() as session:
+        who = signed_in(request, session, Role.VENDOR)
+        check_csrf(request, who, csrf_token)
+    try:
+        with db_of(request).session() as session:
+            profile = vendor_pages.vendor_profile(session, _vendor(who))
+            _, secret = set_own_endpoint(
+                session, settings_of(request), profile.id, slug, url.strip(), now=utcnow()
+            )
+    except AppwardenError as exc:
+        return _refused(request, slug, exc)
+    return _screening_page(request, slug, endpoint_secret=secret)
 
 
 @router.get("/alerts")
