@@ -23,6 +23,7 @@ from appwarden.obligations.endpoint_check import CheckOutcome, check_endpoint, e
 from appwarden.obligations.erasure import set_endpoint
 from conftest import World
 from http_receiver import Receiver, serving
+from screening_helpers import checklist, new_vendor, prepare, staff
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -142,3 +143,40 @@ def test_the_admin_api_runs_the_check(
         stop()
     assert answer.status_code == 200 and answer.json()["passed"] is True
     assert gate(db, world) == (True, "the erasure endpoint passed its check")
+
+
+def test_the_last_approval_waits_for_the_vendors_own_endpoint_to_pass_the_check(
+    client: TestClient, db: Database, admin_headers: dict[str, str]
+) -> None:
+    """Over HTTP: the vendor registers its endpoint through /vendor (secret shown once; another vendor's
+    app is a 404 and a bad URL a 422); until the check passed, the approval that would list the app is
+    409 ``listing_blocked`` and writes nothing; after it, the same approval lists the app."""
+    vendor = new_vendor(client, db)
+    prepare(vendor, "stamp-card", ["customers.points:raw", "customers.rank:raw"])
+    reviewer = {"Authorization": f"Bearer {staff(db, 'alice')}"}
+    sheet = client.get("/admin/reviews/stamp-card", headers=admin_headers).json()
+    blocked = client.post("/admin/reviews/stamp-card/approve", headers=reviewer, json=checklist(sheet))
+    assert (blocked.status_code, blocked.json()["code"]) == (409, "listing_blocked")
+    assert blocked.json()["reasons"] == ["the vendor has registered no erasure endpoint"]
+    assert client.get("/admin/reviews/stamp-card", headers=admin_headers).json()["decisions"] == []
+
+    other = new_vendor(client, db, "Other Vendor KK")
+    elsewhere = other.put("/vendor/apps/stamp-card/erasure-endpoint", json={"url": "https://other.example/e"})
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (404, "app_not_found")
+    bad = vendor.put("/vendor/apps/stamp-card/erasure-endpoint", json={"url": "ftp://vendor.example/e"})
+    assert bad.status_code == 422
+    secrets: dict[str, str] = {}
+    url, stop = start(secrets)
+    try:
+        put = vendor.put("/vendor/apps/stamp-card/erasure-endpoint", json={"url": f"{url}/stamp-card"})
+        assert put.status_code == 200 and put.json()["secret"].startswith("whsec_")
+        secrets["stamp-card"] = put.json()["secret"]
+        still = client.post("/admin/reviews/stamp-card/approve", headers=reviewer, json=checklist(sheet))
+        assert still.status_code == 409 and "not been checked" in still.json()["reasons"][0]
+        checked = client.post("/admin/apps/stamp-card/erasure-endpoint/check", headers=admin_headers)
+        assert checked.status_code == 200 and checked.json()["passed"] is True
+    finally:
+        stop()
+    listed = client.post("/admin/reviews/stamp-card/approve", headers=reviewer, json=checklist(sheet))
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["app"]["listing_state"] == "listed"

@@ -263,7 +263,8 @@ def _decide(
 DECISION_ERRORS = STAFF_AUTH | {
     403: "`reviewer_is_vendor`, `same_reviewer`.",
     404: "`app_not_found`, `version_not_found`.",
-    409: "`version_decided`: not under review.",
+    409: "`version_decided`: not under review; `listing_blocked`: this approval would list the app, but the "
+    "vendor's erasure endpoint has not passed the check (`reasons` says why; nothing is recorded).",
     422: "`checklist_incomplete`, `not_weaker`, `reason_required`, `answers_not_accepted`, `nothing_approved`"
     ".",
 }
