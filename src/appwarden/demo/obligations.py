@@ -183,6 +183,7 @@ def run_story(
     ]
     return {
         "disconnected": disconnected,
+        "disconnected_by": {slug: owners[picks[slug]] for slug in disconnected},
         "webhooks_received": sorted({r.app for r in received if r.status < 300}),
         "unsigned_refused": sum(1 for r in received if r.status == 401),
         "requests": [

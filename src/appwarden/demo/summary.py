@@ -163,7 +163,10 @@ def render_obligations(story: dict[str, Any], console: Console) -> None:
     and attested, and what the monitor raised."""
     console.print(
         "[bold]vendor obligations[/bold] (the demo's calendar runs on after the traffic): disconnected "
-        + ", ".join(f"{slug} ({conn})" for slug, conn in story["disconnected"].items())
+        + ", ".join(
+            f"{slug} ({conn}, by {story['disconnected_by'][slug]})"
+            for slug, conn in story["disconnected"].items()
+        )
     )
     table = Table(title="Erasure requests, signed webhooks to the vendors' receiver")
     for column in ("request", "app", "topic", "delivery", "attestation"):
