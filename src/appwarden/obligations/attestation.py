@@ -324,8 +324,8 @@ def overdue(
         query = query.where(ErasureRequest.app_id.in_(list(app_ids)))
     found = []
     for r in session.scalars(query):
-        assert r.delivered_at is not None
-        deadline = r.delivered_at + timedelta(days=settings.attestation_deadline_days)
+        deadline = deadline_of(r, settings)
+        assert r.delivered_at is not None and deadline is not None  # delivered, erasing (the query)
         found.append(
             Overdue(
                 request=r.public_id,

@@ -212,29 +212,33 @@ def decide(
             app = standing.transition(
                 session, app.id, LifecycleState.DRAFT, actor=reviewer.username, reason=reason, now=now
             )
-    else:
+    elif _completes_review(version, earlier):
         approvals = [d for d in earlier if d.outcome == Outcome.APPROVE]
-        tier = version_tier(version)
-        if len(approvals) + 1 >= reviewers_required(tier):
-            stored = [
-                [scope_decision(s["scope"], s["verdict"], s["mode"], s["reason"]) for s in d.scopes]
-                for d in approvals
-            ]
-            approved = combine([*stored, checked])
-            standing.put_in_force(session, version.id, approved, actor=reviewer.username, now=now)
-            app = standing.end_grandfathering(session, app.id)
-            if app.listing_state in PRE_LISTING:
-                app = standing.transition(
-                    session,
-                    app.id,
-                    LifecycleState.LISTED,
-                    actor=reviewer.username,
-                    reason=f"version {version.number} approved",
-                    now=now,
-                )
-            audits.schedule_next(session, app, tier=tier, now=now, actor=reviewer.username)
+        stored = [
+            [scope_decision(s["scope"], s["verdict"], s["mode"], s["reason"]) for s in d.scopes]
+            for d in approvals
+        ]
+        approved = combine([*stored, checked])
+        standing.put_in_force(session, version.id, approved, actor=reviewer.username, now=now)
+        app = standing.end_grandfathering(session, app.id)
+        if app.listing_state in PRE_LISTING:
+            app = standing.transition(
+                session,
+                app.id,
+                LifecycleState.LISTED,
+                actor=reviewer.username,
+                reason=f"version {version.number} approved",
+                now=now,
+            )
+        audits.schedule_next(session, app, tier=version_tier(version), now=now, actor=reviewer.username)
     session.flush()
     return sheet(session, app, version)
+
+
+def _completes_review(version: VersionView, earlier: list[ReviewDecision]) -> bool:
+    """Whether one more approval is the last the version's tier needs (it then goes in force)."""
+    approvals = sum(1 for d in earlier if d.outcome == Outcome.APPROVE)
+    return approvals + 1 >= reviewers_required(version_tier(version))
 
 
 def _check_listing_gate(
@@ -243,8 +247,7 @@ def _check_listing_gate(
     """Refuse, before anything is written, the approval that would list an app the platform is not ready
     to list (its vendor's erasure endpoint has not passed the check): 409 ``listing_blocked`` with the
     reasons. Relisting a restricted app is not a review and is not gated here."""
-    approvals = sum(1 for d in earlier if d.outcome == Outcome.APPROVE)
-    if app.listing_state not in PRE_LISTING or approvals + 1 < reviewers_required(version_tier(version)):
+    if app.listing_state not in PRE_LISTING or not _completes_review(version, earlier):
         return
     reasons = [reason for ready, reason in listing_gate(session, app.id) if not ready]
     if reasons:
